@@ -1,0 +1,1 @@
+"""Prometheus metrics exported by the capture process (SPEC §8)."""

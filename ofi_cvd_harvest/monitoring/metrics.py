@@ -1,0 +1,70 @@
+"""The capture's Prometheus metrics: one module-level registry so every component increments
+the same series, and tests can scrape a real HTTP endpoint.
+
+Names follow the original guide (``recv_rate_tps``, ``ws_reconnects_total``, …) and carry a
+``symbol`` label where they apply.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry()
+
+LATENCY_BUCKETS_MS = (5, 10, 20, 30, 45, 60, 80, 100, 120, 150, 200, 300, 600, 1000, 2000, 5000)
+
+# --- the eight metrics of the original guide ---------------------------------------------
+recv_rate_tps = Gauge("recv_rate_tps", "Trades received per second (trailing 10 s)",
+                      ["symbol"], registry=REGISTRY)
+ws_reconnects_total = Counter("ws_reconnects_total", "WebSocket reconnects",
+                              ["endpoint"], registry=REGISTRY)
+dedup_hits_total = Counter("dedup_hits_total", "Duplicate aggTrades dropped by the LRU",
+                           ["symbol"], registry=REGISTRY)
+latency_ms = Histogram("latency_ms", "Receipt time minus exchange event time (ms), aggTrade",
+                       ["symbol"], buckets=LATENCY_BUCKETS_MS, registry=REGISTRY)
+cvd_scale_median = Gauge("cvd_scale_median", "Median CVD z-engine scale over the trailing window",
+                         ["symbol"], registry=REGISTRY)
+cvd_floor_hit_rate = Gauge("cvd_floor_hit_rate",
+                           "Share of trailing-window CVD rows where the MAD floor set the scale",
+                           ["symbol"], registry=REGISTRY)
+data_rows_total = Counter("data_rows_total", "Rows written to finalised raw files",
+                          ["symbol", "table"], registry=REGISTRY)
+write_errors_total = Counter("write_errors_total", "Failed Parquet write attempts",
+                             ["table"], registry=REGISTRY)
+
+# --- what an operator needs beyond those ---------------------------------------------------
+capture_up = Gauge("capture_up", "1 while the capture loop runs", registry=REGISTRY)
+messages_total = Counter("messages_total", "WebSocket messages received", ["endpoint"],
+                         registry=REGISTRY)
+decode_errors_total = Counter("decode_errors_total", "Undecodable messages skipped", ["kind"],
+                              registry=REGISTRY)
+trade_gaps_detected_total = Counter("trade_gaps_detected_total", "aggTrade id gaps detected",
+                                    ["symbol"], registry=REGISTRY)
+trade_gaps_healed_total = Counter("trade_gaps_healed_total", "aggTrade id gaps healed by REST",
+                                  ["symbol"], registry=REGISTRY)
+healed_trades_total = Counter("healed_trades_total", "Trades recovered through REST aggTrades",
+                              ["symbol"], registry=REGISTRY)
+trade_gaps_open = Gauge("trade_gaps_open", "Detected trade gaps not yet healed", ["symbol"],
+                        registry=REGISTRY)
+book_gaps_total = Counter("book_gaps_total", "Book pu-chain breaks", ["symbol"], registry=REGISTRY)
+book_resyncs_total = Counter("book_resyncs_total", "Local book resyncs (diff-depth mode)",
+                             ["symbol"], registry=REGISTRY)
+clock_drift_ms = Gauge("clock_drift_ms", "Local clock minus exchange server time (ms)",
+                       registry=REGISTRY)
+last_message_age_seconds = Gauge("last_message_age_seconds",
+                                 "Seconds since the last message per stream kind",
+                                 ["symbol", "stream"], registry=REGISTRY)
+files_finalised_total = Counter("files_finalised_total", "Raw Parquet files finalised",
+                                ["table"], registry=REGISTRY)
+parquet_flush_seconds = Histogram("parquet_flush_seconds", "Time to write and finalise one file",
+                                  ["table"], registry=REGISTRY)
+empty_buckets_total = Counter("empty_buckets_total", "Closed 1-minute buckets with no trade",
+                              ["symbol"], registry=REGISTRY)
+duplicate_rate = Gauge("duplicate_rate", "Duplicates / received aggTrades since start",
+                       ["symbol"], registry=REGISTRY)
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Expose :data:`REGISTRY` on ``http://host:port/metrics`` (port 0 = disabled)."""
+    if port:
+        start_http_server(port, addr=host, registry=REGISTRY)

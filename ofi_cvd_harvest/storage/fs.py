@@ -1,0 +1,93 @@
+"""A small storage layer over pyarrow filesystems with atomic, durable Parquet writes.
+
+Readers glob ``*.parquet``; we write ``<name>.parquet.<rand>.tmp`` first, fsync, then rename,
+so a half-written file is never visible under a final name. Local paths get real fsyncs
+(file and directory); other filesystems (e.g. ``s3://`` later) get write-then-move.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+TMP_SUFFIX = ".tmp"
+PARQUET_OPTS = dict(compression="zstd", compression_level=3, row_group_size=256_000)
+
+
+class Storage:
+    """Data root (local path or URI) + relative paths from :mod:`.layout`."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        root_str = str(root)
+        if "://" in root_str:
+            self.fs, self.root = pafs.FileSystem.from_uri(root_str)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), str(Path(root_str).resolve())
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+
+    def list_files(self, rel_dir: str, suffix: str = ".parquet") -> list[str]:
+        """Final files under ``rel_dir`` (recursive), sorted; temp files never match."""
+        sel = pafs.FileSelector(self.path(rel_dir), recursive=True, allow_not_found=True)
+        out = [i.path for i in self.fs.get_file_info(sel)
+               if i.type == pafs.FileType.File and i.path.endswith(suffix)]
+        return sorted(out)
+
+    def write_parquet(self, rel: str, table: pa.Table) -> str:
+        """Write ``table`` to ``rel`` atomically (replacing it if present); returns the path."""
+        final = self.path(rel)
+        self.fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
+        tmp = f"{final}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
+        try:
+            with self.fs.open_output_stream(tmp) as sink:
+                pq.write_table(table, sink, **PARQUET_OPTS)
+            if self.local:
+                _fsync(tmp)
+            self.fs.move(tmp, final)
+            if self.local:
+                _fsync(os.path.dirname(final))
+        except BaseException:
+            try:
+                self.fs.delete_file(tmp)
+            except OSError:
+                pass
+            raise
+        return final
+
+    def read_parquet(self, paths: list[str]) -> pa.Table | None:
+        """Read and concatenate files (None when there are none)."""
+        if not paths:
+            return None
+        tables = [pq.read_table(p, filesystem=self.fs) for p in paths]
+        return pa.concat_tables(tables, promote_options="default")
+
+    def delete(self, rel_or_abs: str) -> None:
+        p = rel_or_abs if rel_or_abs.startswith(self.root) else self.path(rel_or_abs)
+        self.fs.delete_file(p)
+
+    def remove_stale_tmp(self, rel_dir: str = "") -> list[str]:
+        """Delete leftover ``*.tmp`` files (from a crash mid-write); returns what was removed."""
+        removed = []
+        for p in self.list_files(rel_dir, suffix=TMP_SUFFIX):
+            self.fs.delete_file(p)
+            removed.append(p)
+        return removed
+
+
+def _fsync(path: str) -> None:
+    """fsync a file or a directory (the rename is durable only once its directory is)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
