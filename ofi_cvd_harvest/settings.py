@@ -61,6 +61,9 @@ class SignalSettings:
     extreme_threshold: float = 3.0
     extreme_rearm: float = 1.0
     divergence_window_sec: float = 900.0
+    # derivation warm-up from the previous date: z engines start warmup_half_lives × max(half-life)
+    # before 00:00 UTC, the regime warmup_half_lives × regime_half_life_sec (+ its window) before
+    warmup_half_lives: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ def validate(s: Settings) -> None:
            f"1..book.levels ({s.book_levels})")
     _check(len(g.ofi_level_weights) == g.ofi_levels, "ofi_level_weights", g.ofi_level_weights,
            f"needs exactly ofi_levels ({g.ofi_levels}) weights")
+    _check(g.warmup_half_lives >= 0, "warmup_half_lives", g.warmup_half_lives, "must be >= 0")
 
 
 def _section_defaults(cls: type) -> dict[str, Any]:

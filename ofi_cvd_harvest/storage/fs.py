@@ -64,11 +64,11 @@ class Storage:
             raise
         return final
 
-    def read_parquet(self, paths: list[str]) -> pa.Table | None:
-        """Read and concatenate files (None when there are none)."""
+    def read_parquet(self, paths: list[str], columns: list[str] | None = None) -> pa.Table | None:
+        """Read and concatenate files (None when there are none); ``columns`` projects."""
         if not paths:
             return None
-        tables = [pq.read_table(p, filesystem=self.fs) for p in paths]
+        tables = [pq.read_table(p, filesystem=self.fs, columns=columns) for p in paths]
         return pa.concat_tables(tables, promote_options="default")
 
     def delete(self, rel_or_abs: str) -> None:

@@ -1,0 +1,187 @@
+"""Columnar in-memory buffers for the raw tables, one per (stream, UTC date, symbol).
+
+The hot path appends scalars to per-column lists (no per-row dicts, no Arrow per message);
+:meth:`RawBuffers.drain` turns each partition's lists into one Arrow table of the exact
+schema of :mod:`..schemas`, ready for one atomic Parquet file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from .. import schemas
+
+_DAY = 86_400_000
+
+
+class DateCache:
+    """UTC date string of an epoch-ms timestamp, O(1) within the current day."""
+    __slots__ = ("start", "end", "date")
+
+    def __init__(self) -> None:
+        self.start = self.end = 0
+        self.date = ""
+
+    def __call__(self, ts_ms: int) -> str:
+        if self.start <= ts_ms < self.end:
+            return self.date
+        start = ts_ms - ts_ms % _DAY
+        date = dt.datetime.fromtimestamp(start / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+        if ts_ms >= self.end or not self.date:  # keep the newest day cached
+            self.start, self.end, self.date = start, start + _DAY, date
+        return date
+
+
+class TradeCols:
+    __slots__ = ("recv", "event", "trade", "agg_id", "price", "qty", "first", "last", "maker",
+                 "source", "conn")
+
+    def __init__(self) -> None:
+        for s in self.__slots__:
+            setattr(self, s, [])
+
+    def __len__(self) -> int:
+        return len(self.agg_id)
+
+
+class BookCols:
+    __slots__ = tuple(schemas.BOOK.names)
+
+    def __init__(self) -> None:
+        for s in self.__slots__:
+            setattr(self, s, [])
+
+    def __len__(self) -> int:
+        return len(self.recv_ts_ms)  # type: ignore[attr-defined]
+
+
+class OpsCols:
+    __slots__ = ("recv", "symbol", "event_type", "meta_json")
+
+    def __init__(self) -> None:
+        for s in self.__slots__:
+            setattr(self, s, [])
+
+    def __len__(self) -> int:
+        return len(self.recv)
+
+
+@dataclass
+class Batch:
+    """A drained partition: one future file."""
+    stream: str
+    date: str
+    symbol: str
+    table: pa.Table
+    first_recv_ms: int
+    trade_ids: list[int] = field(default_factory=list)
+    attempts: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_rows
+
+
+class RawBuffers:
+    def __init__(self) -> None:
+        self.trades: dict[tuple[str, str], TradeCols] = {}
+        self.book: dict[tuple[str, str], BookCols] = {}
+        self.ops: dict[tuple[str, str], OpsCols] = {}
+        self.date_of = DateCache()
+
+    # -- appends (hot path) ---------------------------------------------------------------------
+    def trade_cols(self, date: str, symbol: str) -> TradeCols:
+        cols = self.trades.get((date, symbol))
+        if cols is None:
+            cols = self.trades[(date, symbol)] = TradeCols()
+        return cols
+
+    def add_trade(self, recv_ms: int, rec, source: str, conn_id: int) -> None:
+        """Append one :class:`AggTrade` (partitioned by the UTC date of its event time)."""
+        c = self.trade_cols(self.date_of(rec.event_ts_ms), rec.symbol)
+        c.recv.append(recv_ms)
+        c.event.append(rec.event_ts_ms)
+        c.trade.append(rec.trade_ts_ms)
+        c.agg_id.append(rec.agg_trade_id)
+        c.price.append(rec.price)
+        c.qty.append(rec.qty)
+        c.first.append(rec.first_trade_id)
+        c.last.append(rec.last_trade_id)
+        c.maker.append(rec.is_buyer_maker)
+        c.source.append(source)
+        c.conn.append(conn_id)
+
+    def add_book_row(self, row: dict) -> None:
+        key = (self.date_of(row["event_ts_ms"]), row["symbol"])
+        cols = self.book.get(key)
+        if cols is None:
+            cols = self.book[key] = BookCols()
+        for name in BookCols.__slots__:
+            getattr(cols, name).append(row[name])
+
+    def add_ops(self, recv_ms: int, partition_symbol: str, symbol_col: str, event_type: str,
+                meta_json: str) -> None:
+        key = (self.date_of(recv_ms), partition_symbol)
+        cols = self.ops.get(key)
+        if cols is None:
+            cols = self.ops[key] = OpsCols()
+        cols.recv.append(recv_ms)
+        cols.symbol.append(symbol_col)
+        cols.event_type.append(event_type)
+        cols.meta_json.append(meta_json)
+
+    # -- queries ------------------------------------------------------------------------------
+    def pending_rows(self) -> int:
+        return (sum(len(c) for c in self.trades.values()) + sum(len(c) for c in self.book.values())
+                + sum(len(c) for c in self.ops.values()))
+
+    def buffered_trade_ids(self, symbol: str) -> list[int]:
+        out: list[int] = []
+        for (_, sym), c in self.trades.items():
+            if sym == symbol:
+                out.extend(c.agg_id)
+        return out
+
+    # -- drain --------------------------------------------------------------------------------
+    def drain(self) -> list[Batch]:
+        """Everything buffered as Arrow tables (buffers are emptied)."""
+        out: list[Batch] = []
+        trades, self.trades = self.trades, {}
+        book, self.book = self.book, {}
+        ops, self.ops = self.ops, {}
+        for (date, sym), c in trades.items():
+            if len(c):
+                out.append(Batch("agg_trade", date, sym, trade_table(sym, c), min(c.recv),
+                                 c.agg_id))
+        for (date, sym), c in book.items():
+            if len(c):
+                t = pa.table({n: getattr(c, n) for n in BookCols.__slots__}, schema=schemas.BOOK)
+                out.append(Batch("book", date, sym, t, min(c.recv_ts_ms)))  # type: ignore
+        for (date, sym), c in ops.items():
+            if len(c):
+                t = pa.table({"recv_ts_ms": c.recv, "symbol": c.symbol,
+                              "event_type": c.event_type, "meta_json": c.meta_json},
+                             schema=schemas.OPS)
+                out.append(Batch("ops", date, sym, t, min(c.recv)))
+        return out
+
+
+def trade_table(symbol: str, c: TradeCols) -> pa.Table:
+    n = len(c)
+    return pa.table({
+        "recv_ts_ms": pa.array(c.recv, pa.int64()),
+        "event_ts_ms": pa.array(c.event, pa.int64()),
+        "trade_ts_ms": pa.array(c.trade, pa.int64()),
+        "symbol": pa.array([symbol] * n, pa.string()),
+        "agg_trade_id": pa.array(c.agg_id, pa.int64()),
+        "price": pa.array(c.price, pa.float64()),
+        "qty": pa.array(c.qty, pa.float64()),
+        "first_trade_id": pa.array(c.first, pa.int64()),
+        "last_trade_id": pa.array(c.last, pa.int64()),
+        "is_buyer_maker": pa.array(c.maker, pa.bool_()),
+        "source": pa.array(c.source, pa.string()),
+        "conn_id": pa.array(c.conn, pa.int64()),
+    }, schema=schemas.AGG_TRADE)

@@ -1,0 +1,193 @@
+"""Trade-gap healing through REST ``aggTrades`` (SPEC §7, issue 6 item 2).
+
+The :class:`~ofi_cvd_harvest.protocol.tradegaps.TradeIdTracker` of each symbol knows which
+ids are missing (id jumps, reconnect windows, the downtime since the checkpoint). A gap is
+given ``grace_ms`` for late out-of-order deliveries; what is still missing then is announced
+(``gap_detected``) and fetched with ``fromId`` pages of ≤ 1000, paced by the REST client.
+Recovered rows go to ``sink`` (written with ``source = "rest"``). A gap that keeps failing
+is reported as ``gap_unhealed`` after ``max_attempts`` and still retried slowly, and stays
+in the checkpoint, so it is never silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..monitoring import metrics
+from ..protocol.decode import DecodeError
+from ..protocol.records import AggTrade
+from ..protocol.tradegaps import Gap, TradeIdTracker
+from ..exchange.rest import RestClient, RestError
+from .ops import OpsRecorder
+
+Sink = Callable[[AggTrade, int], None]    # (trade, recv_ms)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class GapRecord:
+    symbol: str
+    start: int
+    end: int
+    opened_ms: int
+    reason: str
+    announced: bool = False
+    rest_rows: int = 0
+    failures: int = 0
+    next_try_ms: int = 0
+    unhealed_reported: bool = False
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+
+class Healer:
+    def __init__(self, rest: RestClient, trackers: dict[str, TradeIdTracker], sink: Sink,
+                 ops: OpsRecorder, log: logging.Logger, *, grace_ms: int = 1000,
+                 max_attempts: int = 6, backoff_max_ms: int = 60_000,
+                 slow_retry_ms: int = 300_000):
+        self.rest = rest
+        self.trackers = trackers
+        self.sink = sink
+        self.ops = ops
+        self.log = log
+        self.grace_ms = grace_ms
+        self.max_attempts = max_attempts
+        self.backoff_max_ms = backoff_max_ms
+        self.slow_retry_ms = slow_retry_ms
+        self.records: list[GapRecord] = []
+        self.healed_rows: dict[str, int] = {}
+        self.gaps_detected: dict[str, int] = {}
+        self.gaps_healed: dict[str, int] = {}
+        self.gaps_unhealed: dict[str, int] = {}
+        self.out_of_order: dict[str, int] = {}
+        self._wake = asyncio.Event()
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def opened(self, symbol: str, gap: Gap, reason: str = "id_jump") -> None:
+        self.records.append(GapRecord(symbol, gap.start, gap.end, gap.opened_ms or _now_ms(),
+                                      reason))
+        self._wake.set()
+
+    def restore(self, symbol: str, gaps: list[list[int]], reason: str = "checkpoint") -> None:
+        now = _now_ms()
+        for a, b in gaps:
+            self.records.append(GapRecord(symbol, a, b, now - self.grace_ms, reason))
+        self._wake.set()
+
+    def _missing_segments(self, rec: GapRecord) -> list[tuple[int, int]]:
+        out = []
+        for g in self.trackers[rec.symbol].gaps:
+            if g.end >= rec.start and g.start <= rec.end:
+                out.append((max(g.start, rec.start), min(g.end, rec.end)))
+        return out
+
+    def open_gaps(self, symbol: str | None = None) -> int:
+        return sum(1 for r in self.records if symbol is None or r.symbol == symbol)
+
+    def _bump(self, d: dict[str, int], sym: str, n: int = 1) -> None:
+        d[sym] = d.get(sym, 0) + n
+
+    def _update_open_gauge(self) -> None:
+        per: dict[str, int] = {s: 0 for s in self.trackers}
+        for r in self.records:
+            if r.announced:
+                per[r.symbol] = per.get(r.symbol, 0) + 1
+        for s, n in per.items():
+            metrics.trade_gaps_open.labels(s).set(n)
+
+    # -- healing ------------------------------------------------------------------------------
+    async def heal_due(self, now_ms: int | None = None) -> None:
+        """One pass over the gaps whose grace/backoff has expired."""
+        now_ms = _now_ms() if now_ms is None else now_ms
+        for rec in list(self.records):
+            if now_ms < rec.opened_ms + self.grace_ms or now_ms < rec.next_try_ms:
+                continue
+            await self._heal(rec)
+        self._update_open_gauge()
+
+    async def _heal(self, rec: GapRecord) -> None:
+        sym = rec.symbol
+        tracker = self.trackers[sym]
+        if not rec.announced:
+            segs = self._missing_segments(rec)
+            if not segs:  # filled by late (out-of-order) WebSocket deliveries
+                self._bump(self.out_of_order, sym)
+                self.records.remove(rec)
+                return
+            rec.announced = True
+            missing = sum(b - a + 1 for a, b in segs)
+            self._bump(self.gaps_detected, sym)
+            metrics.trade_gaps_detected_total.labels(sym).inc()
+            self.ops.emit("gap_detected", {"start": rec.start, "end": rec.end, "size": rec.size,
+                                           "missing": missing, "reason": rec.reason}, symbol=sym)
+            self.log.info("%s: trade gap %d..%d (%d missing, %s), healing via REST", sym,
+                          rec.start, rec.end, missing, rec.reason)
+        try:
+            while True:
+                segs = self._missing_segments(rec)
+                if not segs:
+                    break
+                a, b = segs[0]
+                trades = await self.rest.agg_trades(sym, from_id=a, limit=min(1000, b - a + 1))
+                recv_ms = _now_ms()
+                got = 0
+                for t in trades:
+                    if t.agg_trade_id > b:
+                        break
+                    if tracker.fill(t.agg_trade_id):
+                        self.sink(t, recv_ms)
+                        got += 1
+                rec.rest_rows += got
+                self._bump(self.healed_rows, sym, got)
+                if got:
+                    metrics.healed_trades_total.labels(sym).inc(got)
+                if tracker.is_missing(a):
+                    raise RestError(f"REST aggTrades has no id {a} (returned {len(trades)} rows)")
+        except (RestError, DecodeError, OSError) as exc:
+            rec.failures += 1
+            delay = min(self.backoff_max_ms, 1000 * 2 ** (rec.failures - 1))
+            if rec.failures >= self.max_attempts:
+                delay = self.slow_retry_ms
+                if not rec.unhealed_reported:
+                    rec.unhealed_reported = True
+                    self._bump(self.gaps_unhealed, sym)
+                    left = sum(y - x + 1 for x, y in self._missing_segments(rec))
+                    self.ops.emit("gap_unhealed", {"start": rec.start, "end": rec.end,
+                                                   "missing": left, "attempts": rec.failures,
+                                                   "error": str(exc)[:200]}, symbol=sym)
+                    self.log.error("%s: trade gap %d..%d NOT healed after %d attempts (%d ids "
+                                   "missing): %s; will keep retrying every %ds", sym, rec.start,
+                                   rec.end, rec.failures, left, exc, self.slow_retry_ms // 1000)
+            else:
+                self.log.warning("%s: healing gap %d..%d failed (%s), retry in %.1fs", sym,
+                                 rec.start, rec.end, exc, delay / 1000)
+            rec.next_try_ms = _now_ms() + delay
+            return
+        self.records.remove(rec)
+        self._bump(self.gaps_healed, sym)
+        metrics.trade_gaps_healed_total.labels(sym).inc()
+        self.ops.emit("gap_healed", {"start": rec.start, "end": rec.end, "size": rec.size,
+                                     "rest_rows": rec.rest_rows, "reason": rec.reason,
+                                     "attempts": rec.failures + 1,
+                                     "duration_ms": _now_ms() - rec.opened_ms}, symbol=sym)
+        if rec.unhealed_reported:
+            self.log.info("%s: trade gap %d..%d healed after all", sym, rec.start, rec.end)
+
+    async def run(self, stop: asyncio.Event, tick: float = 0.25) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            if self.records:
+                await self.heal_due()
+            try:
+                await asyncio.wait_for(self._wake.wait(), tick)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,676 @@
+"""The capture loop: exchange I/O -> sans-I/O protocol core -> atomic raw partitions.
+
+One asyncio loop. The per-message hot path (decode -> dedup -> id tracker -> columnar
+buffer) is synchronous and allocation-light; book messages go through a queue to the
+(async) BookHandler so diff-depth snapshots can be awaited without blocking trades.
+Rotation drains the buffers every ``parquet_rotate_sec`` and at UTC midnight and writes
+files in a worker thread; shutdown (stop event, run time, signal, error budget, or any
+exception including ``BaseException``) always finalises the files and the checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import settings as settings_mod
+from ..monitoring import metrics
+from ..protocol.decode import ControlReply, DecodeError, decode
+from ..protocol.records import AggTrade, DepthUpdate
+from ..protocol.streams import MARKET, agg_trade_stream, plan_connections
+from ..protocol.tradegaps import DUPLICATE, TradeIdTracker, id_intervals, merge_intervals
+from ..exchange.rest import RestClient, RestError
+from ..exchange.ws import WsFeed
+from ..storage.fs import Storage
+from . import checkpoint as ckpt
+from .book_partial import PartialBook
+from .buffers import Batch, RawBuffers
+from .dedup import DedupLRU
+from .healing import Healer
+from .ops import OpsRecorder
+from .runlog import RunLog
+from .writer import RawWriter
+
+Settings = settings_mod.Settings
+_DAY_MS = 86_400_000
+
+
+class CaptureError(RuntimeError):
+    """The capture stopped on purpose because it cannot continue safely (e.g. error budget)."""
+
+
+@dataclass
+class SymbolSummary:
+    trades_ws: int = 0
+    trades_healed: int = 0
+    duplicates: int = 0
+    book_rows: int = 0
+    book_gaps: int = 0
+    trade_gaps_detected: int = 0
+    trade_gaps_healed: int = 0
+    trade_gaps_unhealed: int = 0
+    last_trade_id: int | None = None
+
+    @property
+    def trades_written(self) -> int:
+        return self.trades_ws + self.trades_healed
+
+
+@dataclass
+class CaptureSummary:
+    symbols: dict[str, SymbolSummary] = field(default_factory=dict)
+    files_written: int = 0
+    files: list[str] = field(default_factory=list)
+    write_errors: int = 0
+    decode_errors: dict[str, int] = field(default_factory=dict)
+    messages: int = 0
+    reconnects: int = 0
+    started_ms: int = 0
+    ended_ms: int = 0
+    stop_reason: str = ""
+    rows_unwritten: int = 0
+    log_path: str = ""
+    checkpoint_path: str = ""
+
+    @property
+    def errors(self) -> int:
+        return self.write_errors + sum(self.decode_errors.values())
+
+
+class _SymState:
+    __slots__ = ("dedup", "tracker", "lat", "ws_count", "rest_count", "dups", "book_rows",
+                 "book_gaps", "last_event_ms", "last_trade_recv", "last_book_recv", "last_u",
+                 "first_ws", "after_reconnect", "restored", "rate", "dups_reported", "lat_hist")
+
+    def __init__(self, lru: int, sym: str):
+        self.dedup = DedupLRU(lru)
+        self.tracker = TradeIdTracker()
+        self.lat: list[int] = []
+        self.ws_count = self.rest_count = self.dups = self.book_rows = self.book_gaps = 0
+        self.last_event_ms: int | None = None
+        self.last_trade_recv = self.last_book_recv = 0
+        self.last_u: int | None = None
+        self.first_ws = True
+        self.after_reconnect = False
+        self.restored = False
+        self.rate: deque[tuple[int, int]] = deque()   # (second, trades counted so far)
+        self.dups_reported = 0
+        self.lat_hist = metrics.latency_ms.labels(sym)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_book_handler(settings: Settings, rest: RestClient, on_gap) -> Any:
+    """Partial depth (default) or, with ``book_source == "diff"``, ``capture.book_diff.DiffBook``."""
+    if settings.book_source == "diff":
+        if importlib.util.find_spec(f"{__package__}.book_diff") is None:
+            raise CaptureError("book_source=diff needs ofi_cvd_harvest.capture.book_diff "
+                               "(not installed)")
+        from . import book_diff  # type: ignore[attr-defined]
+        return book_diff.DiffBook(settings, rest)
+    return PartialBook(settings.book_levels, on_gap=on_gap)
+
+
+class Capture:
+    def __init__(self, settings: Settings, log: logging.Logger | Any | None = None):
+        self.s = settings
+        self.runlog = RunLog(settings.artifacts_dir, settings.log_level, forward=log)
+        self.log = self.runlog.logger
+        self.storage = Storage(settings.data_dir)
+        self.buffers = RawBuffers()
+        self.ops = OpsRecorder(self.buffers, settings.symbols, self.log)
+        self._write_failures: list[tuple[str, str, str, int, str]] = []
+        self.writer = RawWriter(self.storage, settings.write_retries,
+                                on_error=lambda b, a, e: self._write_failures.append(
+                                    (b.stream, b.date, b.symbol, a, f"{type(e).__name__}: {e}")))
+        self.pending: list[Batch] = []
+        self.states = {s: _SymState(settings.dedup_lru, s) for s in settings.symbols}
+        self.durable_max: dict[str, int | None] = {s: None for s in settings.symbols}
+        self.rest = RestClient(settings.rest_base_url, settings.rest_weight_limit_per_min)
+        self.healer = Healer(self.rest, {s: st.tracker for s, st in self.states.items()},
+                             self._on_rest_trade, self.ops, self.log)
+        self.book = make_book_handler(settings, self.rest, self._on_book_gap)
+        self.checkpoint_path = ckpt.path_in(settings.artifacts_dir)
+        self.messages: dict[str, int] = {}
+        self._msg_reported: dict[str, int] = {}
+        self._dedup_seen: dict[str, int] = {}
+        self.unknown_symbol = 0
+        self._errors: deque[float] = deque()
+        self.fatal: BaseException | None = None
+        self._stop = asyncio.Event()
+        self._feeds: list[WsFeed] = []
+        self._book_q: asyncio.Queue = asyncio.Queue()
+        self._metrics_server = None
+        self.live_cvd = self._make_live_cvd()
+        self.summary = CaptureSummary(started_ms=_now_ms(), log_path=str(self.runlog.path),
+                                      checkpoint_path=str(self.checkpoint_path))
+
+    # -- optional collaborators --------------------------------------------------------------
+    def _make_live_cvd(self):
+        try:
+            if importlib.util.find_spec("ofi_cvd_harvest.monitoring.live_cvd") is None:
+                return None
+            from ..monitoring.live_cvd import LiveCvd  # type: ignore
+            return LiveCvd(self.s)
+        except Exception as exc:  # a monitoring add-on must never stop the capture
+            self.log.warning("live CVD monitor unavailable: %s", exc)
+            return None
+
+    # -- hot path -----------------------------------------------------------------------------
+    def _on_message(self, raw: bytes, recv_ms: int, conn_id: int, endpoint: str,
+                    symbols: tuple[str, ...]) -> None:
+        self.messages[endpoint] = self.messages.get(endpoint, 0) + 1
+        try:
+            _, rec = decode(raw)
+        except DecodeError as err:
+            self.ops.decode_error(err, conn_id, symbols, recv_ms)
+            return
+        t = type(rec)
+        if t is AggTrade:
+            self._on_trade(rec, recv_ms, conn_id)  # type: ignore[arg-type]
+        elif t is DepthUpdate:
+            if rec.symbol in self.states:  # type: ignore[union-attr]
+                self._book_q.put_nowait((rec, recv_ms, conn_id))
+            else:
+                self.unknown_symbol += 1
+        elif t is ControlReply:
+            self.log.info("control reply on conn %d: %s", conn_id, rec)
+        # bookTicker and other subscribed extras are not captured
+
+    def _on_trade(self, rec: AggTrade, recv_ms: int, conn_id: int) -> None:
+        st = self.states.get(rec.symbol)
+        if st is None:
+            self.unknown_symbol += 1
+            return
+        a = rec.agg_trade_id
+        if st.dedup.seen(a):
+            st.dups += 1
+            return
+        if st.first_ws:
+            self._first_trade(st, rec)
+        status, gap = st.tracker.observe(a, recv_ms)
+        if status == DUPLICATE:
+            st.dups += 1
+            return
+        if gap is not None:
+            reason = "restart" if st.first_ws and st.restored else (
+                "reconnect" if st.after_reconnect else "id_jump")
+            self.healer.opened(rec.symbol, gap, reason)
+        st.first_ws = st.after_reconnect = False
+        self.buffers.add_trade(recv_ms, rec, "ws", conn_id)
+        st.ws_count += 1
+        st.lat.append(recv_ms - rec.event_ts_ms)
+        st.last_event_ms = rec.event_ts_ms
+        st.last_trade_recv = recv_ms
+        if self.live_cvd is not None:
+            self.live_cvd.add(rec.symbol, rec.event_ts_ms, rec.qty, rec.is_buyer_maker)
+
+    def _first_trade(self, st: _SymState, rec: AggTrade) -> None:
+        """A checkpoint from another id sequence (e.g. a different exchange) must not make
+        every new id look like a duplicate: far behind the checkpoint -> start afresh."""
+        last = st.tracker.last_id
+        if st.restored and last is not None and rec.agg_trade_id < last - self.s.dedup_lru:
+            self.ops.emit("checkpoint_mismatch", {"checkpoint_last_id": last,
+                                                  "first_id": rec.agg_trade_id},
+                          symbol=rec.symbol)
+            self.log.warning("%s: first id %d far behind checkpoint %d; ignoring the checkpoint",
+                             rec.symbol, rec.agg_trade_id, last)
+            st.tracker.restore(None, [])
+            self.durable_max[rec.symbol] = None
+            st.restored = False
+
+    def _on_rest_trade(self, t: AggTrade, recv_ms: int) -> None:
+        st = self.states[t.symbol]
+        st.dedup.seen(t.agg_trade_id)
+        self.buffers.add_trade(recv_ms, t, "rest", 0)
+        st.rest_count += 1
+        if self.live_cvd is not None:
+            self.live_cvd.add(t.symbol, t.event_ts_ms, t.qty, t.is_buyer_maker)
+
+    def _on_book_gap(self, symbol: str, meta: dict) -> None:
+        self.states[symbol].book_gaps += 1
+        self.ops.emit("book_gap", meta, symbol=symbol)
+
+    async def _book_consumer(self) -> None:
+        q = self._book_q
+        book = self.book
+        add = self.buffers.add_book_row
+        while True:
+            item = await q.get()
+            if item is None:
+                return
+            if item[0] == "connect":
+                for sym in item[1]:
+                    book.on_connect(sym, item[2])
+                continue
+            rec, recv_ms, conn_id = item
+            rows = await book.on_depth(rec, recv_ms, conn_id)
+            st = self.states[rec.symbol]
+            st.last_book_recv = recv_ms
+            for row in rows:
+                add(row)
+                st.book_rows += 1
+                st.last_u = row["final_update_id"]
+
+    # -- connection events --------------------------------------------------------------------
+    def _feed_callbacks(self, endpoint: str, url: str, symbols: tuple[str, ...]):
+        def on_message(raw: bytes, recv_ms: int, conn_id: int) -> None:
+            self._on_message(raw, recv_ms, conn_id, endpoint, symbols)
+
+        def on_open(conn_id: int, kind: str) -> None:
+            self.ops.emit(kind, {"endpoint": endpoint, "conn_id": conn_id, "url": url},
+                          symbols=symbols)
+            self.log.info("ws %s conn %d: %s (%d symbols)", endpoint, conn_id, kind, len(symbols))
+            if kind == "reconnect":
+                self.summary.reconnects += 1
+                if endpoint == MARKET:
+                    for s in symbols:
+                        self.states[s].after_reconnect = True
+            if endpoint != MARKET and kind != "rollover":
+                self._book_q.put_nowait(("connect", symbols, conn_id))
+
+        def on_close(conn_id: int, reason: str, deliberate: bool) -> None:
+            self.ops.emit("disconnect", {"endpoint": endpoint, "conn_id": conn_id,
+                                         "reason": reason, "deliberate": deliberate},
+                          symbols=symbols)
+        return on_message, on_open, on_close
+
+    def _make_feeds(self) -> list[WsFeed]:
+        s = self.s
+        streams = [agg_trade_stream(sym) for sym in s.symbols]
+        streams += [self.book.stream_name(sym) for sym in s.symbols]
+        feeds = []
+        for i, plan in enumerate(plan_connections(s.ws_base_url, streams,
+                                                  s.max_streams_per_connection)):
+            on_message, on_open, on_close = self._feed_callbacks(plan.endpoint, plan.url,
+                                                                 plan.symbols)
+            feeds.append(WsFeed(plan.url, endpoint=plan.endpoint, on_message=on_message,
+                                on_open=on_open, on_close=on_close,
+                                ping_interval=s.ping_interval,
+                                heartbeat_timeout=s.heartbeat_timeout,
+                                reconnect_base_sec=s.reconnect_base_sec,
+                                reconnect_max_sec=s.reconnect_max_sec,
+                                rollover_sec=s.rollover_sec, seed=i, log=self.log))
+        return feeds
+
+    # -- checkpoint ---------------------------------------------------------------------------
+    def _restore(self) -> None:
+        try:
+            cp = ckpt.load(self.checkpoint_path)
+        except ValueError as exc:
+            self.log.error("%s; starting without it", exc)
+            self.ops.emit("checkpoint_unreadable", {"error": str(exc)[:200]})
+            return
+        if cp is None:
+            return
+        now = _now_ms()
+        for sym, c in cp.symbols.items():
+            st = self.states.get(sym)
+            if st is None or c.last_trade_id is None:
+                continue
+            st.tracker.restore(c.last_trade_id, c.open_gaps, now)
+            st.restored = True
+            self.durable_max[sym] = c.last_trade_id
+            st.last_event_ms = c.last_event_ts_ms
+            st.last_u = c.last_book_update_id
+            if c.open_gaps:
+                self.healer.restore(sym, c.open_gaps)
+            self.ops.emit("checkpoint_restored", {"last_trade_id": c.last_trade_id,
+                                                  "open_gaps": c.open_gaps[:50],
+                                                  "last_event_ts_ms": c.last_event_ts_ms},
+                          symbol=sym)
+            self.log.info("%s: resuming after trade id %d (%d open gaps)", sym, c.last_trade_id,
+                          len(c.open_gaps))
+
+    def _checkpoint(self) -> None:
+        cp = ckpt.Checkpoint()
+        for sym, st in self.states.items():
+            dmax = self.durable_max[sym]
+            gaps: list[list[int]] = []
+            if dmax is not None:
+                gaps = [[a, min(b, dmax)] for a, b in st.tracker.snapshot() if a <= dmax]
+                undurable = [i for i in self.buffers.buffered_trade_ids(sym) if i <= dmax]
+                for b in self.pending:
+                    if b.stream == "agg_trade" and b.symbol == sym:
+                        undurable.extend(i for i in b.trade_ids if i <= dmax)
+                if undurable:
+                    gaps = merge_intervals(gaps, id_intervals(undurable))
+            cp.symbols[sym] = ckpt.SymbolCheckpoint(dmax, gaps, st.last_event_ms, st.last_u)
+        try:
+            ckpt.save(self.checkpoint_path, cp)
+        except OSError as exc:
+            self.log.error("checkpoint write failed: %s", exc)
+            self.ops.emit("checkpoint_error", {"error": str(exc)[:200]})
+            self._count_error()
+
+    # -- rotation -----------------------------------------------------------------------------
+    def _write_all(self, batches: list[Batch]) -> list[str | None]:
+        return [self.writer.write(b) for b in batches]
+
+    async def _rotate(self, final: bool = False) -> None:
+        self.ops.end_window()
+        for sym, st in self.states.items():
+            if st.dups > st.dups_reported:
+                self.ops.emit("dedup_hits", {"count": st.dups - st.dups_reported,
+                                             "total": st.dups}, symbol=sym)
+                st.dups_reported = st.dups
+        batches = self.pending + self.buffers.drain()
+        self.pending = []
+        if not batches:
+            self._checkpoint()
+            return
+        if final:
+            results = self._write_all(batches)
+        else:
+            results = await asyncio.to_thread(self._write_all, batches)
+        for b, path in zip(batches, results):
+            if path is None:
+                self.pending.append(b)
+            elif b.stream == "agg_trade" and b.trade_ids:
+                mx = max(b.trade_ids)
+                cur = self.durable_max[b.symbol]
+                self.durable_max[b.symbol] = mx if cur is None else max(cur, mx)
+        self._report_write_failures()
+        self._checkpoint()
+
+    def _report_write_failures(self) -> None:
+        fails, self._write_failures = self._write_failures, []
+        for stream, date, sym, attempt, err in fails:
+            final = attempt >= self.s.write_retries
+            self.ops.emit("write_error" if final else "write_retry",
+                          {"table": stream, "date": date, "attempt": attempt + 1, "error": err,
+                           "kept_for_retry": final}, symbol=sym)
+            (self.log.error if final else self.log.warning)(
+                "write %s %s/%s attempt %d failed: %s%s", stream, date, sym, attempt + 1, err,
+                " (rows kept, retried at next rotation)" if final else "")
+            self._count_error()
+
+    def _count_error(self) -> None:
+        now = time.monotonic()
+        e = self._errors
+        e.append(now)
+        while e and now - e[0] > 3600:
+            e.popleft()
+        if len(e) > self.s.max_errors_per_hour and self.fatal is None:
+            self.fatal = CaptureError(
+                f"error budget exceeded: {len(e)} errors in the last hour "
+                f"(max_errors_per_hour={self.s.max_errors_per_hour}); stopping")
+            self.log.error("%s", self.fatal)
+            self.ops.emit("error_budget_exceeded", {"errors_last_hour": len(e),
+                                                    "limit": self.s.max_errors_per_hour})
+            self._stop.set()
+
+    # -- periodic work ------------------------------------------------------------------------
+    async def _clock_check(self) -> None:
+        t0 = time.time()
+        try:
+            server = await self.rest.server_time()
+        except (RestError, DecodeError, OSError) as exc:
+            self.log.warning("clock check failed: %s", exc)
+            self.ops.emit("clock_check_failed", {"error": str(exc)[:200]})
+            return
+        t1 = time.time()
+        drift = (t0 + t1) / 2 * 1000 - server
+        metrics.clock_drift_ms.set(drift)
+        meta = {"drift_ms": round(drift, 1), "rtt_ms": round((t1 - t0) * 1000, 1),
+                "server_time_ms": server, "max_drift_ms": self.s.max_clock_drift_ms}
+        if abs(drift) > self.s.max_clock_drift_ms:
+            self.log.warning("clock drift %.0f ms vs exchange (limit %.0f ms)", drift,
+                             self.s.max_clock_drift_ms)
+            self.ops.emit("clock_drift", meta)
+        else:
+            self.ops.emit("clock_check", meta)
+
+    def _update_metrics(self, now_ms: int) -> None:
+        for ep, n in self.messages.items():
+            d = n - self._msg_reported.get(ep, 0)
+            if d:
+                metrics.messages_total.labels(ep).inc(d)
+                self._msg_reported[ep] = n
+        sec = now_ms // 1000
+        for sym, st in self.states.items():
+            lat, st.lat = st.lat, []
+            obs = st.lat_hist.observe
+            for v in lat:
+                obs(v)
+            total = st.ws_count + st.rest_count
+            st.rate.append((sec, total))
+            while st.rate and st.rate[0][0] < sec - 10:
+                st.rate.popleft()
+            span = max(1, sec - st.rate[0][0])
+            metrics.recv_rate_tps.labels(sym).set((total - st.rate[0][1]) / span)
+            if st.last_trade_recv:
+                metrics.last_message_age_seconds.labels(sym, "agg_trade").set(
+                    (now_ms - st.last_trade_recv) / 1000)
+            if st.last_book_recv:
+                metrics.last_message_age_seconds.labels(sym, "book").set(
+                    (now_ms - st.last_book_recv) / 1000)
+            received = st.ws_count + st.dups
+            metrics.duplicate_rate.labels(sym).set(st.dups / received if received else 0.0)
+        for sym, st in self.states.items():
+            # dedup_hits_total is a counter: add what is new since the last tick
+            prev = self._dedup_seen.get(sym, 0)
+            if st.dups > prev:
+                metrics.dedup_hits_total.labels(sym).inc(st.dups - prev)
+                self._dedup_seen[sym] = st.dups
+
+    async def _ticker(self, deadline: float | None) -> None:
+        s = self.s
+        now = time.time()
+        next_rotate = self._next_rotation(now)
+        next_clock = now + s.clock_check_interval_sec
+        next_cvd = now + 5.0
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+            now = time.time()
+            self._update_metrics(int(now * 1000))
+            if deadline is not None and time.monotonic() >= deadline:
+                self.summary.stop_reason = self.summary.stop_reason or "run time reached"
+                self._stop.set()
+                return
+            if self._stop.is_set():
+                return
+            if now >= next_rotate:
+                await self._rotate()
+                next_rotate = self._next_rotation(time.time())
+            if now >= next_clock:
+                next_clock = now + s.clock_check_interval_sec
+                await self._clock_check()
+            if self.live_cvd is not None and now >= next_cvd:
+                next_cvd = now + 5.0
+                try:
+                    self.live_cvd.update_gauges()
+                except Exception as exc:
+                    self.log.warning("live CVD update failed: %s", exc)
+
+    def _next_rotation(self, now: float) -> float:
+        """Every ``parquet_rotate_sec``, and exactly at the next UTC midnight."""
+        midnight = (int(now * 1000) // _DAY_MS + 1) * _DAY_MS / 1000 + 0.05
+        return min(now + self.s.parquet_rotate_sec, midnight)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _start_metrics_server(self) -> None:
+        port = self.s.prometheus_port
+        if not port:
+            return
+        try:
+            from prometheus_client import start_http_server
+            self._metrics_server, _ = start_http_server(port, addr=self.s.prometheus_host,
+                                                        registry=metrics.REGISTRY)
+            self.log.info("metrics on http://%s:%d/metrics", self.s.prometheus_host, port)
+        except OSError as exc:
+            self.log.warning("metrics endpoint on port %d unavailable: %s", port, exc)
+            self.ops.emit("metrics_unavailable", {"port": port, "error": str(exc)[:200]})
+
+    async def run(self, run_seconds: float | None = None,
+                  stop: asyncio.Event | None = None) -> CaptureSummary:
+        s = self.s
+        run_seconds = s.run_hours * 3600 if run_seconds is None else run_seconds
+        deadline = time.monotonic() + run_seconds
+        tasks: list[asyncio.Task] = []
+        feed_tasks: list[asyncio.Task] = []
+        stop_feeds = asyncio.Event()
+        consumer: asyncio.Task | None = None
+        try:
+            self.log.info("capture start: symbols=%s run_seconds=%.0f ws=%s rest=%s data=%s",
+                          ",".join(s.symbols), run_seconds, s.ws_base_url, s.rest_base_url,
+                          s.data_dir)
+            stale = self.storage.remove_stale_tmp("raw")
+            if stale:
+                self.log.info("removed %d stale temp files", len(stale))
+            self.ops.emit("capture_start", {"symbols": list(s.symbols), "run_seconds": run_seconds,
+                                            "book_source": s.book_source,
+                                            "stale_tmp_removed": len(stale)})
+            self._restore()
+            self._start_metrics_server()
+            metrics.capture_up.set(1)
+            await self._clock_check()
+            self._feeds = self._make_feeds()
+            feed_tasks = [asyncio.create_task(f.run(stop_feeds), name=f"feed-{f.endpoint}")
+                          for f in self._feeds]
+            consumer = asyncio.create_task(self._book_consumer(), name="book")
+            tasks = [asyncio.create_task(self.healer.run(self._stop), name="healer"),
+                     asyncio.create_task(self._ticker(deadline), name="ticker")]
+            if stop is not None:
+                tasks.append(asyncio.create_task(self._watch(stop), name="stop-watch"))
+            watched = set(feed_tasks) | {consumer, *tasks}
+            stopper = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait(watched | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not stopper and not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+            stopper.cancel()
+        finally:
+            await self._shutdown(stop_feeds, feed_tasks, consumer, tasks)
+        if self.fatal is not None:
+            raise self.fatal
+        return self.summary
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.summary.stop_reason = self.summary.stop_reason or "stop requested"
+        self._stop.set()
+
+    async def _shutdown(self, stop_feeds: asyncio.Event, feed_tasks: list[asyncio.Task],
+                        consumer: asyncio.Task | None, tasks: list[asyncio.Task]) -> None:
+        """Close feeds, drain the book queue, finalise every file, write the checkpoint."""
+        self._stop.set()
+        stop_feeds.set()
+        try:
+            if feed_tasks:
+                await asyncio.wait(feed_tasks, timeout=5)
+            for t in feed_tasks:
+                t.cancel()
+            if consumer is not None:
+                self._book_q.put_nowait(None)
+                await asyncio.wait([consumer], timeout=5)
+        except BaseException as exc:  # cancelled while shutting down: finalise anyway
+            self.log.warning("shutdown interrupted (%s); finalising what is buffered",
+                             type(exc).__name__)
+        finally:
+            for t in [*tasks, *feed_tasks] + ([consumer] if consumer else []):
+                t.cancel()
+            self._drain_book_queue()
+            self._finalise()
+
+    def _drain_book_queue(self) -> None:
+        """Book messages still queued (e.g. on cancellation) are turned into rows synchronously
+        where the handler allows it (partial depth)."""
+        rows_for = getattr(self.book, "rows_for", None)
+        while not self._book_q.empty():
+            item = self._book_q.get_nowait()
+            if item is None or item[0] == "connect" or rows_for is None:
+                continue
+            for row in rows_for(*item):
+                self.buffers.add_book_row(row)
+                self.states[row["symbol"]].book_rows += 1
+
+    def _finalise(self) -> None:
+        """Synchronous so it completes even inside a cancelled task."""
+        reason = self.summary.stop_reason or (str(self.fatal) if self.fatal else "exception")
+        self.ops.emit("shutdown", {"reason": reason,
+                                   "trades": {s: st.ws_count + st.rest_count
+                                              for s, st in self.states.items()}})
+        coro = self._rotate(final=True)
+        try:
+            coro.send(None)  # final=True never suspends
+        except StopIteration:
+            pass
+        if self.pending:  # one more round of retries before giving up the rows
+            time.sleep(0.5)
+            coro = self._rotate(final=True)
+            try:
+                coro.send(None)
+            except StopIteration:
+                pass
+        metrics.capture_up.set(0)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        sm = self.summary
+        sm.ended_ms = _now_ms()
+        sm.files = list(self.writer.files)
+        sm.files_written = len(sm.files)
+        sm.write_errors = self.writer.failed_attempts
+        sm.decode_errors = dict(self.ops.decode_errors)
+        sm.messages = sum(self.messages.values())
+        sm.rows_unwritten = sum(b.rows for b in self.pending)
+        h = self.healer
+        for sym, st in self.states.items():
+            sm.symbols[sym] = SymbolSummary(
+                trades_ws=st.ws_count, trades_healed=st.rest_count, duplicates=st.dups,
+                book_rows=st.book_rows, book_gaps=st.book_gaps,
+                trade_gaps_detected=h.gaps_detected.get(sym, 0),
+                trade_gaps_healed=h.gaps_healed.get(sym, 0),
+                trade_gaps_unhealed=h.open_gaps(sym), last_trade_id=st.tracker.last_id)
+        for sym, ss in sm.symbols.items():
+            self.log.info("%s: trades ws=%d healed=%d dups=%d book_rows=%d book_gaps=%d "
+                          "gaps detected=%d healed=%d open=%d", sym, ss.trades_ws,
+                          ss.trades_healed, ss.duplicates, ss.book_rows, ss.book_gaps,
+                          ss.trade_gaps_detected, ss.trade_gaps_healed, ss.trade_gaps_unhealed)
+        self.log.info("capture stopped (%s): %d files, %d write errors, %d decode errors, "
+                      "%d rows unwritten", reason, sm.files_written, sm.write_errors,
+                      sum(sm.decode_errors.values()), sm.rows_unwritten)
+        self.runlog.close()
+
+
+async def run_capture(settings: Settings, *, run_seconds: float | None = None,
+                      stop: asyncio.Event | None = None,
+                      log: logging.Logger | None = None) -> CaptureSummary:
+    """Capture until ``run_seconds`` (default ``settings.run_hours``) or ``stop``; always
+    finalises files and the checkpoint. Raises :class:`CaptureError` on a fatal condition."""
+    return await Capture(settings, log=log).run(run_seconds, stop)
+
+
+def run_capture_sync(settings: Settings, *, run_seconds: float | None = None,
+                     stop_event: threading.Event | None = None,
+                     log: logging.Logger | None = None) -> CaptureSummary:
+    """Blocking wrapper (Dagster ops, scripts); ``stop_event`` may be set from any thread."""
+
+    async def main() -> CaptureSummary:
+        stop = asyncio.Event()
+        bridge = None
+        if stop_event is not None:
+            async def poll() -> None:
+                while not stop_event.is_set():
+                    await asyncio.sleep(0.2)
+                stop.set()
+            bridge = asyncio.create_task(poll())
+        try:
+            return await run_capture(settings, run_seconds=run_seconds, stop=stop, log=log)
+        finally:
+            if bridge is not None:
+                bridge.cancel()
+
+    return asyncio.run(main())

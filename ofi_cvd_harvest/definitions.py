@@ -1,0 +1,29 @@
+"""The Dagster code location (``dagster dev -m ofi_cvd_harvest.definitions``).
+
+Composes the orchestration modules into one ``Definitions``: raw tables as external assets,
+the five derived assets and their DQ checks, ``capture_job`` and ``derive_job``, and the
+sensors that keep the capture alive, report raw partitions and refresh derivations.
+Runs execute in process: a derive run is one process computing the five tables in order
+(cheaper than five subprocesses on a small machine), and a terminated capture run receives
+the interrupt in its op directly.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from .orchestration.assets import derive_job, derived_assets
+from .orchestration.checks import all_checks
+from .orchestration.jobs import capture_job
+from .orchestration.raw_assets import raw_specs
+from .orchestration.resources import RESOURCE_KEY, HarvestSettings
+from .orchestration.sensors import all_sensors
+
+defs = dg.Definitions(
+    assets=[*raw_specs, *derived_assets],
+    asset_checks=list(all_checks),
+    jobs=[capture_job, derive_job],
+    sensors=all_sensors,
+    resources={RESOURCE_KEY: HarvestSettings()},
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,1 @@
+"""I/O to the exchange: the asyncio WebSocket client (reconnect, roll-over) and REST client."""

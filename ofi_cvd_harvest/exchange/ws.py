@@ -1,0 +1,190 @@
+"""One logical WebSocket feed (a combined-stream URL) kept alive for days.
+
+- websockets answers server pings itself; our own keep-alive pings (``ping_interval``) with
+  ``heartbeat_timeout`` catch dead TCP, and an idle watchdog catches stalls (no data).
+- A lost connection is reopened with jittered exponential backoff (``reconnect_base_sec`` …
+  ``reconnect_max_sec``) and counted in ``ws_reconnects_total``.
+- Before the exchange's 24 h cut (``rollover_sec``) a replacement connection is opened
+  first; the old one is closed only once the new one delivers data, so nothing is missed
+  (the consumer deduplicates the overlap).
+Each physical connection gets a process-unique ``conn_id`` that ends up in every row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from typing import Callable
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ..monitoring import metrics
+
+_conn_ids = itertools.count(1)
+
+OnMessage = Callable[[bytes, int, int], None]            # (raw, recv_ms, conn_id)
+OnOpen = Callable[[int, str], None]                       # (conn_id, kind: connect|reconnect|rollover)
+OnClose = Callable[[int, str, bool], None]                # (conn_id, reason, deliberate)
+
+
+def next_conn_id() -> int:
+    return next(_conn_ids)
+
+
+class WsFeed:
+    def __init__(self, url: str, *, endpoint: str, on_message: OnMessage,
+                 on_open: OnOpen | None = None, on_close: OnClose | None = None,
+                 ping_interval: float = 20.0, heartbeat_timeout: float = 30.0,
+                 reconnect_base_sec: float = 0.5, reconnect_max_sec: float = 30.0,
+                 rollover_sec: float = 82800.0, open_timeout: float = 10.0,
+                 seed: int | None = None, log: logging.Logger | None = None):
+        self.url = url
+        self.endpoint = endpoint
+        self.on_message = on_message
+        self.on_open = on_open or (lambda c, k: None)
+        self.on_close = on_close or (lambda c, r, d: None)
+        self.ping_interval = ping_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.reconnect_base = reconnect_base_sec
+        self.reconnect_max = reconnect_max_sec
+        self.rollover_sec = rollover_sec
+        self.open_timeout = open_timeout
+        self.log = log or logging.getLogger(__name__)
+        self.reconnects = 0
+        self.rollovers = 0
+        self.connects = 0
+        self._rng = random.Random(seed)
+        self._reconnect_metric = metrics.ws_reconnects_total.labels(endpoint)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def backoff(self, attempt: int) -> float:
+        """Jittered exponential delay for the ``attempt``-th consecutive failure (0-based)."""
+        base = min(self.reconnect_max, self.reconnect_base * 2 ** min(attempt, 30))
+        return base * (0.5 + 0.5 * self._rng.random())
+
+    async def _open(self, stop: asyncio.Event, first_attempt: int = 0) -> ClientConnection | None:
+        attempt = first_attempt
+        while not stop.is_set():
+            try:
+                return await connect(self.url, ping_interval=self.ping_interval,
+                                     ping_timeout=self.heartbeat_timeout,
+                                     open_timeout=self.open_timeout, close_timeout=2,
+                                     max_size=2 ** 22, max_queue=4096, compression=None,
+                                     proxy=None)
+            except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI,
+                    ConnectionClosed) as exc:
+                delay = self.backoff(attempt)
+                self.log.warning("ws %s: connect failed (%s: %s); retry in %.2fs",
+                                 self.endpoint, type(exc).__name__, exc, delay)
+                attempt += 1
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+        return None
+
+    async def _read(self, ws: ClientConnection, conn_id: int, first: asyncio.Event) -> str:
+        """Deliver messages until the connection ends; returns the reason."""
+        last = [time.monotonic()]
+
+        async def watchdog() -> None:
+            while True:
+                await asyncio.sleep(min(1.0, self.heartbeat_timeout / 4))
+                if time.monotonic() - last[0] > self.heartbeat_timeout:
+                    self.log.warning("ws %s conn %d: no data for %.1fs, closing", self.endpoint,
+                                     conn_id, self.heartbeat_timeout)
+                    ws.transport.abort()
+                    return
+
+        dog = asyncio.create_task(watchdog())
+        on_message = self.on_message
+        try:
+            while True:
+                raw = await ws.recv(decode=False)
+                now_ns = time.time_ns()
+                last[0] = time.monotonic()
+                if not first.is_set():
+                    first.set()
+                on_message(raw if isinstance(raw, bytes) else raw.encode(), now_ns // 1_000_000,
+                           conn_id)
+        except ConnectionClosed as exc:
+            if time.monotonic() - last[0] > self.heartbeat_timeout:
+                return "stall"
+            return f"closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+        finally:
+            dog.cancel()
+
+    # -- main loop ----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the feed alive until ``stop`` is set; then close cleanly."""
+        kind = "connect"
+        attempt = 0
+        while not stop.is_set():
+            ws = await self._open(stop, attempt)
+            if ws is None:
+                return
+            conn_id = next_conn_id()
+            self.connects += 1
+            if kind == "reconnect":
+                self.reconnects += 1
+                self._reconnect_metric.inc()
+            self.on_open(conn_id, kind)
+            opened = time.monotonic()
+            first = asyncio.Event()
+            reader = asyncio.create_task(self._read(ws, conn_id, first))
+            while True:
+                stopper = asyncio.create_task(stop.wait())
+                timeout = max(0.0, opened + self.rollover_sec - time.monotonic())
+                done, _ = await asyncio.wait({reader, stopper}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if reader in done:
+                    reason = reader.result()  # re-raises handler bugs on purpose
+                    self.on_close(conn_id, reason, False)
+                    self.log.warning("ws %s conn %d: %s; reconnecting", self.endpoint, conn_id,
+                                     reason)
+                    kind = "reconnect"
+                    # a connection that lived a while resets the backoff
+                    attempt = 0 if time.monotonic() - opened > 10 else attempt + 1
+                    delay = self.backoff(attempt)
+                    try:
+                        await asyncio.wait_for(stop.wait(), delay)
+                    except asyncio.TimeoutError:
+                        pass
+                    break
+                if stop.is_set():
+                    await self._close(ws, reader)
+                    self.on_close(conn_id, "shutdown", True)
+                    return
+                # roll-over: open the replacement, wait for its first message, close the old
+                new_ws = await self._open(stop)
+                if new_ws is None:
+                    continue
+                new_id = next_conn_id()
+                self.connects += 1
+                self.rollovers += 1
+                self.on_open(new_id, "rollover")
+                new_first = asyncio.Event()
+                new_reader = asyncio.create_task(self._read(new_ws, new_id, new_first))
+                try:
+                    await asyncio.wait_for(new_first.wait(), max(5.0, self.heartbeat_timeout))
+                except asyncio.TimeoutError:
+                    pass
+                await self._close(ws, reader)
+                self.on_close(conn_id, "rollover", True)
+                ws, conn_id, reader, first = new_ws, new_id, new_reader, new_first
+                opened = time.monotonic()
+
+    async def _close(self, ws: ClientConnection, reader: asyncio.Task) -> None:
+        try:
+            await asyncio.wait_for(ws.close(), 3)
+        except (asyncio.TimeoutError, OSError):
+            ws.transport.abort()
+        try:
+            await asyncio.wait_for(reader, 3)
+        except (asyncio.TimeoutError, ConnectionClosed):
+            reader.cancel()

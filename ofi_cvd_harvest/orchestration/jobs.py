@@ -1,0 +1,246 @@
+"""``capture_job``: one op running the capture loop for the configured hours inside a Dagster run.
+
+Why a worker thread: the capture is an asyncio program; running it in a thread lets the op's
+main thread stay responsive to Dagster's termination (``DagsterExecutionInterruptedError``, a
+``BaseException`` raised in the main thread on SIGINT/SIGTERM). On termination we set the
+capture's ``stop_event``, wait for it to finalise open files and write the checkpoint, and
+*re-raise* so the run ends CANCELED/FAILURE (never swallowed). The capture's log records are
+queued by a handler and forwarded to ``context.log`` from the main thread, so they land in the
+Dagster run log as well as in the capture's own run-log file.
+"""
+
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from typing import Any
+
+import dagster as dg
+import psutil
+from pydantic import Field
+
+from ..settings import Settings, load_settings
+from .resources import HarvestSettings, metrics_url
+
+GROUP_TAG = "ofi_cvd/capture_group"
+ROLE_TAG = "ofi_cvd/role"
+PID_TAG = "ofi_cvd/pid"
+HOST_TAG = "ofi_cvd/host"
+PID_START_TAG = "ofi_cvd/pid_create_time"
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+# Beyond the planned duration: time to finalise, heal the last gap and write the checkpoint.
+RUNTIME_MARGIN_SEC = 3600
+STOP_GRACE_SEC = 120.0  # how long a terminated run waits for the capture to finalise
+
+
+def group_name(symbols) -> str:
+    """The concurrency-limit tag value of a symbol group (order-insensitive)."""
+    return "-".join(sorted(symbols))
+
+
+def capture_groups(settings: Settings, env=None) -> list[tuple[str, ...]]:
+    """Symbol groups that each get one capture run: ``CAPTURE_SYMBOL_GROUPS="BTCUSDT,ETHUSDT;SOLUSDT"``
+    or, by default, one group with every configured symbol."""
+    env = os.environ if env is None else env
+    spec = env.get("CAPTURE_SYMBOL_GROUPS", "").strip()
+    if not spec:
+        return [tuple(settings.symbols)]
+    groups = [tuple(s.strip().upper() for s in part.split(",") if s.strip()) for part in spec.split(";")]
+    return [g for g in groups if g]
+
+
+def max_runtime_sec(run_seconds: float) -> int:
+    return int(run_seconds) + RUNTIME_MARGIN_SEC
+
+
+def capture_run_tags(symbols, run_seconds: float) -> dict[str, str]:
+    """Tags of a capture run: one-per-group concurrency key and a max runtime for this job only."""
+    return {GROUP_TAG: group_name(symbols), ROLE_TAG: "capture",
+            MAX_RUNTIME_TAG: str(max_runtime_sec(run_seconds))}
+
+
+class CaptureConfig(dg.Config):
+    """Run config of the capture op; empty values fall back to settings (config file + env)."""
+
+    symbols: list[str] = Field(default_factory=list, description="symbols (default: SYMBOLS)")
+    run_hours: float | None = Field(default=None, description="duration in hours (default: RUN_HOURS)")
+    run_seconds: float | None = Field(default=None, description="duration in seconds (overrides run_hours)")
+    precheck: bool = Field(default=False, description="capture precheck_minutes, then gate on the DoD")
+
+
+class _QueueHandler(logging.Handler):
+    """Collects records from any thread; the op's main thread forwards them to context.log."""
+
+    def __init__(self, q: queue.Queue):
+        super().__init__()
+        self.q = q
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.q.put_nowait((record.levelno, self.format(record)))
+        except Exception:  # logging must never break the capture
+            pass
+
+
+def _drain(q: queue.Queue, log) -> None:
+    while True:
+        try:
+            level, msg = q.get_nowait()
+        except queue.Empty:
+            return
+        log.log(level, msg)
+
+
+def _summary_dict(summary: Any) -> dict:
+    if dataclasses.is_dataclass(summary):
+        return dataclasses.asdict(summary)
+    return dict(summary) if isinstance(summary, dict) else {"summary": repr(summary)}
+
+
+def effective_settings(harvest: HarvestSettings, config: CaptureConfig) -> tuple[Settings, float]:
+    """Settings and duration (s) of one capture run from the resource, run config and env."""
+    settings = harvest.settings()
+    if config.symbols:
+        settings = settings.replace(symbols=tuple(s.strip().upper() for s in config.symbols))
+    if config.precheck:
+        seconds = settings.precheck_minutes * 60.0
+    elif config.run_seconds is not None:
+        seconds = float(config.run_seconds)
+    elif config.run_hours is not None:
+        seconds = float(config.run_hours) * 3600.0
+    else:
+        seconds = settings.run_hours * 3600.0
+    if seconds <= 0:
+        raise dg.Failure(f"capture duration must be > 0 s (got {seconds})")
+    return settings, seconds
+
+
+def _dates_between(start: float, end: float) -> list[str]:
+    d0 = dt.datetime.fromtimestamp(start, tz=dt.timezone.utc).date()
+    d1 = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc).date()
+    return [(d0 + dt.timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
+
+
+def run_precheck(settings: Settings, start: float, end: float, log) -> dict:
+    """SPEC §7 ``--precheck-only``: derive what was captured and evaluate the DoD on it."""
+    from ..dq import partition_metrics  # lazy: packages composed here load on demand
+    from ..signals.derive import derive_all, write_kind
+    from ..storage.fs import Storage
+
+    storage = Storage(settings.data_dir)
+    results: dict[str, list] = {}
+    for date in _dates_between(start, end):
+        for symbol in settings.symbols:
+            for kind, df in derive_all(storage, settings, date, symbol).items():
+                write_kind(storage, date, symbol, kind, df)
+            metrics = partition_metrics(settings.data_dir, settings, date, symbol)
+            results[f"{date}|{symbol}"] = [
+                {"name": m.name, "value": m.value, "threshold": m.threshold, "passed": m.passed}
+                for m in metrics]
+            for m in metrics:
+                log.info(f"precheck {date}|{symbol} {m.name}={m.value} "
+                         f"(threshold {m.threshold}): {m.passed}")
+    return results
+
+
+@dg.op(
+    description="Capture aggTrade + book for the configured symbols and hours into data/raw "
+                "(stops cleanly on termination: files finalised, checkpoint written).",
+)
+def capture(context: dg.OpExecutionContext, config: CaptureConfig,
+            harvest: HarvestSettings) -> dg.Output[dict]:
+    from ..capture.runner import run_capture_sync  # lazy: keeps definitions importable
+
+    settings, seconds = effective_settings(harvest, config)
+    proc = psutil.Process()
+    # Liveness for the capture sensor (the default run launcher cannot health-check workers),
+    # and a max runtime matched to this run's real duration.
+    context.instance.add_run_tags(context.run_id, {
+        PID_TAG: str(proc.pid), PID_START_TAG: f"{proc.create_time():.3f}",
+        HOST_TAG: socket.gethostname(), MAX_RUNTIME_TAG: str(max_runtime_sec(seconds)),
+    })
+    url = metrics_url(settings)
+    context.log.info(f"capture {','.join(settings.symbols)} for {seconds:.0f} s from "
+                     f"{settings.ws_base_url} / {settings.rest_base_url} into {settings.data_dir}; "
+                     f"metrics at {url}")
+
+    q: queue.Queue = queue.Queue()
+    logger = logging.getLogger(f"ofi_cvd_harvest.dagster_run.{context.run_id[:8]}")
+    logger.setLevel(settings.log_level)
+    logger.propagate = False
+    handler = _QueueHandler(q)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger.addHandler(handler)
+
+    stop = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            outcome["summary"] = run_capture_sync(settings, run_seconds=seconds,
+                                                  stop_event=stop, log=logger)
+        except BaseException as exc:  # handed to the op's thread, which re-raises it
+            outcome["error"] = exc
+
+    start = time.time()
+    thread = threading.Thread(target=worker, name="capture", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+            _drain(q, context.log)
+    except BaseException:  # DagsterExecutionInterruptedError (termination), KeyboardInterrupt
+        context.log.warning("run terminated: stopping the capture (finalising files, "
+                            "writing the checkpoint)")
+        stop.set()
+        deadline = time.time() + STOP_GRACE_SEC
+        while thread.is_alive() and time.time() < deadline:
+            thread.join(0.5)
+            _drain(q, context.log)
+        context.log.warning("capture stopped cleanly" if not thread.is_alive()
+                            else f"capture did not stop within {STOP_GRACE_SEC:.0f} s")
+        raise
+    finally:
+        stop.set()
+        _drain(q, context.log)
+        logger.removeHandler(handler)
+    if "error" in outcome:
+        raise outcome["error"]
+    end = time.time()
+    summary = _summary_dict(outcome.get("summary"))
+    metadata: dict[str, Any] = {
+        "metrics_endpoint": dg.MetadataValue.url(url),
+        "symbols": ",".join(settings.symbols),
+        "duration_sec": round(end - start, 1),
+        "summary": dg.MetadataValue.json(summary),
+    }
+    if config.precheck:
+        results = run_precheck(settings, start, end, context.log)
+        metadata["precheck"] = dg.MetadataValue.json(results)
+        failed = [f"{k}: {m['name']}" for k, ms in results.items() for m in ms if m["passed"] is False]
+        if failed:
+            raise dg.Failure(f"precheck failed: {', '.join(failed)}", metadata=metadata)
+    return dg.Output(summary, metadata=metadata)
+
+
+def _default_settings() -> Settings:
+    return load_settings()
+
+
+_DEFAULTS = _default_settings()
+
+
+@dg.job(
+    description="Long-running capture of one symbol group (kept alive by capture_sensor). "
+                "Terminate from the UI to stop it cleanly; stop capture_sensor first or it is "
+                "relaunched after the cool-down.",
+    tags=capture_run_tags(_DEFAULTS.symbols, _DEFAULTS.run_hours * 3600.0),
+    metadata={"metrics_endpoint": dg.MetadataValue.url(metrics_url(_DEFAULTS))},
+)
+def capture_job() -> None:
+    capture()

@@ -1,0 +1,287 @@
+"""Sensors: keep one capture run alive per symbol group, report raw partitions, trigger derivation.
+
+- ``capture_sensor``: exactly one capture run per symbol group. A queued/starting/started run
+  means "nothing to do" (the tick text shows its health); none → launch; the last one failed or
+  was cancelled → relaunch only after ``error_cooldown_sec`` (SPEC §7, 300 s); it finished →
+  relaunch at once. No fixed ``run_key`` (dagster#15982: keys are remembered forever): the key is
+  ``capture:<group>:after:<previous run id>``, unique per launch yet idempotent if a tick is
+  retried. The default run launcher cannot health-check run workers, so a STARTED run whose
+  worker process is gone (kill -9, OOM) is marked failed here, from the pid the op recorded.
+- ``raw_partitions_sensor``: reports raw partitions as they fill (runless materialisations).
+- ``derive_sensor``: while raw data for today keeps arriving, re-derives today's partitions
+  every 15 minutes; after the UTC day closes (plus a grace for the midnight file rotation) it
+  requests one final derivation of the closed day.
+
+The decisions are plain functions of (runs, files, now) so tests can drive them with a real
+instance and a fake clock (``now``).
+"""
+
+
+import datetime as dt
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import dagster as dg
+import psutil
+from dagster import DagsterRunStatus, RunsFilter
+
+from ..storage.fs import Storage
+from .jobs import (GROUP_TAG, HOST_TAG, PID_START_TAG, PID_TAG, capture_groups, capture_job,
+                   capture_run_tags, group_name)
+from .raw_assets import latest_raw_age_sec, scan_raw
+from .resources import HarvestSettings
+
+now = time.time  # the sensors' clock; tests replace it
+
+LIVE_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                 DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING, DagsterRunStatus.SUSPENDED]
+CAPTURE_SENSOR_INTERVAL_SEC = 30
+RAW_SENSOR_INTERVAL_SEC = 30
+DERIVE_SENSOR_INTERVAL_SEC = 60
+REFRESH_INTERVAL_SEC = 900.0      # today's partitions re-derived this often while data flows
+FINAL_GRACE_SEC = 180.0           # after UTC midnight, wait for the rotated files before finalising
+DERIVE_JOB_NAME = "derive_job"
+CAPTURE_AUTOSTART_ENV = "OFI_CVD_CAPTURE_AUTOSTART"
+
+
+def _ago(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def _utc_date(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+# --- capture ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaptureDecision:
+    group: tuple[str, ...]
+    launch: bool
+    reason: str
+    run_key: str | None = None
+
+
+def worker_alive(run: dg.DagsterRun) -> bool:
+    """False only when the run recorded a pid on *this* host and that process is gone."""
+    pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+    if not pid or host != socket.gethostname():
+        return True
+    try:
+        proc = psutil.Process(int(pid))
+        started = run.tags.get(PID_START_TAG)
+        return started is None or abs(proc.create_time() - float(started)) < 1.0
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+    except psutil.Error:
+        return True
+
+
+def _ended_at(record) -> float:
+    if record.end_time:
+        return float(record.end_time)
+    return record.update_timestamp.timestamp()
+
+
+def decide_capture(instance: dg.DagsterInstance, group: tuple[str, ...], cooldown_sec: float,
+                   t: float, *, job_name: str = "capture_job") -> CaptureDecision:
+    """Whether to launch a capture run for ``group`` at time ``t``, and why (the tick text)."""
+    gname = group_name(group)
+    live = instance.get_run_records(
+        RunsFilter(job_name=job_name, tags={GROUP_TAG: gname}, statuses=LIVE_STATUSES), limit=10)
+    for rec in live:
+        run = rec.dagster_run
+        if run.status == DagsterRunStatus.STARTED and not worker_alive(run):
+            instance.report_run_failed(
+                run, f"capture run worker (pid {run.tags.get(PID_TAG)}) is gone; marked failed "
+                     "by capture_sensor")
+    live = [r for r in live if instance.get_run_by_id(r.dagster_run.run_id).status in LIVE_STATUSES]
+    if live:
+        run = live[0].dagster_run
+        since = live[0].start_time or live[0].create_timestamp.timestamp()
+        extra = f" (+{len(live) - 1} more!)" if len(live) > 1 else ""
+        return CaptureDecision(group, False,
+                               f"{gname}: run {run.run_id[:8]} {run.status.value} for "
+                               f"{_ago(t - since)}{extra}")
+    last = instance.get_run_records(RunsFilter(job_name=job_name, tags={GROUP_TAG: gname}), limit=1)
+    if not last:
+        return CaptureDecision(group, True, f"{gname}: no capture run yet, launching",
+                               f"capture:{gname}:first")
+    rec = last[0]
+    run = rec.dagster_run
+    key = f"capture:{gname}:after:{run.run_id}"
+    ended = _ended_at(rec)
+    if run.status == DagsterRunStatus.SUCCESS:
+        return CaptureDecision(group, True, f"{gname}: run {run.run_id[:8]} finished "
+                               f"{_ago(t - ended)} ago, relaunching", key)
+    wait = ended + cooldown_sec - t
+    if wait > 0:
+        return CaptureDecision(group, False,
+                               f"{gname}: run {run.run_id[:8]} {run.status.value} {_ago(t - ended)} "
+                               f"ago; cool-down, relaunch in {_ago(wait)}")
+    return CaptureDecision(group, True, f"{gname}: run {run.run_id[:8]} {run.status.value} "
+                           f"{_ago(t - ended)} ago, cool-down over, relaunching", key)
+
+
+def _autostart() -> dg.DefaultSensorStatus:
+    on = os.environ.get(CAPTURE_AUTOSTART_ENV, "").lower() in ("1", "true", "yes", "on")
+    return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
+
+
+@dg.sensor(
+    job=capture_job,
+    minimum_interval_seconds=CAPTURE_SENSOR_INTERVAL_SEC,
+    default_status=_autostart(),
+    description="Keeps exactly one capture_job run alive per symbol group; relaunches after a "
+                "crash once error_cooldown_sec has passed. Stop this sensor before terminating "
+                "a capture you want to stay stopped.",
+)
+def capture_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings):
+    settings = harvest.settings()
+    t = now()
+    requests, notes = [], []
+    for group in capture_groups(settings):
+        d = decide_capture(context.instance, group, settings.error_cooldown_sec, t)
+        notes.append(d.reason)
+        if d.launch:
+            requests.append(dg.RunRequest(
+                run_key=d.run_key,
+                run_config={"ops": {"capture": {"config": {"symbols": list(group)}}}},
+                tags=capture_run_tags(group, settings.run_hours * 3600.0)))
+    try:
+        age = latest_raw_age_sec(Storage(settings.data_dir), _utc_date(t), list(settings.symbols), t)
+        notes.append("no raw file today" if age is None else f"last raw file {_ago(age)} ago")
+    except OSError as exc:
+        notes.append(f"raw dir unreadable: {exc}")
+    context.log.info("; ".join(notes))
+    if requests:
+        return dg.SensorResult(run_requests=requests)
+    return dg.SensorResult(skip_reason="; ".join(notes))
+
+
+# --- raw partitions --------------------------------------------------------------------------
+
+@dg.sensor(
+    minimum_interval_seconds=RAW_SENSOR_INTERVAL_SEC,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reports raw_agg_trade / raw_book / raw_ops partitions as the capture fills "
+                "data/raw (runless materialisations with file/row counts).",
+)
+def raw_partitions_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings):
+    updates, cursor = scan_raw(harvest.storage(), context.cursor, now())
+    if not updates:
+        return dg.SensorResult(cursor=cursor, skip_reason="no new raw files")
+    return dg.SensorResult(asset_events=[u.materialization() for u in updates], cursor=cursor)
+
+
+# --- derivation trigger ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeriveRequest:
+    partition_key: str
+    run_key: str
+    trigger: str  # "refresh" | "final"
+
+
+def _raw_mtime(storage: Storage, date: str, symbol: str) -> float | None:
+    """Newest mtime of the partition's raw stream directories (a finalised file bumps it)."""
+    import pyarrow.fs as pafs
+
+    newest = None
+    for stream in ("agg_trade", "book", "ops"):
+        info = storage.fs.get_file_info(storage.path(f"raw/date={date}/symbol={symbol}/stream={stream}"))
+        if info.type == pafs.FileType.Directory:
+            ts = info.mtime.timestamp() if info.mtime is not None else 0.0
+            newest = ts if newest is None else max(newest, ts)
+    return newest
+
+
+def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
+                busy: set[str] = frozenset()) -> tuple[list[DeriveRequest], str, list[str]]:
+    """Derive runs due at time ``t``: refreshes of today, finals of closed days.
+
+    Cursor: ``{"refresh": {pk: {"t": requested_at, "m": raw_mtime}}, "final": [pk, …]}``.
+    ``busy`` holds partition keys with a derive run already queued or running (skipped).
+    Returns (requests, new cursor, notes for the tick text).
+    """
+    state = json.loads(cursor) if cursor else {}
+    refresh: dict[str, dict] = state.get("refresh", {})
+    final: list[str] = state.get("final", [])
+    today = _utc_date(t)
+    yesterday = _utc_date(t - 86400)
+    out: list[DeriveRequest] = []
+    notes: list[str] = []
+    for symbol in symbols:
+        # finals: yesterday (if it had data) and any closed day we refreshed but never finalised
+        closed = {pk.split("|")[0] for pk in refresh if pk.endswith(f"|{symbol}")} | {yesterday}
+        for date in sorted(d for d in closed if d < today):
+            pk = f"{date}|{symbol}"
+            if pk in final:
+                refresh.pop(pk, None)
+                continue
+            midnight_after = dt.datetime.strptime(date, "%Y-%m-%d").replace(
+                tzinfo=dt.timezone.utc).timestamp() + 86400
+            if t < midnight_after + FINAL_GRACE_SEC:
+                notes.append(f"{pk}: finalising after {_ago(midnight_after + FINAL_GRACE_SEC - t)}")
+                continue
+            if _raw_mtime(storage, date, symbol) is None:
+                refresh.pop(pk, None)
+                continue
+            if pk in busy:
+                notes.append(f"{pk}: derive run in progress, final later")
+                continue
+            out.append(DeriveRequest(pk, f"derive-final:{pk}", "final"))
+            final.append(pk)
+            refresh.pop(pk, None)
+        # refresh of today while raw data keeps arriving
+        pk = f"{today}|{symbol}"
+        mtime = _raw_mtime(storage, today, symbol)
+        prev = refresh.get(pk)
+        if mtime is None:
+            notes.append(f"{pk}: no raw data")
+        elif pk in busy:
+            notes.append(f"{pk}: derive run in progress")
+        elif prev and mtime <= prev["m"]:
+            notes.append(f"{pk}: no new raw files since {_ago(t - prev['t'])} ago")
+        elif prev and t - prev["t"] < REFRESH_INTERVAL_SEC:
+            notes.append(f"{pk}: refreshed {_ago(t - prev['t'])} ago, next in "
+                         f"{_ago(prev['t'] + REFRESH_INTERVAL_SEC - t)}")
+        else:
+            slot = int(t // REFRESH_INTERVAL_SEC)
+            out.append(DeriveRequest(pk, f"derive-refresh:{pk}:{slot}", "refresh"))
+            refresh[pk] = {"t": t, "m": mtime}
+    state = {"refresh": refresh, "final": final[-200:]}
+    return out, json.dumps(state, sort_keys=True), notes
+
+
+def busy_partitions(instance: dg.DagsterInstance, job_name: str = DERIVE_JOB_NAME) -> set[str]:
+    recs = instance.get_run_records(RunsFilter(job_name=job_name, statuses=LIVE_STATUSES), limit=100)
+    return {r.dagster_run.tags.get("dagster/partition", "") for r in recs} - {""}
+
+
+@dg.sensor(
+    job_name=DERIVE_JOB_NAME,
+    minimum_interval_seconds=DERIVE_SENSOR_INTERVAL_SEC,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="While the capture writes today's raw files, re-derives today's partitions every "
+                "15 minutes; after UTC midnight (+3 min) requests the final derivation of the "
+                "closed day. Older days: backfill derive_job from the UI.",
+)
+def derive_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings):
+    settings = harvest.settings()
+    requests, cursor, notes = plan_derive(Storage(settings.data_dir), settings.symbols, now(),
+                                          context.cursor, busy_partitions(context.instance))
+    run_requests = [dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key,
+                                  tags={"ofi_cvd/trigger": r.trigger}) for r in requests]
+    if run_requests:
+        return dg.SensorResult(run_requests=run_requests, cursor=cursor)
+    return dg.SensorResult(cursor=cursor, skip_reason="; ".join(notes) or "nothing to derive")
+
+
+all_sensors = [capture_sensor, raw_partitions_sensor, derive_sensor]

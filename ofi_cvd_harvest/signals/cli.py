@@ -1,0 +1,73 @@
+"""``ofi-cvd-harvest derive``: build the derived partitions from raw files (no Dagster needed).
+
+Useful for a backfill after a formula change or to inspect a capture from a shell; the
+Dagster assets call the same functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+from .. import schemas
+from ..settings import load_settings
+from ..storage import layout
+from ..storage.fs import Storage
+from .derive import derive_all, write_kind
+
+_DATE_DIR = re.compile(r"/raw/date=(\d{4}-\d{2}-\d{2})/symbol=([A-Z0-9]+)/")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="settings file (default config/system.yaml or $OFI_CVD_CONFIG)")
+    p.add_argument("--data-dir", help="data root holding raw/ and ofi_cvd/ (default: settings data_dir)")
+    p.add_argument("--date", action="append",
+                   help="UTC date YYYY-MM-DD (repeatable); default: every date found under raw/")
+    p.add_argument("--symbols", help="comma-separated symbols (default: the configured symbols)")
+    p.add_argument("--kinds", default=",".join(schemas.DERIVED_KINDS),
+                   help="derived tables to write (default: all five)")
+    p.add_argument("--dry-run", action="store_true", help="compute and print, write nothing")
+
+
+def raw_partitions(storage: Storage, symbols: list[str]) -> list[tuple[str, str]]:
+    """(date, symbol) pairs that have raw files, for the wanted ``symbols``."""
+    found = set()
+    for path in storage.list_files("raw"):
+        m = _DATE_DIR.search(path.replace("\\", "/"))
+        if m and m.group(2) in symbols:
+            found.add((m.group(1), m.group(2)))
+    return sorted(found)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.data_dir:
+        settings = settings.replace(data_dir=type(settings.data_dir)(args.data_dir))
+    symbols = ([s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+               if args.symbols else list(settings.symbols))
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in schemas.DERIVED_KINDS]
+    if bad:
+        print(f"ofi-cvd-harvest derive: unknown kind(s) {', '.join(bad)}")
+        return 2
+    storage = Storage(settings.data_dir)
+    for d in args.date or []:
+        if not layout.DATE_RE.match(d):
+            print(f"ofi-cvd-harvest derive: bad --date {d!r} (YYYY-MM-DD)")
+            return 2
+    parts = ([(d, s) for d in args.date for s in symbols] if args.date
+             else raw_partitions(storage, symbols))
+    if not parts:
+        print(f"no raw data under {storage.path('raw')} for {', '.join(symbols)}")
+        return 1
+    for d, sym in parts:
+        t0 = time.perf_counter()
+        tables = derive_all(storage, settings, d, sym)
+        counts = []
+        for kind in kinds:
+            if not args.dry_run:
+                write_kind(storage, d, sym, kind, tables[kind])
+            counts.append(f"{kind}={len(tables[kind])}")
+        print(f"{d} {sym}: {' '.join(counts)} ({time.perf_counter() - t0:.1f} s)")
+    return 0

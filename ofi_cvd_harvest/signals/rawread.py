@@ -1,0 +1,80 @@
+"""Read the raw partitions a derivation needs: the date plus a warm-up tail of earlier dates.
+
+Rows are assigned to a window by their own timestamp, never by the directory they sit in, so
+the same rows give the same frame whether they are stored as one date or split across two.
+Files are pruned by the ``part-<first_recv_ms>-<seq>`` name (a whole previous day is ~1,440
+files per stream) with a generous slack for clock drift; names that do not parse are read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import polars as pl
+import pyarrow as pa
+
+from .. import schemas
+from ..storage import layout
+from ..storage.fs import Storage
+
+_PART_RE = re.compile(r"part-(\d+)-\d+\.parquet$")
+PRUNE_SLACK_MS = 15 * 60_000
+
+
+def dates_between(first: str, last: str) -> list[str]:
+    d0 = dt.date.fromisoformat(first)
+    d1 = dt.date.fromisoformat(last)
+    return [(d0 + dt.timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
+
+
+def _prune(paths: list[str], since_ms: int) -> list[str]:
+    """Keep files that may hold rows at or after ``since_ms`` (named files are time-ordered)."""
+    named, other = [], []
+    for p in paths:
+        m = _PART_RE.search(p)
+        (named.append((int(m.group(1)), p)) if m else other.append(p))
+    named.sort()
+    cut = since_ms - PRUNE_SLACK_MS
+    first = 0
+    for i, (start, _) in enumerate(named):  # one step per file, not per row
+        if start <= cut:
+            first = i
+    return [p for _, p in named[first:]] + sorted(other)
+
+
+def empty_frame(schema: pa.Schema, columns: list[str] | None = None) -> pl.DataFrame:
+    table = schema.empty_table()
+    df = pl.from_arrow(table)
+    return df.select(columns) if columns else df
+
+
+def raw_files(storage: Storage, date: str, symbol: str, stream: str) -> list[str]:
+    return storage.list_files(layout.raw_dir(date, symbol, stream))
+
+
+def read_raw(storage: Storage, date: str, symbol: str, stream: str, since_ms: int,
+             columns: list[str] | None = None) -> pl.DataFrame:
+    """Rows of ``stream`` in the files of every date from ``utc_date(since_ms − slack)`` to
+    ``date`` (not yet filtered by time: callers filter after dedup). Typed as the raw schema."""
+    schema = schemas.RAW_SCHEMAS[stream]
+    first_date = min(layout.utc_date(since_ms - PRUNE_SLACK_MS), date)
+    paths: list[str] = []
+    for d in dates_between(first_date, date):
+        files = raw_files(storage, d, symbol, stream)
+        paths += _prune(files, since_ms) if d != date else files
+    table = storage.read_parquet(paths, columns=columns)
+    if table is None or table.num_rows == 0:
+        return empty_frame(schema, columns)
+    names = columns or schema.names
+    table = table.select(names).cast(pa.schema([schema.field(n) for n in names]))
+    return pl.from_arrow(table)
+
+
+def raw_fingerprint(storage: Storage, date: str, symbol: str, since_ms: int) -> tuple:
+    """(path, size, mtime) of every raw file a derivation may read: a cache key."""
+    first_date = min(layout.utc_date(since_ms - PRUNE_SLACK_MS), date)
+    paths = [p for d in dates_between(first_date, date) for s in schemas.RAW_STREAMS
+             for p in raw_files(storage, d, symbol, s)]
+    infos = storage.fs.get_file_info(paths) if paths else []
+    return tuple((i.path, i.size, i.mtime_ns) for i in infos)

@@ -1,0 +1,202 @@
+"""A multi-level order book on a tick grid, built for cheap 100 ms diffs.
+
+Bids and asks are two integer-lot arrays over the same window of absolute ticks
+(``base + index``). Best bid ``b`` < best ask ``a`` always (no crossed book by construction);
+levels farther than ``depth`` ticks from the best are trimmed. A depth event is then just
+``flatnonzero(old != new)`` per side. The window re-centres (a coordinate change, nothing is
+lost) when the band nears its edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .symbols import fmt_fixed
+
+
+class BandBook:
+    def __init__(self, mid_tick: int, depth: int, rng: np.random.Generator, level_median_lots: float):
+        self.depth = depth
+        self.margin = max(64, depth)
+        self.width = 2 * depth + 2 * self.margin
+        self.base = mid_tick - self.width // 2
+        self.bid = np.zeros(self.width, np.int64)
+        self.ask = np.zeros(self.width, np.int64)
+        self.level_median = max(1.0, level_median_lots)
+        self.rng = rng
+        self.b = self.width // 2 - 1
+        self.a = self.width // 2
+        self.bid[self.b - depth + 1:self.b + 1] = self._sizes(depth)
+        self.ask[self.a:self.a + depth] = self._sizes(depth)
+
+    def _sizes(self, n: int) -> np.ndarray:
+        return np.maximum(1, np.round(self.rng.lognormal(np.log(self.level_median), 1.2, n))).astype(np.int64)
+
+    # --- state helpers -------------------------------------------------------------------
+    @property
+    def best_bid_tick(self) -> int:
+        return self.base + self.b
+
+    @property
+    def best_ask_tick(self) -> int:
+        return self.base + self.a
+
+    def recentre(self) -> int:
+        """Shift the window so the spread sits in the middle; returns the shift (0 if none).
+        Call only between diffs (the caller re-takes its ``old`` copy afterwards)."""
+        if self.b - self.depth > self.margin // 2 and self.a + self.depth < self.width - self.margin // 2:
+            return 0
+        shift = (self.b + self.a) // 2 - self.width // 2
+        for arr in (self.bid, self.ask):
+            moved = np.zeros_like(arr)
+            if shift > 0:
+                moved[:self.width - shift] = arr[shift:]
+            else:
+                moved[-shift:] = arr[:self.width + shift]
+            arr[:] = moved
+        self.base += shift
+        self.b -= shift
+        self.a -= shift
+        return shift
+
+    def _fix_best_bid(self) -> None:
+        nz = np.flatnonzero(self.bid[:self.a])
+        if len(nz):
+            self.b = int(nz[-1])
+        else:  # side wiped out: re-seed one level below the ask
+            self.b = self.a - 1
+            self.bid[self.b] = self._sizes(1)[0]
+
+    def _fix_best_ask(self) -> None:
+        nz = np.flatnonzero(self.ask[self.b + 1:])
+        if len(nz):
+            self.a = self.b + 1 + int(nz[0])
+        else:
+            self.a = self.b + 1
+            self.ask[self.a] = self._sizes(1)[0]
+
+    # --- events --------------------------------------------------------------------------
+    def take(self, is_buy: bool, lots: int) -> list[tuple[int, int]]:
+        """A taker order of ``lots``: returns the fills as (price_tick, lots) per price level,
+        best first. The book never empties (a wiped side re-seeds), so the order always fills."""
+        fills: list[tuple[int, int]] = []
+        side = self.ask if is_buy else self.bid
+        while lots > 0:
+            i = self.a if is_buy else self.b
+            avail = int(side[i])
+            q = min(avail, lots)
+            fills.append((self.base + i, q))
+            lots -= q
+            side[i] = avail - q
+            if side[i] == 0:
+                if is_buy:
+                    self._fix_best_ask()
+                else:
+                    self._fix_best_bid()
+        return fills
+
+    def quote(self, up: bool, kind: float) -> None:
+        """A top-of-book quote event moving the price ``up`` or down (or resizing the top):
+        ``kind`` < 0.35 cancels the best level on the far side (price moves), < 0.7 improves
+        inside the spread if there is room, else changes the top size."""
+        r = self.rng
+        if kind < 0.35:
+            if up:
+                self.ask[self.a] = 0
+                self._fix_best_ask()
+            else:
+                self.bid[self.b] = 0
+                self._fix_best_bid()
+        elif kind < 0.7 and self.a - self.b > 1:
+            if up:
+                self.b += 1
+                self.bid[self.b] = self._sizes(1)[0]
+            else:
+                self.a -= 1
+                self.ask[self.a] = self._sizes(1)[0]
+        else:
+            if up:
+                self.bid[self.b] = max(1, int(self.bid[self.b] * r.uniform(0.5, 1.8)))
+            else:
+                self.ask[self.a] = max(1, int(self.ask[self.a] * r.uniform(0.5, 1.8)))
+        if self.a - self.b > 1 and kind > 0.9:  # spread refills
+            if up:
+                self.a -= 1
+                self.ask[self.a] = self._sizes(1)[0]
+            else:
+                self.b += 1
+                self.bid[self.b] = self._sizes(1)[0]
+
+    def churn(self, n_changes: int) -> None:
+        """Background limit-order flow: resize/remove ``n_changes`` levels (closer to the top
+        more often), refill holes, extend the band to ``depth`` levels and trim beyond it."""
+        r = self.rng
+        d = self.depth
+        if n_changes:
+            dist = np.minimum(r.geometric(0.08, n_changes), d - 1)
+            is_bid = r.random(n_changes) < 0.5
+            new = self._sizes(n_changes)
+            new[(r.random(n_changes) < 0.12) & (dist > 3)] = 0
+            bi = self.b - dist[is_bid] + 1
+            ai = self.a + dist[~is_bid] - 1
+            self.bid[bi] = new[is_bid]
+            self.ask[ai] = new[~is_bid]
+        gap = self.a - self.b - 1
+        if gap > 0:  # new limit orders close a wide spread
+            nb = int(r.binomial(gap, 0.4))
+            na = int(r.binomial(gap - nb, 0.4))
+            if nb:
+                self.bid[self.b + 1:self.b + 1 + nb] = self._sizes(nb)
+                self.b += nb
+            if na:
+                self.ask[self.a - na:self.a] = self._sizes(na)
+                self.a -= na
+        lo = self.b - d + 1
+        band = self.bid[lo:self.b]
+        holes = (band == 0) & (r.random(len(band)) < 0.3)
+        band[holes] = self._sizes(int(holes.sum()))
+        self.bid[:lo] = 0
+        hi = self.a + d
+        band = self.ask[self.a + 1:hi]
+        holes = (band == 0) & (r.random(len(band)) < 0.3)
+        band[holes] = self._sizes(int(holes.sum()))
+        self.ask[hi:] = 0
+        self._fix_best_bid()
+        self._fix_best_ask()
+
+    # --- views ---------------------------------------------------------------------------
+    def top(self, n: int, td: int, ld: int) -> tuple[list[list[str]], list[list[str]]]:
+        """Top ``n`` levels per side, best first, as Binance string pairs."""
+        lo = max(0, self.b - 4 * n)
+        bi = np.flatnonzero(self.bid[lo:self.b + 1])[::-1][:n] + lo
+        ai = np.flatnonzero(self.ask[self.a:self.a + 4 * n])[:n] + self.a
+        base = self.base
+        return ([[fmt_fixed(base + i, td), fmt_fixed(q, ld)]
+                 for i, q in zip(bi.tolist(), self.bid[bi].tolist())],
+                [[fmt_fixed(base + i, td), fmt_fixed(q, ld)]
+                 for i, q in zip(ai.tolist(), self.ask[ai].tolist())])
+
+    def levels(self, n: int, td: int, ld: int) -> tuple[list[list[str]], list[list[str]]]:
+        """Up to ``n`` levels per side over the whole band (REST depth snapshot)."""
+        return book_levels(self.bid, self.ask, self.base, n, td, ld)
+
+    def diff(self, old_bid: np.ndarray, old_ask: np.ndarray, td: int, ld: int
+             ) -> tuple[list[list[str]], list[list[str]]]:
+        """Changed levels since ``old_*`` (same coordinates): absolute quantities, 0 = removed."""
+        base = self.base
+        bi = np.flatnonzero(old_bid != self.bid)[::-1]
+        ai = np.flatnonzero(old_ask != self.ask)
+        return ([[fmt_fixed(base + i, td), fmt_fixed(q, ld)]
+                 for i, q in zip(bi.tolist(), self.bid[bi].tolist())],
+                [[fmt_fixed(base + i, td), fmt_fixed(q, ld)]
+                 for i, q in zip(ai.tolist(), self.ask[ai].tolist())])
+
+
+
+def book_levels(bid: np.ndarray, ask: np.ndarray, base: int, n: int, td: int, ld: int
+                ) -> tuple[list[list[str]], list[list[str]]]:
+    """Up to ``n`` levels per side of a (possibly copied) band, best first, as strings."""
+    bi = np.flatnonzero(bid)[::-1][:n]
+    ai = np.flatnonzero(ask)[:n]
+    return ([[fmt_fixed(base + i, td), fmt_fixed(q, ld)] for i, q in zip(bi.tolist(), bid[bi].tolist())],
+            [[fmt_fixed(base + i, td), fmt_fixed(q, ld)] for i, q in zip(ai.tolist(), ask[ai].tolist())])

@@ -1,0 +1,326 @@
+"""Seeded synthetic USDT-M market: a :class:`~.source.MarketSource` for the simulator.
+
+Model, per symbol, in 100 ms windows of simulated time (so the content never depends on how
+often the server polls — only on the seed, the symbols and ``start_ms``):
+
+* trade arrivals: discretised Hawkes process (intensity = base × slow activity factor +
+  self-excitation that jumps with every trade and decays), so trades come in bursts;
+* sizes: log-normal fitted to the real median/p99, capped, rounded to the lot step;
+* side: P(taker buy) follows a fast mean-reverting "flow mood", so signed flow is persistent;
+* book (:mod:`.book`): takers consume the best levels (a sweep splits into one aggTrade per
+  price level, as on Binance), quote events cancel/improve the top biased by the same mood,
+  background churn resizes ~30 levels per window — prices therefore move with signed flow;
+* ids: aggTrade ``a`` consecutive per symbol (``f``/``l`` fill ids), book update ids from one
+  global counter; each depth event has ``U``..``u`` and ``pu`` = that symbol's previous ``u``.
+
+Clock: ``server_time_ms = start_ms + speed × wall elapsed`` (at speed 1 it is the wall clock).
+A window is generated once the clock enters it and its messages are released as the clock
+passes their ``E``; trades are visible to REST once the clock passes their ``T``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections import deque
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .book import BandBook, book_levels
+from .source import Message
+from .symbols import SymbolSpec, fmt_fixed, spec_for
+from .tradelog import TradeLog
+
+WINDOW_MS = 100
+PARTIAL_LEVELS = (5, 10, 20)
+BRANCHING = 0.7          # Hawkes branching ratio (share of trades triggered by earlier ones)
+DECAY_PER_S = 2.0        # Hawkes excitation decay rate
+ACTIVITY_TAU_S = 600.0   # slow activity factor (busy/calm stretches)
+ACTIVITY_SD = 0.5
+MOOD_TAU_S = 5.0         # flow mood (persistence of signed flow)
+MAX_WINDOWS_PER_POLL = 200
+
+
+class Wants:
+    """Which payloads to build for one symbol (from the subscribed stream names)."""
+    __slots__ = ("trade", "ticker", "diff", "partial")
+
+    def __init__(self) -> None:
+        self.trade = self.ticker = self.diff = False
+        self.partial: tuple[int, ...] = ()
+
+
+def parse_wants(streams: Collection[str]) -> dict[str, Wants]:
+    out: dict[str, Wants] = {}
+    for s in streams:
+        sym, _, kind = s.partition("@")
+        w = out.setdefault(sym.upper(), Wants())
+        if kind == "aggTrade":
+            w.trade = True
+        elif kind == "bookTicker":
+            w.ticker = True
+        elif kind == "depth@100ms":
+            w.diff = True
+        elif kind.startswith("depth") and kind.endswith("@100ms"):
+            lv = kind[5:-6]
+            if lv.isdigit() and int(lv) in PARTIAL_LEVELS and int(lv) not in w.partial:
+                w.partial = w.partial + (int(lv),)
+    return out
+
+
+_NO_WANTS = Wants()
+
+
+class SymbolModel:
+    """One symbol's generator: trades, book, ids and its ground-truth log."""
+
+    def __init__(self, spec: SymbolSpec, seed: int, gid: list[int], depth_levels: int = 100):
+        self.spec = spec
+        self.sym = spec.symbol
+        self.lsym = spec.symbol.lower()
+        self.rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(spec.symbol.encode())])
+        r = self.rng
+        self.td, self.ld = spec.tick_decimals, spec.lot_decimals
+        self.lot_median = spec.size_median / spec.lot_size
+        self.lot_cap = max(1, int(round(spec.size_max / spec.lot_size)))
+        self.log_median = math.log(self.lot_median)
+        self.sigma = spec.size_sigma
+        mid_tick = int(round(spec.price / spec.tick_size))
+        self.book = BandBook(mid_tick, depth_levels, r, 60.0 * self.lot_median)
+        first_id = int(r.integers(10**8, 3 * 10**9))
+        self.log = TradeLog(spec, first_id, first_id * 3 + int(r.integers(0, 10**6)))
+        self.next_fill = self.log.first_fill_id
+        self.mu = spec.trade_rate * (1.0 - BRANCHING)
+        self.alpha = BRANCHING * DECAY_PER_S
+        self.excite = 0.0
+        self.activity = 0.0
+        self.mood = 0.0
+        self.quote_rate = max(0.0, spec.book_ticker_rate - spec.trade_rate)
+        self.gid = gid                      # shared global update id counter (1-element list)
+        gid[0] += 1
+        self.last_u = gid[0]
+        self.snap: tuple[int, int, int, np.ndarray, np.ndarray, int] = (
+            self.last_u, 0, 0, self.book.bid.copy(), self.book.ask.copy(), self.book.base)
+        self.last_top = self._top()
+
+    def _top(self) -> tuple[int, int, int, int]:
+        b = self.book
+        return (b.b + b.base, int(b.bid[b.b]), b.a + b.base, int(b.ask[b.a]))
+
+    def step(self, t0: int, w: Wants, out: list[Message], snaps: list) -> None:
+        """Generate window (t0, t0 + 100 ms]: append due messages to ``out`` (unsorted) and the
+        post-window book state to ``snaps`` (for REST depth once the window is emitted)."""
+        r = self.rng
+        dt = WINDOW_MS / 1000.0
+        # slow activity and fast mood: exact OU updates
+        ka = math.exp(-dt / ACTIVITY_TAU_S)
+        km = math.exp(-dt / MOOD_TAU_S)
+        z = r.standard_normal(2)
+        self.activity = self.activity * ka + math.sqrt(1 - ka * ka) * ACTIVITY_SD * z[0]
+        self.mood = self.mood * km + math.sqrt(1 - km * km) * z[1]
+        act = math.exp(self.activity - ACTIVITY_SD ** 2 / 2)
+        lam = self.mu * act + self.excite
+        n = int(r.poisson(min(lam, 5000.0) * dt))
+        self.excite = self.excite * math.exp(-DECAY_PER_S * dt) + self.alpha * n
+        p_buy = 0.5 + 0.3 * math.tanh(self.mood)
+        nq = int(r.poisson(self.quote_rate * act * dt))
+        book = self.book
+        book.recentre()
+        old_bid = book.bid.copy()
+        old_ask = book.ask.copy()
+        gid = self.gid
+        U = gid[0] + 1
+        sym, lsym, td, ld = self.sym, self.lsym, self.td, self.ld
+        if n or nq:
+            t_off = r.integers(1, WINDOW_MS + 1, n + nq)
+            order = np.argsort(t_off, kind="stable").tolist()
+            t_off = t_off.tolist()
+            lots = np.clip(np.rint(r.lognormal(self.log_median, self.sigma, n)), 1,
+                           self.lot_cap).astype(np.int64).tolist()
+            buys = (r.random(n) < p_buy).tolist()
+            nfills = r.geometric(0.6, n).tolist()
+            lags = r.integers(0, 4, n).tolist()
+            qkind = r.random(nq).tolist()
+            qup = (r.random(nq) < 0.5 + 0.3 * math.tanh(self.mood)).tolist()
+            T_l: list[int] = []
+            E_l: list[int] = []
+            px_l: list[int] = []
+            q_l: list[int] = []
+            l_l: list[int] = []
+            m_l: list[bool] = []
+            a = self.log.next_id
+            fill = self.next_fill
+            tend = t0 + WINDOW_MS
+            for k in order:
+                T = t0 + t_off[k]
+                if k < n:
+                    is_buy = buys[k]
+                    E = min(T + lags[k], tend)
+                    nf = nfills[k]
+                    for px, q in book.take(is_buy, lots[k]):
+                        f = fill
+                        fill += nf
+                        nf = 1
+                        if w.trade:
+                            ps = fmt_fixed(px, td)
+                            qs = fmt_fixed(q, ld)
+                            d = {"e": "aggTrade", "E": E, "a": a, "s": sym, "p": ps, "q": qs,
+                                 "nq": qs, "f": f, "l": fill - 1, "T": T, "m": not is_buy}
+                            out.append(Message(lsym + "@aggTrade", d, E, orjson.dumps(d)))
+                        T_l.append(T)
+                        E_l.append(E)
+                        px_l.append(px)
+                        q_l.append(q)
+                        l_l.append(fill - 1)
+                        m_l.append(not is_buy)
+                        a += 1
+                else:
+                    j = k - n
+                    book.quote(qup[j], qkind[j])
+                    E = T
+                gid[0] += 1
+                top = (book.b + book.base, int(book.bid[book.b]), book.a + book.base,
+                       int(book.ask[book.a]))
+                if top != self.last_top:
+                    self.last_top = top
+                    if w.ticker:
+                        d = {"e": "bookTicker", "u": gid[0], "s": sym,
+                             "b": fmt_fixed(top[0], td), "B": fmt_fixed(top[1], ld),
+                             "a": fmt_fixed(top[2], td), "A": fmt_fixed(top[3], ld),
+                             "T": T, "E": E}
+                        out.append(Message(lsym + "@bookTicker", d, E, orjson.dumps(d)))
+            self.next_fill = fill
+            if T_l:
+                self.log.append(np.array(T_l, np.int64), np.array(E_l, np.int64),
+                                np.array(px_l, np.int64), np.array(q_l, np.int64),
+                                np.array(l_l, np.int64), np.array(m_l, np.bool_))
+        book.churn(int(r.poisson(self.spec.depth_changes)))
+        gid[0] += 1
+        E = t0 + WINDOW_MS
+        T = E - 1 - (gid[0] & 1)
+        if not (np.array_equal(old_bid, book.bid) and np.array_equal(old_ask, book.ask)):
+            u, pu = gid[0], self.last_u
+            self.last_u = u
+            if w.diff:
+                bids, asks = book.diff(old_bid, old_ask, td, ld)
+                d = {"e": "depthUpdate", "E": E, "T": T, "s": sym, "U": U, "u": u, "pu": pu,
+                     "b": bids, "a": asks}
+                out.append(Message(lsym + "@depth@100ms", d, E, orjson.dumps(d)))
+            if w.partial:
+                bids, asks = book.top(max(w.partial), td, ld)
+                for lv in w.partial:
+                    d = {"e": "depthUpdate", "E": E, "T": T, "s": sym, "U": U, "u": u, "pu": pu,
+                         "b": bids[:lv], "a": asks[:lv]}
+                    out.append(Message(f"{lsym}@depth{lv}@100ms", d, E, orjson.dumps(d)))
+            snaps.append((E, self, (u, E, T, book.bid.copy(), book.ask.copy(), book.base)))
+
+
+class SyntheticMarket:
+    """The seeded synthetic market (see module docstring). Not thread-safe: the server calls
+    it from one event loop."""
+
+    def __init__(self, symbols: Collection[str], *, seed: int = 0, speed: float = 1.0,
+                 start_ms: int | None = None, depth_levels: int = 100):
+        if speed <= 0 or not math.isfinite(speed):
+            raise ValueError("speed must be a positive number")
+        syms = tuple(dict.fromkeys(s.upper() for s in symbols))
+        if not syms:
+            raise ValueError("at least one symbol is needed")
+        self.seed = seed
+        self.speed = float(speed)
+        self.start_ms = int(time.time() * 1000) if start_ms is None else int(start_ms)
+        self._t0 = time.monotonic()
+        self._gid = [10**12 + int(np.random.default_rng(seed & 0xFFFFFFFF).integers(0, 10**11))]
+        self.models: dict[str, SymbolModel] = {
+            s: SymbolModel(spec_for(s), seed, self._gid, depth_levels) for s in syms}
+        self._symbols = syms
+        self._next_window = 0
+        self._pending: deque[Message] = deque()
+        self._snaps: deque = deque()
+        self._visible_ms = self.start_ms
+        self._wants_key: Any = None
+        self._wants: dict[str, Wants] = {}
+        self.generated_until_ms = self.start_ms
+
+    # --- MarketSource ----------------------------------------------------------------------
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._symbols
+
+    def server_time_ms(self) -> int:
+        return self.start_ms + int(self.speed * (time.monotonic() - self._t0) * 1000.0)
+
+    def poll(self, now_ms: int, streams: Collection[str]) -> list[Message]:
+        if streams is not self._wants_key:
+            self._wants = parse_wants(streams)
+            self._wants_key = streams
+        wants = self._wants
+        budget = MAX_WINDOWS_PER_POLL
+        while budget and self.start_ms + self._next_window * WINDOW_MS <= now_ms:
+            t0 = self.start_ms + self._next_window * WINDOW_MS
+            out: list[Message] = []
+            snaps: list = []
+            for sym, model in self.models.items():
+                model.step(t0, wants.get(sym, _NO_WANTS), out, snaps)
+            out.sort(key=_ts)
+            self._pending.extend(out)
+            self._snaps.extend(snaps)
+            self._next_window += 1
+            self.generated_until_ms = t0 + WINDOW_MS
+            budget -= 1
+        pending, due = self._pending, []
+        while pending and pending[0].ts_ms <= now_ms:
+            due.append(pending.popleft())
+        while self._snaps and self._snaps[0][0] <= now_ms:
+            _, model, snap = self._snaps.popleft()
+            model.snap = snap
+        self._visible_ms = min(now_ms, self.generated_until_ms)
+        return due
+
+    def agg_trades(self, symbol: str, from_id: int | None = None, start_ms: int | None = None,
+                   end_ms: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        return self.models[symbol.upper()].log.query(self._visible_ms, from_id, start_ms, end_ms, limit)
+
+    def depth_snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
+        m = self.models[symbol.upper()]
+        u, E, T, bid, ask, base = m.snap
+        bids, asks = book_levels(bid, ask, base, limit, m.td, m.ld)
+        now = self.server_time_ms()
+        return {"lastUpdateId": u, "E": E or now, "T": T or now, "bids": bids, "asks": asks}
+
+    def exchange_info(self) -> dict[str, Any]:
+        out = []
+        for sym, m in self.models.items():
+            s = m.spec
+            out.append({
+                "symbol": sym, "pair": sym, "contractType": "PERPETUAL", "status": "TRADING",
+                "baseAsset": sym[:-4] if sym.endswith("USDT") else sym, "quoteAsset": "USDT",
+                "marginAsset": "USDT", "pricePrecision": s.tick_decimals,
+                "quantityPrecision": s.lot_decimals,
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "tickSize": fmt_fixed(1, s.tick_decimals),
+                     "minPrice": fmt_fixed(1, s.tick_decimals),
+                     "maxPrice": fmt_fixed(10 ** (s.tick_decimals + 7), s.tick_decimals)},
+                    {"filterType": "LOT_SIZE", "stepSize": fmt_fixed(1, s.lot_decimals),
+                     "minQty": fmt_fixed(1, s.lot_decimals),
+                     "maxQty": fmt_fixed(10 ** (s.lot_decimals + 6), s.lot_decimals)},
+                ]})
+        return {"timezone": "UTC", "serverTime": self.server_time_ms(), "rateLimits": [],
+                "exchangeFilters": [], "assets": [], "symbols": out}
+
+    # --- ground truth ----------------------------------------------------------------------
+    def ground_truth(self, symbol: str) -> list[dict[str, Any]]:
+        """Every trade of ``symbol`` visible so far (numeric fields, id order)."""
+        return self.models[symbol.upper()].log.records(self._visible_ms)
+
+    def trade_columns(self, symbol: str) -> dict[str, np.ndarray]:
+        """Raw ground-truth columns of ``symbol`` (all generated trades)."""
+        return self.models[symbol.upper()].log.columns()
+
+
+def _ts(m: Message) -> int:
+    return m.ts_ms
