@@ -18,20 +18,20 @@ _DAY = 86_400_000
 
 
 class DateCache:
-    """UTC date string of an epoch-ms timestamp, O(1) within the current day."""
-    __slots__ = ("start", "end", "date")
+    """UTC date string of an epoch-ms timestamp: one integer division and a dict lookup."""
+    __slots__ = ("_days",)
 
     def __init__(self) -> None:
-        self.start = self.end = 0
-        self.date = ""
+        self._days: dict[int, str] = {}
 
     def __call__(self, ts_ms: int) -> str:
-        if self.start <= ts_ms < self.end:
-            return self.date
-        start = ts_ms - ts_ms % _DAY
-        date = dt.datetime.fromtimestamp(start / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d")
-        if ts_ms >= self.end or not self.date:  # keep the newest day cached
-            self.start, self.end, self.date = start, start + _DAY, date
+        day = ts_ms // _DAY
+        date = self._days.get(day)
+        if date is None:
+            if len(self._days) > 64:
+                self._days.clear()
+            date = self._days[day] = dt.datetime.fromtimestamp(
+                day * 86_400, tz=dt.timezone.utc).strftime("%Y-%m-%d")
         return date
 
 
@@ -79,6 +79,7 @@ class Batch:
     first_recv_ms: int
     trade_ids: list[int] = field(default_factory=list)
     attempts: int = 0
+    segment_paths: list[str] = field(default_factory=list)   # deleted once the file is durable
 
     @property
     def rows(self) -> int:

@@ -105,11 +105,13 @@ class Healer:
             metrics.trade_gaps_open.labels(s).set(n)
 
     # -- healing ------------------------------------------------------------------------------
-    async def heal_due(self, now_ms: int | None = None) -> None:
-        """One pass over the gaps whose grace/backoff has expired."""
+    async def heal_due(self, now_ms: int | None = None, force: bool = False) -> None:
+        """One pass over the gaps whose grace/backoff has expired (``force``: all of them,
+        used once at shutdown so the last seconds' gaps are healed before the files close)."""
         now_ms = _now_ms() if now_ms is None else now_ms
         for rec in list(self.records):
-            if now_ms < rec.opened_ms + self.grace_ms or now_ms < rec.next_try_ms:
+            if not force and (now_ms < rec.opened_ms + self.grace_ms
+                              or now_ms < rec.next_try_ms):
                 continue
             await self._heal(rec)
         self._update_open_gauge()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import pyarrow as pa
 import logging
 import threading
 import time
@@ -35,6 +37,7 @@ from .dedup import DedupLRU
 from .healing import Healer
 from .ops import OpsRecorder
 from .runlog import RunLog
+from .segments import SegmentLog, recover as recover_segments
 from .writer import RawWriter
 
 Settings = settings_mod.Settings
@@ -120,6 +123,8 @@ def make_book_handler(settings: Settings, rest: RestClient, on_gap) -> Any:
 
 
 class Capture:
+    final_heal_sec = 5.0      # shutdown budget for healing the last seconds' gaps
+
     def __init__(self, settings: Settings, log: logging.Logger | Any | None = None):
         self.s = settings
         self.runlog = RunLog(settings.artifacts_dir, settings.log_level, forward=log)
@@ -132,6 +137,10 @@ class Capture:
                                 on_error=lambda b, a, e: self._write_failures.append(
                                     (b.stream, b.date, b.symbol, a, f"{type(e).__name__}: {e}")))
         self.pending: list[Batch] = []
+        # rows drained from the buffers every segment_flush_sec, waiting for the rotation
+        self.staged: dict[tuple[str, str, str], list[Batch]] = {}
+        self.segments = (SegmentLog(self.storage.path("raw"), f"{os.getpid()}x{_now_ms()}")
+                         if self.storage.local else None)
         self.states = {s: _SymState(settings.dedup_lru, s) for s in settings.symbols}
         self.durable_max: dict[str, int | None] = {s: None for s in settings.symbols}
         self.rest = RestClient(settings.rest_base_url, settings.rest_weight_limit_per_min)
@@ -338,7 +347,7 @@ class Capture:
             if dmax is not None:
                 gaps = [[a, min(b, dmax)] for a, b in st.tracker.snapshot() if a <= dmax]
                 undurable = [i for i in self.buffers.buffered_trade_ids(sym) if i <= dmax]
-                for b in self.pending:
+                for b in self.pending + [p for k, ps in self.staged.items() for p in ps]:
                     if b.stream == "agg_trade" and b.symbol == sym:
                         undurable.extend(i for i in b.trade_ids if i <= dmax)
                 if undurable:
@@ -355,6 +364,36 @@ class Capture:
     def _write_all(self, batches: list[Batch]) -> list[str | None]:
         return [self.writer.write(b) for b in batches]
 
+    def _stage(self) -> None:
+        """Move buffered rows to the staging area and append them to the crash-safe segments
+        (every ``segment_flush_sec``), so a hard kill loses at most that much."""
+        for b in self.buffers.drain():
+            key = (b.stream, b.date, b.symbol)
+            if self.segments is not None:
+                try:
+                    path = self.segments.append(key, b.table)
+                    if path not in b.segment_paths:
+                        b.segment_paths.append(path)
+                except (OSError, pa.ArrowException) as exc:
+                    self.log.warning("segment append failed (%s); rows stay in memory", exc)
+            self.staged.setdefault(key, []).append(b)
+
+    def _take_staged(self) -> list[Batch]:
+        """One batch per (stream, date, symbol) out of the staging area (a new generation of
+        segment files starts)."""
+        staged, self.staged = self.staged, {}
+        seg_paths = self.segments.roll() if self.segments is not None else {}
+        out = []
+        for key, parts in staged.items():
+            stream, date, sym = key
+            table = parts[0].table if len(parts) == 1 else pa.concat_tables([p.table for p in parts])
+            ids = [i for p in parts for i in p.trade_ids]
+            paths = sorted({q for p in parts for q in p.segment_paths} |
+                           ({seg_paths[key]} if key in seg_paths else set()))
+            out.append(Batch(stream, date, sym, table, min(p.first_recv_ms for p in parts), ids,
+                             segment_paths=paths))
+        return out
+
     async def _rotate(self, final: bool = False) -> None:
         self.ops.end_window()
         for sym, st in self.states.items():
@@ -362,7 +401,8 @@ class Capture:
                 self.ops.emit("dedup_hits", {"count": st.dups - st.dups_reported,
                                              "total": st.dups}, symbol=sym)
                 st.dups_reported = st.dups
-        batches = self.pending + self.buffers.drain()
+        self._stage()
+        batches = self.pending + self._take_staged()
         self.pending = []
         if not batches:
             self._checkpoint()
@@ -374,11 +414,64 @@ class Capture:
         for b, path in zip(batches, results):
             if path is None:
                 self.pending.append(b)
-            elif b.stream == "agg_trade" and b.trade_ids:
+                continue
+            SegmentLog.release(b.segment_paths)
+            if b.stream == "agg_trade" and b.trade_ids:
                 mx = max(b.trade_ids)
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = mx if cur is None else max(cur, mx)
         self._report_write_failures()
+        self._checkpoint()
+
+    def _recover_segments(self) -> None:
+        """Rows a killed process had received but not finalised -> Parquet, before going live.
+        Trade ids are checked against the restored checkpoint so nothing is written twice."""
+        if self.segments is None:
+            return
+        try:
+            found = recover_segments(self.storage.path("raw"))
+        except OSError as exc:
+            self.log.warning("segment recovery skipped: %s", exc)
+            return
+        rows = 0
+        batches = []
+        for r in found:
+            table = r.table
+            ids: list[int] = []
+            if r.stream == "agg_trade" and r.symbol in self.states:
+                table = table.sort_by("agg_trade_id")
+                st = self.states[r.symbol]
+                keep = []
+                for i in table.column("agg_trade_id").to_pylist():
+                    status, gap = st.tracker.observe(i)
+                    keep.append(status != DUPLICATE)
+                    if gap is not None:
+                        self.healer.opened(r.symbol, gap, "restart")
+                table = table.filter(pa.array(keep))
+                ids = table.column("agg_trade_id").to_pylist()
+                st.restored = True
+            if table.num_rows:
+                first = min(table.column("recv_ts_ms").to_pylist())
+                batches.append(Batch(r.stream, r.date, r.symbol, table, first, ids,
+                                     segment_paths=r.paths))
+                rows += table.num_rows
+            else:
+                SegmentLog.release(r.paths)
+        if not batches:
+            return
+        self.log.info("recovering %d rows of a previous run from %d segment groups", rows,
+                      len(batches))
+        for b in batches:
+            path = self.writer.write(b)
+            if path is None:
+                self.pending.append(b)
+                continue
+            SegmentLog.release(b.segment_paths)
+            if b.trade_ids:
+                cur = self.durable_max[b.symbol]
+                self.durable_max[b.symbol] = max(b.trade_ids + ([cur] if cur is not None else []))
+        self._report_write_failures()
+        self.ops.emit("segments_recovered", {"rows": rows, "groups": len(batches)})
         self._checkpoint()
 
     def _report_write_failures(self) -> None:
@@ -468,13 +561,18 @@ class Capture:
         next_rotate = self._next_rotation(now)
         next_clock = now + s.clock_check_interval_sec
         next_cvd = now + 5.0
+        next_metrics = now + 1.0
+        tick = min(1.0, s.segment_flush_sec)
         while not self._stop.is_set():
             try:
-                await asyncio.wait_for(self._stop.wait(), 1.0)
+                await asyncio.wait_for(self._stop.wait(), tick)
             except asyncio.TimeoutError:
                 pass
             now = time.time()
-            self._update_metrics(int(now * 1000))
+            self._stage()
+            if now >= next_metrics:
+                next_metrics = now + 1.0
+                self._update_metrics(int(now * 1000))
             if deadline is not None and time.monotonic() >= deadline:
                 self.summary.stop_reason = self.summary.stop_reason or "run time reached"
                 self._stop.set()
@@ -526,13 +624,18 @@ class Capture:
             self.log.info("capture start: symbols=%s run_seconds=%.0f ws=%s rest=%s data=%s",
                           ",".join(s.symbols), run_seconds, s.ws_base_url, s.rest_base_url,
                           s.data_dir)
-            stale = self.storage.remove_stale_tmp("raw")
+            try:
+                stale = self.storage.remove_stale_tmp("raw")
+            except OSError as exc:  # the data dir may be broken now and recover later
+                self.log.warning("cannot scan for stale temp files: %s", exc)
+                stale = []
             if stale:
                 self.log.info("removed %d stale temp files", len(stale))
             self.ops.emit("capture_start", {"symbols": list(s.symbols), "run_seconds": run_seconds,
                                             "book_source": s.book_source,
                                             "stale_tmp_removed": len(stale)})
             self._restore()
+            self._recover_segments()
             self._start_metrics_server()
             metrics.capture_up.set(1)
             await self._clock_check()
@@ -575,6 +678,17 @@ class Capture:
             if consumer is not None:
                 self._book_q.put_nowait(None)
                 await asyncio.wait([consumer], timeout=5)
+            healer = next((t for t in tasks if t.get_name() == "healer"), None)
+            if healer is not None:
+                healer.cancel()
+                await asyncio.wait([healer], timeout=2)
+            if self.healer.records and self.final_heal_sec > 0:
+                # the last seconds' gaps: heal now rather than leave them to the next start
+                try:
+                    await asyncio.wait_for(self.healer.heal_due(force=True), self.final_heal_sec)
+                except asyncio.TimeoutError:
+                    self.log.warning("final heal incomplete after %.0fs; the checkpoint keeps "
+                                     "the open gaps for the next start", self.final_heal_sec)
         except BaseException as exc:  # cancelled while shutting down: finalise anyway
             self.log.warning("shutdown interrupted (%s); finalising what is buffered",
                              type(exc).__name__)
@@ -614,6 +728,9 @@ class Capture:
                 coro.send(None)
             except StopIteration:
                 pass
+        if self.segments is not None:
+            self.segments.close()
+        self._update_metrics(_now_ms())
         metrics.capture_up.set(0)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()

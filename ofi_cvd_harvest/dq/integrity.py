@@ -126,20 +126,21 @@ def _monotonic_metric(kind: str) -> Callable[[Evaluation], MetricResult]:
         lags = ", ".join(f"{c} AS c{i}, lag({c}) OVER w AS p{i}" for i, (c, _) in enumerate(rules))
         bad = [f"c{i} {'<=' if c in STRICT else '<'} p{i}" for i, (c, _) in enumerate(rules)]
         counts = ", ".join(f"count(*) FILTER (WHERE {b})" for b in bad)
-        base = (f"WITH t AS (SELECT {lags}, filename, file_row_number FROM {kind} "
-                "WINDOW w AS (ORDER BY filename, file_row_number)) ")
+        base = (f"WITH t AS (SELECT {lags}, file_index, file_row_number FROM {kind} "
+                "WINDOW w AS (ORDER BY file_index, file_row_number)) ")
         per_col = ev.scope.one(base + f"SELECT {counts} FROM t")
         gated = [i for i, (_, g) in enumerate(rules) if g]
         where = " OR ".join(bad[i] for i in gated)
-        first = ev.scope.sql(base + f"SELECT filename, file_row_number, "
+        first = ev.scope.sql(base + f"SELECT file_index, file_row_number, "
                              + ", ".join(f"p{i}, c{i}" for i in gated)
-                             + f" FROM t WHERE {where} ORDER BY filename, file_row_number LIMIT {MAX_OFFENDERS}")
+                             + f" FROM t WHERE {where} ORDER BY file_index, file_row_number LIMIT {MAX_OFFENDERS}")
+        files = ev.scope.views[kind]
         value = int(sum(per_col[i] for i in gated))
         details = {"inversions": {c: int(per_col[i]) for i, (c, _) in enumerate(rules)},
                    "gated_columns": [rules[i][0] for i in gated],
                    "reported_only": [c for c, g in rules if not g],
                    "first_inversions": [
-                       {"file": os.path.relpath(r[0], ev.scope.data_root), "row": r[1],
+                       {"file": os.path.relpath(files[r[0]], ev.scope.data_root), "row": r[1],
                         **{rules[i][0]: {"previous": r[2 + 2 * j], "value": r[3 + 2 * j]}
                            for j, i in enumerate(gated)}} for r in first]}
         return MetricResult(name, value, 0, value == 0, details, "==")
@@ -154,7 +155,7 @@ def book_pu_gaps(ev: Evaluation) -> MetricResult:
     if not ev.scope.has("raw_book"):
         return ev.missing(name, "raw book", None, "", gating=False)
     base = ("WITH b AS (SELECT gap, prev_final_update_id AS pu, event_ts_ms, final_update_id, "
-            "lag(final_update_id) OVER (ORDER BY filename, file_row_number) AS prev_u FROM raw_book) ")
+            "lag(final_update_id) OVER (ORDER BY file_index, file_row_number) AS prev_u FROM raw_book) ")
     gap_rows, breaks, unflagged, rows = ev.scope.one(
         base + "SELECT count(*) FILTER (WHERE gap), count(*) FILTER (WHERE pu <> prev_u), "
         "count(*) FILTER (WHERE pu <> prev_u AND NOT gap), count(*) FROM b")

@@ -12,10 +12,11 @@ Usage from the capture loop::
 
     live = LiveCvd(settings)
     live.add(symbol, event_ts_ms, qty, is_buyer_maker)   # per unique aggTrade, cheap
-    live.update_gauges()                                 # call often; recomputes every few s
+    live.update_gauges()                                 # call often; recomputes every 10 s
 
-``update_gauges`` is CPU work (tens of ms at 100k rows, polars releases the GIL); an asyncio
-caller can run it with ``asyncio.to_thread``: ``add`` and ``update_gauges`` are thread-safe.
+A recomputation is CPU work (a few hundred ms for an hour of BTCUSDT, mostly the rolling MAD),
+so by default ``update_gauges`` hands it to a background thread and returns at once: the capture
+loop never stalls (a stall would show up as receipt latency). ``add`` is thread-safe.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class LiveCvd:
 
     def __init__(self, settings: Settings, *, report_sec: float = 300.0,
                  warmup_sec: float | None = None, max_rows: int = 200_000,
-                 recompute_sec: float = 5.0, clock: Callable[[], float] = time.monotonic):
+                 recompute_sec: float = 10.0, background: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
         if report_sec <= 0 or max_rows < 2 or recompute_sec < 0:
             raise ValueError("LiveCvd: report_sec > 0, max_rows >= 2, recompute_sec >= 0")
         self.settings = settings
@@ -111,7 +113,9 @@ class LiveCvd:
         self.warmup_sec = float(6 * settings.signals.half_life_sec if warmup_sec is None else warmup_sec)
         self.max_rows = int(max_rows)
         self.recompute_sec = float(recompute_sec)
+        self.background = background
         self._clock = clock
+        self._worker: threading.Thread | None = None
         self._rings: dict[str, _Ring] = {}
         self._lock = threading.Lock()
         self._last_compute: float | None = None
@@ -139,16 +143,34 @@ class LiveCvd:
             out[sym] = window_stats(ts, qty, ibm, self.settings, self.report_sec)
         return out
 
-    def update_gauges(self, force: bool = False) -> dict[str, CvdStats]:
-        """Set ``cvd_scale_median`` / ``cvd_floor_hit_rate`` per symbol if ``recompute_sec``
-        has passed since the last computation (or ``force``); returns the latest stats.
-        A symbol still warming up (no reportable row) exports NaN, which no alert fires on."""
+    def update_gauges(self, force: bool = False, block: bool | None = None) -> dict[str, CvdStats]:
+        """Recompute and set ``cvd_scale_median`` / ``cvd_floor_hit_rate`` per symbol if
+        ``recompute_sec`` has passed since the last start (or ``force``); returns the latest
+        finished stats. ``block`` (default: not ``background``) computes in the caller's thread;
+        otherwise a background thread does it, one at a time. A symbol still warming up (no
+        reportable row) exports NaN, on which no alert fires."""
+        block = not self.background if block is None else block
         now = self._clock()
-        if not force and self._last_compute is not None and now - self._last_compute < self.recompute_sec:
+        due = force or self._last_compute is None or now - self._last_compute >= self.recompute_sec
+        if not due or (self._worker is not None and self._worker.is_alive() and not block):
             return self.stats
         self._last_compute = now
-        self.stats = self.compute()
-        for sym, st in self.stats.items():
+        if block:
+            self.join()
+            self._refresh()
+        else:
+            self._worker = threading.Thread(target=self._refresh, name="live-cvd", daemon=True)
+            self._worker.start()
+        return self.stats
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for a background recomputation in flight (tests, shutdown)."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def _refresh(self) -> None:
+        stats = self.compute()
+        for sym, st in stats.items():
             metrics.cvd_scale_median.labels(symbol=sym).set(st.scale_median)
             metrics.cvd_floor_hit_rate.labels(symbol=sym).set(st.floor_hit_rate)
-        return self.stats
+        self.stats = stats

@@ -10,11 +10,13 @@ Dagster run log as well as in the capture's own run-log file.
 """
 
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import os
 import queue
+import signal
 import socket
 import threading
 import time
@@ -96,10 +98,37 @@ def _drain(q: queue.Queue, log) -> None:
         log.log(level, msg)
 
 
-def _summary_dict(summary: Any) -> dict:
+@contextlib.contextmanager
+def _shielded():
+    """Record, rather than raise, SIGINT/SIGTERM while the capture finalises (main thread only;
+    the previous handlers come back afterwards and the pending interrupt is re-raised by the
+    caller anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: None)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+def _summary_dict(summary: Any, max_files: int = 10) -> dict:
+    """The capture summary as plain data; the file list (thousands after 72 h) is cut to the
+    last ``max_files`` names."""
     if dataclasses.is_dataclass(summary):
-        return dataclasses.asdict(summary)
-    return dict(summary) if isinstance(summary, dict) else {"summary": repr(summary)}
+        out = dataclasses.asdict(summary)
+    else:
+        out = dict(summary) if isinstance(summary, dict) else {"summary": repr(summary)}
+    files = out.get("files")
+    if isinstance(files, list) and len(files) > max_files:
+        out["files"] = files[-max_files:]
+        out["files_omitted"] = len(files) - max_files
+    return out
 
 
 def effective_settings(harvest: HarvestSettings, config: CaptureConfig) -> tuple[Settings, float]:
@@ -127,24 +156,25 @@ def _dates_between(start: float, end: float) -> list[str]:
 
 
 def run_precheck(settings: Settings, start: float, end: float, log) -> dict:
-    """SPEC §7 ``--precheck-only``: derive what was captured and evaluate the DoD on it."""
-    from ..dq import partition_metrics  # lazy: packages composed here load on demand
+    """SPEC §7 ``--precheck-only``: derive what was captured, evaluate the DoD over the run's
+    dates per symbol (the same engine as the asset checks and the validate report)."""
+    from ..dq import scope_metrics  # lazy: packages composed here load on demand
     from ..signals.derive import derive_all, write_kind
     from ..storage.fs import Storage
 
     storage = Storage(settings.data_dir)
+    dates = _dates_between(start, end)
     results: dict[str, list] = {}
-    for date in _dates_between(start, end):
-        for symbol in settings.symbols:
+    for symbol in settings.symbols:
+        for date in dates:
             for kind, df in derive_all(storage, settings, date, symbol).items():
                 write_kind(storage, date, symbol, kind, df)
-            metrics = partition_metrics(settings.data_dir, settings, date, symbol)
-            results[f"{date}|{symbol}"] = [
-                {"name": m.name, "value": m.value, "threshold": m.threshold, "passed": m.passed}
-                for m in metrics]
-            for m in metrics:
-                log.info(f"precheck {date}|{symbol} {m.name}={m.value} "
-                         f"(threshold {m.threshold}): {m.passed}")
+        metrics = scope_metrics(settings.data_dir, settings, symbol, dates, None)
+        results[symbol] = [{"name": m.name, "value": m.value, "threshold": m.threshold,
+                            "passed": m.passed} for m in metrics]
+        for m in metrics:
+            log.info(f"precheck {symbol} {m.name}={m.value} (threshold {m.threshold}): "
+                     f"{'reported' if m.passed is None else ('pass' if m.passed else 'FAIL')}")
     return results
 
 
@@ -174,11 +204,15 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
     logger.setLevel(settings.log_level)
     logger.propagate = False
     handler = _QueueHandler(q)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
 
     stop = threading.Event()
     outcome: dict[str, Any] = {}
+
+    # Completion is an Event, not thread.join(): a signal raised inside join() makes CPython
+    # 3.11 mark the still-running thread as stopped (bpo-45274), and we must keep waiting.
+    done = threading.Event()
 
     def worker() -> None:
         try:
@@ -186,24 +220,26 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
                                                   stop_event=stop, log=logger)
         except BaseException as exc:  # handed to the op's thread, which re-raises it
             outcome["error"] = exc
+        finally:
+            done.set()
 
     start = time.time()
     thread = threading.Thread(target=worker, name="capture", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(0.5)
+        while not done.wait(0.5):
             _drain(q, context.log)
     except BaseException:  # DagsterExecutionInterruptedError (termination), KeyboardInterrupt
-        context.log.warning("run terminated: stopping the capture (finalising files, "
-                            "writing the checkpoint)")
         stop.set()
-        deadline = time.time() + STOP_GRACE_SEC
-        while thread.is_alive() and time.time() < deadline:
-            thread.join(0.5)
+        with _shielded():  # a repeated SIGINT/SIGTERM must not cut the finalisation short
+            context.log.warning("run terminated: stopping the capture (finalising files, "
+                                "writing the checkpoint)")
+            deadline = time.time() + STOP_GRACE_SEC
+            while not done.wait(0.5) and time.time() < deadline:
+                _drain(q, context.log)
             _drain(q, context.log)
-        context.log.warning("capture stopped cleanly" if not thread.is_alive()
-                            else f"capture did not stop within {STOP_GRACE_SEC:.0f} s")
+            context.log.warning("capture stopped cleanly" if done.is_set()
+                                else f"capture did not stop within {STOP_GRACE_SEC:.0f} s")
         raise
     finally:
         stop.set()
@@ -219,6 +255,10 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
         "duration_sec": round(end - start, 1),
         "summary": dg.MetadataValue.json(summary),
     }
+    for sym, counts in (summary.get("symbols") or {}).items():
+        if isinstance(counts, dict):
+            metadata[f"{sym}_trades"] = int(counts.get("trades_ws", 0)) + int(counts.get("trades_healed", 0))
+            metadata[f"{sym}_book_rows"] = int(counts.get("book_rows", 0))
     if config.precheck:
         results = run_precheck(settings, start, end, context.log)
         metadata["precheck"] = dg.MetadataValue.json(results)

@@ -89,6 +89,18 @@ def _ended_at(record) -> float:
     return record.update_timestamp.timestamp()
 
 
+def last_run_rows(instance: dg.DagsterInstance, run_id: str) -> str:
+    """``BTCUSDT 1,234 trades / 5,678 book rows`` from a finished capture run's output
+    metadata ("" when it produced none, e.g. it crashed)."""
+    for rec in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT):
+        md = rec.dagster_event.step_output_data.metadata if rec.dagster_event else {}
+        parts = [f"{k[:-7]} {md[k].value:,} trades / {md.get(k[:-7] + '_book_rows').value:,} book rows"
+                 for k in sorted(md) if k.endswith("_trades") and md.get(k[:-7] + "_book_rows")]
+        if parts:
+            return "; ".join(parts)
+    return ""
+
+
 def decide_capture(instance: dg.DagsterInstance, group: tuple[str, ...], cooldown_sec: float,
                    t: float, *, job_name: str = "capture_job") -> CaptureDecision:
     """Whether to launch a capture run for ``group`` at time ``t``, and why (the tick text)."""
@@ -117,16 +129,18 @@ def decide_capture(instance: dg.DagsterInstance, group: tuple[str, ...], cooldow
     run = rec.dagster_run
     key = f"capture:{gname}:after:{run.run_id}"
     ended = _ended_at(rec)
+    rows = last_run_rows(instance, run.run_id)
+    rows = f" ({rows})" if rows else ""
     if run.status == DagsterRunStatus.SUCCESS:
         return CaptureDecision(group, True, f"{gname}: run {run.run_id[:8]} finished "
-                               f"{_ago(t - ended)} ago, relaunching", key)
+                               f"{_ago(t - ended)} ago{rows}, relaunching", key)
     wait = ended + cooldown_sec - t
     if wait > 0:
         return CaptureDecision(group, False,
                                f"{gname}: run {run.run_id[:8]} {run.status.value} {_ago(t - ended)} "
-                               f"ago; cool-down, relaunch in {_ago(wait)}")
+                               f"ago{rows}; cool-down, relaunch in {_ago(wait)}")
     return CaptureDecision(group, True, f"{gname}: run {run.run_id[:8]} {run.status.value} "
-                           f"{_ago(t - ended)} ago, cool-down over, relaunching", key)
+                           f"{_ago(t - ended)} ago{rows}, cool-down over, relaunching", key)
 
 
 def _autostart() -> dg.DefaultSensorStatus:

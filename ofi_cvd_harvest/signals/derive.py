@@ -67,8 +67,9 @@ def compute(storage: Storage, settings: Settings, date: str, symbol: str) -> dic
     trades_all = trades_from_raw(raw_tr, w.regime_start, w.day_end)
     timeline = regime_timeline(trades_all["t"], trades_all["price"], w.regime_start, w.day_end,
                                sig.regime_window_sec, sig.regime_half_life_sec)
-    trades = trades_from_raw(raw_tr, w.z_start, w.day_end)
     del raw_tr
+    trades = trades_all.filter(pl.col("event_ts_ms") >= w.z_start).with_columns(
+        pl.col("event_ts_ms").cum_max().alias("t"))
     prices = prices_table(trades_all, symbol, w.day_start, w.day_end)
     del trades_all
 
@@ -117,6 +118,12 @@ def _computed(storage: Storage, settings: Settings, date: str, symbol: str) -> d
         _cache.clear()
         _cache.update(key=key, value=value)
     return value
+
+
+def clear_cache() -> None:
+    """Drop the memoised partition (frees its memory; the next call recomputes)."""
+    with _cache_lock:
+        _cache.clear()
 
 
 def derive_kind(kind: str, storage: Storage, settings: Settings, date: str, symbol: str,

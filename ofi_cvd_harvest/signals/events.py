@@ -42,12 +42,12 @@ def _encode(rows: list[dict]) -> list[str]:
 
 def _events(df: pl.DataFrame, fire: pl.Series, event_type: str, meta_cols: list[str],
             extra: dict) -> pl.DataFrame:
-    hit = df.filter(fire).select(["ts_ms", *meta_cols])
-    metas = [{"category": "signal", **{c: r[c] for c in meta_cols}, **extra}
-             for r in hit.iter_rows(named=True)]
-    return pl.DataFrame({"ts_ms": hit["ts_ms"], "event_type": [event_type] * len(hit),
-                         "meta_json": _encode(metas)},
-                        schema={"ts_ms": pl.Int64, "event_type": pl.String, "meta_json": pl.String})
+    """Rows where ``fire``: meta_json = {"category": "signal", <meta_cols>, <extra>}."""
+    meta = pl.struct(pl.lit("signal").alias("category"), *[pl.col(c) for c in meta_cols],
+                     *[pl.lit(v).alias(k) for k, v in extra.items()]).struct.json_encode()
+    return df.filter(fire).select(
+        pl.col("ts_ms").cast(pl.Int64), pl.lit(event_type).alias("event_type"),
+        meta.alias("meta_json"))
 
 
 def threshold_events(df: pl.DataFrame, zcol: str, threshold: float, rearm: float,

@@ -30,13 +30,16 @@ def book_from_raw(raw: pl.DataFrame, levels: int, since_ms: int, until_ms: int) 
                pl.col("ask_px").list.get(m, null_on_oob=True).fill_null(inf).alias(f"ap{m}"),
                pl.col("ask_qty").list.get(m, null_on_oob=True).fill_null(0.0).alias(f"aq{m}")]
     return (
-        raw.filter((pl.col("event_ts_ms") >= since_ms) & (pl.col("event_ts_ms") < until_ms))
-        .sort(["final_update_id", "gap", "recv_ts_ms"], nulls_last=True)
-        .unique(subset="final_update_id", keep="first", maintain_order=True)
-        .sort(["event_ts_ms", "final_update_id"])
-        .select(pl.col("event_ts_ms").alias("ts_ms"), "final_update_id",
+        raw.lazy()
+        .filter((pl.col("event_ts_ms") >= since_ms) & (pl.col("event_ts_ms") < until_ms))
+        .select(pl.col("event_ts_ms").alias("ts_ms"), "final_update_id", "recv_ts_ms",
                 pl.col("gap").fill_null(False), *lv)
+        # the same message has the same E and u: one sort orders rows and ranks the copies
+        .sort(["ts_ms", "final_update_id", "gap", "recv_ts_ms"], nulls_last=True)
+        .filter(pl.col("final_update_id").is_first_distinct())
+        .drop("recv_ts_ms")
         .with_columns(pl.col("ts_ms").cum_max().alias("t"))
+        .collect()
     )
 
 
@@ -63,4 +66,5 @@ def ofi_frame(book: pl.DataFrame, sig: SignalSettings) -> pl.DataFrame:
     """Book rows + ofi_value and its engine z (``ofi_z``, ``scale``)."""
     df = ofi_values(book, sig.ofi_level_weights[: sig.ofi_levels])
     z = robust_z(df["t"], df["ofi_value"], ZParams.from_settings(sig))
+    df = df.select("ts_ms", "t", "final_update_id", "gap", "ofi_value", "best_bid", "best_ask")
     return df.hstack(z.select(pl.col("z").alias("ofi_z"), "scale"))

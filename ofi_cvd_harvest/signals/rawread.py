@@ -13,6 +13,7 @@ import re
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from .. import schemas
 from ..storage import layout
@@ -63,12 +64,32 @@ def read_raw(storage: Storage, date: str, symbol: str, stream: str, since_ms: in
     for d in dates_between(first_date, date):
         files = raw_files(storage, d, symbol, stream)
         paths += _prune(files, since_ms) if d != date else files
-    table = storage.read_parquet(paths, columns=columns)
-    if table is None or table.num_rows == 0:
-        return empty_frame(schema, columns)
     names = columns or schema.names
-    table = table.select(names).cast(pa.schema([schema.field(n) for n in names]))
-    return pl.from_arrow(table)
+    if not paths:
+        return empty_frame(schema, columns)
+    if storage.local:
+        try:
+            df = pl.scan_parquet(paths).select(names).collect()
+            return df.cast(dict(empty_frame(schema, names).schema))
+        except (pl.exceptions.PolarsError, OSError):
+            pass  # e.g. files whose schemas differ: the arrow path below casts per file
+    table = read_files(storage, paths, schema, names)
+    return pl.from_arrow(table) if table is not None else empty_frame(schema, columns)
+
+
+def read_files(storage: Storage, paths: list[str], schema: pa.Schema,
+               columns: list[str]) -> pa.Table | None:
+    """Many small files through the Storage's filesystem as one pyarrow dataset.
+
+    Timings for one day of 60-s book files (1,440 files, 864k rows, this 2-core machine):
+    ``Storage.read_parquet`` file by file ~4.3 s (per-file overhead), this dataset scan without
+    pre-buffering ~1.6–2.4 s, polars' native multi-file reader ~1.0 s — so local roots (the
+    paths still come from Storage's listing) use polars and other filesystems (``s3://``) this."""
+    if not paths:
+        return None
+    dataset = pads.dataset(paths, schema=schema, format="parquet", filesystem=storage.fs)
+    opts = pads.ParquetFragmentScanOptions(pre_buffer=False)
+    return dataset.to_table(columns=columns, fragment_scan_options=opts)
 
 
 def raw_fingerprint(storage: Storage, date: str, symbol: str, since_ms: int) -> tuple:

@@ -14,20 +14,26 @@ is the k-th element of their merge, found for all rows at once by a vectorised b
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 _CHUNK = 4096
+_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
-def _kth_of_merge(s: np.ndarray, m: np.ndarray, c: int, k: int) -> np.ndarray:
-    """k-th (1-based) smallest of A ∪ B per row, A_p = m − s[c−1−p] (p < c), B_q = s[c+q] − m."""
+def _kth_of_merge(s: np.ndarray, m: np.ndarray, c: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k-th and (k+1)-th (1-based) smallest of A ∪ B per row, where A_p = m − s[c−1−p] (p < c)
+    and B_q = s[c+q] − m are both ascending; (k+1)-th is NaN when k = len(A) + len(B)."""
     n, w = s.shape
     a, b = c, w - c
     rows = np.arange(n)
     lo = np.full(n, max(0, k - b), dtype=np.int64)
     hi = np.full(n, min(k, a), dtype=np.int64)
-    # smallest p in [lo, hi] with not(A[p] <= B[k-p-1]); A[p] <= B[k-p-1] is monotone in p
+    # p = how many of the k smallest come from A: the smallest p in [lo, hi] for which
+    # A[p] <= B[k-p-1] is false (that predicate is monotone in p)
     for _ in range(int(np.ceil(np.log2(max(a, 1) + 1))) + 1):
         active = lo < hi
         if not active.any():
@@ -39,9 +45,14 @@ def _kth_of_merge(s: np.ndarray, m: np.ndarray, c: int, k: int) -> np.ndarray:
         lo = np.where(active & cond, mid + 1, lo)
         hi = np.where(active & ~cond, mid, hi)
     p = lo
+    q = k - p
     left = np.where(p > 0, m - s[rows, np.clip(c - p, 0, w - 1)], -np.inf)
-    right = np.where(k - p > 0, s[rows, np.clip(c + k - p - 1, 0, w - 1)] - m, -np.inf)
-    return np.maximum(left, right)
+    right = np.where(q > 0, s[rows, np.clip(c + q - 1, 0, w - 1)] - m, -np.inf)
+    kth = np.maximum(left, right)
+    # the next element of the merge is the smaller of A[p] and B[q] (where they exist)
+    next_a = np.where(p < a, m - s[rows, np.clip(c - 1 - p, 0, w - 1)], np.inf)
+    next_b = np.where(q < b, s[rows, np.clip(c + q, 0, w - 1)] - m, np.inf)
+    return kth, np.minimum(next_a, next_b)
 
 
 def mad_sorted(s: np.ndarray) -> np.ndarray:
@@ -51,8 +62,9 @@ def mad_sorted(s: np.ndarray) -> np.ndarray:
     m = s[:, h] if w % 2 else (s[:, h - 1] + s[:, h]) * 0.5
     c = (w + 1) // 2  # s[:c] <= m <= s[c:]
     if w % 2:
-        return _kth_of_merge(s, m, c, h + 1)
-    return (_kth_of_merge(s, m, c, h) + _kth_of_merge(s, m, c, h + 1)) * 0.5
+        return _kth_of_merge(s, m, c, h + 1)[0]
+    lo, hi = _kth_of_merge(s, m, c, h)
+    return (lo + hi) * 0.5
 
 
 def rolling_mad_prev(x: np.ndarray, w: int) -> np.ndarray:
@@ -66,7 +78,14 @@ def rolling_mad_prev(x: np.ndarray, w: int) -> np.ndarray:
         out[i] = np.median(np.abs(win - np.median(win)))
     if n > w:
         views = sliding_window_view(x[: n - 1], w)  # views[j] = x[j:j+w] -> row i = j + w
-        for a in range(0, len(views), _CHUNK):
-            s = np.sort(views[a:a + _CHUNK], axis=1)
-            out[w + a: w + a + len(s)] = mad_sorted(s)
+
+        def chunk(a: int) -> None:  # numpy sorts/gathers release the GIL: chunks run in parallel
+            out[w + a: w + a + min(_CHUNK, len(views) - a)] = mad_sorted(np.sort(views[a:a + _CHUNK], axis=1))
+
+        starts = range(0, len(views), _CHUNK)
+        if len(starts) > 1:
+            with ThreadPoolExecutor(_THREADS) as pool:
+                list(pool.map(chunk, starts))
+        else:
+            chunk(0)
     return out

@@ -69,7 +69,7 @@ def warmup_mask(t_ms: pl.Series, p: ZParams) -> pl.Series:
     if p.silence_warmup_rows > 0:
         after = silence.cast(pl.Int8).rolling_max(p.silence_warmup_rows, min_samples=1) > 0
     else:
-        after = pl.Series([False] * n)
+        after = pl.repeat(False, n, eager=True)
     return ((idx < p.warmup_rows) | after).alias("warmup")
 
 
@@ -80,18 +80,24 @@ def sigma_floor_prev(x: np.ndarray, p: ZParams) -> np.ndarray:
 
 def finish_z(x: pl.Series, mix: pl.Series | None, floor: pl.Series, null_z: pl.Series,
              p: ZParams, *, centre: pl.Series | None = None) -> pl.DataFrame:
-    """scale = max(mix, floor, 1e-9), floor_used, z_raw = (x − centre)/scale, z = clip(±L)."""
-    df = pl.DataFrame({"x": x, "mix": mix if mix is not None else pl.Series([None] * len(x), dtype=pl.Float64),
-                       "sigma_floor": floor, "null_z": null_z,
-                       "centre": centre if centre is not None else pl.Series([0.0] * len(x))})
-    scale = pl.max_horizontal(pl.col("mix").fill_null(0.0), pl.col("sigma_floor").fill_null(0.0),
+    """scale = max(mix, floor, 1e-9), floor_used, z_raw = (x − centre)/scale, z = clip(±L).
+
+    ``mix`` None is SCALE_MODE=mad: the floor alone is the scale (``floor_used`` true)."""
+    cols = {"x": x, "sigma_floor": floor, "null_z": null_z}
+    if mix is not None:
+        cols["mix"] = mix
+    if centre is not None:
+        cols["centre"] = centre
+    df = pl.DataFrame(cols)
+    mix_e = pl.col("mix") if mix is not None else pl.lit(None, pl.Float64)
+    centre_e = pl.col("centre") if centre is not None else pl.lit(0.0)
+    scale = pl.max_horizontal(mix_e.fill_null(0.0), pl.col("sigma_floor").fill_null(0.0),
                               pl.lit(MIN_SCALE))
-    floor_used = ((pl.col("sigma_floor") >= pl.col("mix")).fill_null(False) if mix is not None
-                  else pl.lit(True))
-    z_raw = pl.when(pl.col("null_z")).then(None).otherwise((pl.col("x") - pl.col("centre")) / scale)
+    floor_used = (pl.col("sigma_floor") >= mix_e).fill_null(False) if mix is not None else pl.lit(True)
+    z_raw = pl.when(pl.col("null_z")).then(None).otherwise((pl.col("x") - centre_e) / scale)
     return df.select(
-        pl.col("mix"), pl.col("sigma_floor"), scale.alias("scale"), floor_used.alias("floor_used"),
-        z_raw.alias("z_raw"),
+        mix_e.alias("mix"), pl.col("sigma_floor"), scale.alias("scale"),
+        floor_used.alias("floor_used"), z_raw.alias("z_raw"),
     ).with_columns(pl.col("z_raw").clip(-p.winsor_limit, p.winsor_limit).alias("z"))
 
 

@@ -24,6 +24,8 @@ class BandBook:
         self.ask = np.zeros(self.width, np.int64)
         self.level_median = max(1.0, level_median_lots)
         self.rng = rng
+        self._pool: list[int] = []
+        self._upool: list[float] = []
         self.b = self.width // 2 - 1
         self.a = self.width // 2
         self.bid[self.b - depth + 1:self.b + 1] = self._sizes(depth)
@@ -31,6 +33,17 @@ class BandBook:
 
     def _sizes(self, n: int) -> np.ndarray:
         return np.maximum(1, np.round(self.rng.lognormal(np.log(self.level_median), 1.2, n))).astype(np.int64)
+
+    def _one(self) -> int:
+        """One level size from a pre-drawn pool (a numpy call per value is too slow)."""
+        if not self._pool:
+            self._pool = self._sizes(256).tolist()
+        return self._pool.pop()
+
+    def _unif(self) -> float:
+        if not self._upool:
+            self._upool = self.rng.random(256).tolist()
+        return self._upool.pop()
 
     # --- state helpers -------------------------------------------------------------------
     @property
@@ -65,7 +78,7 @@ class BandBook:
             self.b = int(nz[-1])
         else:  # side wiped out: re-seed one level below the ask
             self.b = self.a - 1
-            self.bid[self.b] = self._sizes(1)[0]
+            self.bid[self.b] = self._one()
 
     def _fix_best_ask(self) -> None:
         nz = np.flatnonzero(self.ask[self.b + 1:])
@@ -73,7 +86,7 @@ class BandBook:
             self.a = self.b + 1 + int(nz[0])
         else:
             self.a = self.b + 1
-            self.ask[self.a] = self._sizes(1)[0]
+            self.ask[self.a] = self._one()
 
     # --- events --------------------------------------------------------------------------
     def take(self, is_buy: bool, lots: int) -> list[tuple[int, int]]:
@@ -110,22 +123,22 @@ class BandBook:
         elif kind < 0.7 and self.a - self.b > 1:
             if up:
                 self.b += 1
-                self.bid[self.b] = self._sizes(1)[0]
+                self.bid[self.b] = self._one()
             else:
                 self.a -= 1
-                self.ask[self.a] = self._sizes(1)[0]
+                self.ask[self.a] = self._one()
         else:
             if up:
-                self.bid[self.b] = max(1, int(self.bid[self.b] * r.uniform(0.5, 1.8)))
+                self.bid[self.b] = max(1, int(self.bid[self.b] * (0.5 + 1.3 * self._unif())))
             else:
-                self.ask[self.a] = max(1, int(self.ask[self.a] * r.uniform(0.5, 1.8)))
+                self.ask[self.a] = max(1, int(self.ask[self.a] * (0.5 + 1.3 * self._unif())))
         if self.a - self.b > 1 and kind > 0.9:  # spread refills
             if up:
                 self.a -= 1
-                self.ask[self.a] = self._sizes(1)[0]
+                self.ask[self.a] = self._one()
             else:
                 self.b += 1
-                self.bid[self.b] = self._sizes(1)[0]
+                self.bid[self.b] = self._one()
 
     def churn(self, n_changes: int) -> None:
         """Background limit-order flow: resize/remove ``n_changes`` levels (closer to the top

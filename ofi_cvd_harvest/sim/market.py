@@ -40,7 +40,7 @@ PARTIAL_LEVELS = (5, 10, 20)
 BRANCHING = 0.7          # Hawkes branching ratio (share of trades triggered by earlier ones)
 DECAY_PER_S = 2.0        # Hawkes excitation decay rate
 ACTIVITY_TAU_S = 600.0   # slow activity factor (busy/calm stretches)
-ACTIVITY_SD = 0.5
+ACTIVITY_SD = 0.35
 MOOD_TAU_S = 5.0         # flow mood (persistence of signed flow)
 MAX_WINDOWS_PER_POLL = 200
 
@@ -90,12 +90,13 @@ class SymbolModel:
         self.log_median = math.log(self.lot_median)
         self.sigma = spec.size_sigma
         mid_tick = int(round(spec.price / spec.tick_size))
-        self.book = BandBook(mid_tick, depth_levels, r, 60.0 * self.lot_median)
+        self.book = BandBook(mid_tick, depth_levels, r, 150.0 * self.lot_median)
         first_id = int(r.integers(10**8, 3 * 10**9))
         self.log = TradeLog(spec, first_id, first_id * 3 + int(r.integers(0, 10**6)))
         self.next_fill = self.log.first_fill_id
         self.mu = spec.trade_rate * (1.0 - BRANCHING)
-        self.alpha = BRANCHING * DECAY_PER_S
+        dt = WINDOW_MS / 1000.0  # discretised: branching = alpha*dt/(1-exp(-decay*dt))
+        self.alpha = BRANCHING * (1.0 - math.exp(-DECAY_PER_S * dt)) / dt
         self.excite = 0.0
         self.activity = 0.0
         self.mood = 0.0

@@ -14,11 +14,11 @@ Formats (see ``realdata/README.md``):
   snapshot (``{"lastUpdateId",…}``) is the symbol's snapshot. ``@trade`` (raw trades) are
   normalised to ``aggTrade`` payloads with ``a = f = l = t`` (each raw trade its own aggregate);
   ``@depth@0ms`` is the diff stream (same payload as ``@depth@100ms``).
-* this project's raw partitions (``data/raw/date=…/symbol=…/stream=…/*.parquet``): trades become
-  ``aggTrade`` payloads (unique ids, in id order); ``book`` rows are top-N snapshots, so they
-  are turned into a diff stream (levels changed, added, or gone from the top N) with the rows'
-  own ``U/u/pu``, plus a synthetic snapshot at the first row and after every ``gap`` row, so a
-  diff-depth book rebuilt from them shows exactly the recorded rows.
+* this project's raw partitions (``data/raw/date=…/symbol=…/stream=…/*.parquet``): trades
+  become ``aggTrade`` payloads (unique ids, in id order); ``book`` rows are top-N snapshots,
+  so they are turned into a diff stream (levels changed, added, or gone from the top N) with
+  the rows' own ``U/u/pu``, plus a synthetic snapshot at the first row and after every chain
+  break, so a diff-depth book rebuilt from them shows exactly the recorded rows.
 
 ``kind`` is one of ``aggTrade``, ``depth``, ``bookTicker``, ``snapshot`` or ``other``
 (e.g. cryptofeed's kline stream, kept with its recorded stream name).

@@ -26,10 +26,11 @@ class TradeLog:
         self._chunks: dict[str, list[np.ndarray]] = {c: [] for c in _COLS}
         self._cols: dict[str, np.ndarray] = {
             c: np.empty(0, np.bool_ if c == "m" else np.int64) for c in _COLS}
-        self._n = 0
+        self._n = 0        # rows consolidated in _cols
+        self._total = 0    # rows including pending chunks
 
     def __len__(self) -> int:
-        return self._n + sum(len(x) for x in self._chunks["T"])
+        return self._total
 
     @property
     def next_id(self) -> int:
@@ -39,6 +40,7 @@ class TradeLog:
                l: np.ndarray, m: np.ndarray) -> None:
         for name, arr in zip(_COLS, (T, E, px, qty, l, m)):
             self._chunks[name].append(arr)
+        self._total += len(T)
 
     def columns(self) -> dict[str, np.ndarray]:
         """Consolidated columns (``a`` and ``f`` derived)."""

@@ -62,7 +62,7 @@ def build_partition(root: Path, date: str = DATE, symbol: str = SYMBOL, minutes:
     event_ts = np.where(rest, trade_ts, event_ts)
     recv = np.where(rest, trade_ts + 5000, event_ts + latency)
     price = 60000 + np.cumsum(rng.normal(0, 1, n))
-    qty = np.round(rng.lognormal(np.log(0.013), 1.2, n), 3) + 0.001
+    qty = np.round(0.013 * (1 + rng.pareto(1.2, n)), 3) + 0.001     # heavy tail, like real sizes
     maker = rng.random(n) < 0.5
     trades = pl.DataFrame({
         "recv_ts_ms": recv, "event_ts_ms": event_ts, "trade_ts_ms": trade_ts, "symbol": symbol,

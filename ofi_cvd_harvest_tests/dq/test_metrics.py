@@ -179,7 +179,11 @@ def test_window_starts_at_midnight_when_the_day_begins_connected(tmp_path, setti
     pq.write_table(ops.to_arrow(), f)
     r = metrics(b, settings, "empty_bucket_rate")["empty_bucket_rate"]
     assert r.details["window"]["start"] == "2024-07-19T00:00:00.000Z"
-    assert r.details["empty_minutes"] == 1 and r.passed is False    # 00:00 had no trade
+    assert (r.details["total_minutes"], r.details["empty_minutes"]) == (41, 0)
+    midnight, _ = layout.day_bounds_ms(b.date)
+    ds.rewrite(b, "prices", ds.read(b, "prices").filter(pl.col("event_ts_ms") >= midnight + 60_000))
+    r = metrics(b, settings, "empty_bucket_rate")["empty_bucket_rate"]
+    assert r.details["first_empty_minutes"] == ["2024-07-19T00:00:00.000Z"] and r.passed is False
 
 
 def test_metric_with_missing_table_fails_with_reason(clean, settings):

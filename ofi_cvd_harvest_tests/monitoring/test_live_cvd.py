@@ -98,7 +98,7 @@ def test_gaussian_flow_is_floor_dominated():
 
 def test_update_gauges_exports_per_symbol_and_throttles():
     now = [100.0]
-    live = LiveCvd(Settings(), report_sec=60, recompute_sec=5, clock=lambda: now[0])
+    live = LiveCvd(Settings(), report_sec=60, recompute_sec=5, background=False, clock=lambda: now[0])
     ts, qty, ibm = synthetic_trades(120, 20, seed=5)
     feed(live, "LIVETESTA", ts, qty, ibm)
     feed(live, "LIVETESTB", ts[:10], qty[:10], ibm[:10])  # still warming up
@@ -118,6 +118,22 @@ def test_update_gauges_exports_per_symbol_and_throttles():
     second = live.update_gauges()["LIVETESTA"]
     assert second is not first and second.rows > first.rows
     assert get("cvd_scale_median", {"symbol": "LIVETESTA"}) == second.scale_median
+
+
+def test_background_update_does_not_block_the_caller():
+    live = LiveCvd(Settings(), report_sec=300)          # background=True is the default
+    ts, qty, ibm = synthetic_trades(3900, 32, seed=8)
+    feed(live, "LIVETESTC", ts, qty, ibm)
+    t0 = time.perf_counter()
+    assert live.update_gauges() == {}                   # nothing finished yet; returns at once
+    returned = time.perf_counter() - t0
+    assert live.update_gauges(force=True) == {}         # one worker at a time
+    live.join(30)
+    took = time.perf_counter() - t0
+    assert returned < 0.05 < took, (returned, took)
+    st = live.stats["LIVETESTC"]
+    assert metrics.REGISTRY.get_sample_value("cvd_scale_median", {"symbol": "LIVETESTC"}) == st.scale_median
+    assert st.rows > 5000
 
 
 def test_add_is_cheap_and_update_is_bounded():

@@ -1,0 +1,120 @@
+"""``ofi-cvd-harvest simulate``: run the local Binance USDT-M exchange until SIGINT/SIGTERM.
+
+Prints the WebSocket and REST base URLs once ``/fapi/v1/time`` answers (one line each, so a
+script can parse them), and on exit optionally dumps every generated trade (``--dump-trades``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import re
+import signal
+import sys
+from typing import Any
+
+from .faults import FaultConfig
+
+_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+
+
+def _symbols(text: str) -> list[str]:
+    syms = [s.strip().upper() for s in text.split(",") if s.strip()]
+    bad = [s for s in syms if not _SYMBOL_RE.match(s)]
+    if not syms or bad:
+        raise argparse.ArgumentTypeError(f"invalid symbol list {text!r} (want e.g. BTCUSDT,ETHUSDT)")
+    return syms
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return v
+
+
+def _faults(text: str) -> FaultConfig:
+    try:
+        return FaultConfig.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=0, help="loopback port (0 = ephemeral)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--symbols", type=_symbols, default=["BTCUSDT", "ETHUSDT"],
+                   help="comma-separated symbols; unknown names get a synthetic market")
+    p.add_argument("--seed", type=int, default=0, help="market and fault RNG seed")
+    p.add_argument("--speed", type=_positive, default=1.0,
+                   help="simulated seconds per wall second (60 = one hour per minute)")
+    p.add_argument("--start-ms", type=int, default=None,
+                   help="simulated clock start (ms epoch; default now) — fixes timestamps too")
+    p.add_argument("--faults", type=_faults, default=FaultConfig(),
+                   help='e.g. "drop=0.001,duplicate=0.001,disconnect=0.0005,cut=60,http429=0.01" '
+                        "(see docs/simulator.md)")
+    p.add_argument("--ping-interval", type=_positive, default=180.0, help="server ping (s)")
+    p.add_argument("--ping-timeout", type=_positive, default=600.0, help="close if no pong (s)")
+    p.add_argument("--max-conn-age", type=_positive, default=86400.0,
+                   help="close every connection after this many wall seconds (24 h)")
+    p.add_argument("--weight-limit", type=int, default=2400, help="REST request weight per minute")
+    p.add_argument("--replay", default=None,
+                   help="serve a recording instead of the synthetic market")
+    p.add_argument("--dump-trades", default=None, metavar="PATH",
+                   help="write every generated trade to this Parquet file at exit")
+    p.add_argument("--run-seconds", type=_positive, default=None,
+                   help="stop after this many wall seconds (default: until interrupted)")
+
+
+def _replay_source(path: str, speed: float) -> Any:
+    try:
+        mod = importlib.import_module("ofi_cvd_harvest.sim.replay")
+    except ImportError as exc:
+        raise SystemExit(f"ofi-cvd-harvest simulate: --replay is not available ({exc})") from None
+    return mod.open_replay(path, speed)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from .server import Simulator
+    source = _replay_source(args.replay, args.speed) if args.replay else None
+    sim = Simulator(args.symbols, seed=args.seed, speed=args.speed, faults=args.faults,
+                    port=args.port, host=args.host, source=source,
+                    ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
+                    max_conn_age=args.max_conn_age, weight_limit=args.weight_limit,
+                    start_ms=args.start_ms)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await sim.start()
+    print(f"ws_url={sim.ws_url}", flush=True)
+    print(f"rest_url={sim.rest_url}", flush=True)
+    print(f"symbols={','.join(sim.source.symbols)} seed={args.seed} speed={args.speed:g}",
+          flush=True)
+    try:
+        if args.run_seconds:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.run_seconds)
+        else:
+            await stop.wait()
+    finally:
+        await sim.stop()
+        if args.dump_trades:
+            from .dump import dump_trades
+            n = dump_trades(sim, args.dump_trades)
+            print(f"dumped {n} trades to {args.dump_trades}", flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_serve(args))
+    except OSError as exc:
+        print(f"ofi-cvd-harvest simulate: {exc}", file=sys.stderr)
+        return 1

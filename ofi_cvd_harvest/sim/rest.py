@@ -1,0 +1,170 @@
+"""REST routes of the simulator (sans-I/O): a GET target in, ``(status, headers, body)`` out.
+
+Binance USDT-M semantics (SPEC §4.2): parameter validation with Binance's error JSON
+(``{"code":-11xx,"msg":…}``, HTTP 400), request weights (aggTrades 20, depth 2…20, time and
+exchangeInfo 1) accounted per wall-clock minute with the ``X-MBX-USED-WEIGHT-1m`` header, and
+HTTP 429 (``code -1003``, ``Retry-After``) once the limit is exceeded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from .source import MarketSource
+
+DEPTH_LIMITS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}   # limit -> weight
+HOUR_MS = 3_600_000
+_INT_RE = re.compile(r"^[0-9]{1,20}$")
+
+
+class RestError(Exception):
+    def __init__(self, status: int, code: int, msg: str):
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+
+class WeightLimiter:
+    """Request weight used in the current wall-clock minute."""
+
+    def __init__(self, limit: int = 2400, clock: Callable[[], float] = time.time):
+        self.limit = limit
+        self.clock = clock
+        self.minute = -1
+        self.used = 0
+
+    def charge(self, weight: int) -> tuple[bool, int, int]:
+        """Add ``weight``; returns (allowed, used this minute, seconds until the next minute)."""
+        now = self.clock()
+        minute = int(now // 60)
+        if minute != self.minute:
+            self.minute, self.used = minute, 0
+        self.used += weight
+        retry = max(1, int(60 - now % 60))
+        return self.used <= self.limit, self.used, retry
+
+
+def _param_int(q: dict[str, str], name: str) -> int | None:
+    v = q.get(name)
+    if v is None or v == "":
+        return None
+    if not _INT_RE.match(v):
+        raise RestError(400, -1100, f"Illegal characters found in parameter '{name}'; "
+                                     f"legal range is '^[0-9]{{1,20}}$'.")
+    return int(v)
+
+
+def _symbol(q: dict[str, str], source: MarketSource) -> str:
+    s = q.get("symbol")
+    if not s:
+        raise RestError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
+                                    "or malformed.")
+    if s.upper() != s or s not in source.symbols:
+        raise RestError(400, -1121, "Invalid symbol.")
+    return s
+
+
+def _weight(path: str, q: dict[str, str]) -> int:
+    if path == "/fapi/v1/aggTrades":
+        return 20
+    if path == "/fapi/v1/depth":
+        try:
+            lim = int(q.get("limit", "500"))
+        except ValueError:
+            return 2
+        for bound, w in sorted(DEPTH_LIMITS.items()):
+            if lim <= bound:
+                return w
+        return 20
+    return 1
+
+
+def route(target: str, source: MarketSource, weight_limit: int = 2400
+          ) -> tuple[int, int, Any]:
+    """Answer one GET ``target`` (path + query): returns (status, weight, JSON-able body).
+    Raises :class:`RestError` for Binance errors."""
+    parts = urlsplit(target)
+    path = parts.path.rstrip("/") or "/"
+    q = dict(parse_qsl(parts.query, keep_blank_values=True))
+    weight = _weight(path, q)
+    if path == "/fapi/v1/time":
+        return 200, weight, {"serverTime": source.server_time_ms()}
+    if path == "/fapi/v1/ping":
+        return 200, weight, {}
+    if path == "/fapi/v1/exchangeInfo":
+        info = dict(source.exchange_info())
+        info["serverTime"] = source.server_time_ms()
+        info["rateLimits"] = [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+             "limit": weight_limit}]
+        return 200, weight, info
+    if path == "/fapi/v1/aggTrades":
+        sym = _symbol(q, source)
+        limit = _param_int(q, "limit")
+        limit = 500 if limit is None else limit
+        if not 1 <= limit <= 1000:
+            raise RestError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        from_id = _param_int(q, "fromId")
+        start = _param_int(q, "startTime")
+        end = _param_int(q, "endTime")
+        if start is not None and end is not None:
+            if end < start:
+                raise RestError(400, -1130, "Data sent for parameter 'endTime' is not valid.")
+            if end - start > HOUR_MS:
+                raise RestError(400, -1127, "More than 1 hours between startTime and endTime.")
+        if from_id is None:
+            if start is not None and end is None:
+                end = start + HOUR_MS
+            elif end is not None and start is None:
+                start = end - HOUR_MS
+        return 200, weight, source.agg_trades(sym, from_id=from_id, start_ms=start, end_ms=end,
+                                              limit=limit)
+    if path == "/fapi/v1/depth":
+        sym = _symbol(q, source)
+        limit = _param_int(q, "limit")
+        limit = 500 if limit is None else limit
+        if limit not in DEPTH_LIMITS:
+            raise RestError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        return 200, weight, source.depth_snapshot(sym, limit)
+    raise RestError(404, -1000, f"Unknown path {path}")
+
+
+class RestApp:
+    """Routes + weight limiter + REST faults: ``handle(target) -> (status, headers, body)``."""
+
+    def __init__(self, source: MarketSource, weight_limit: int = 2400, faults: Any = None,
+                 clock: Callable[[], float] = time.time):
+        self.source = source
+        self.limiter = WeightLimiter(weight_limit, clock)
+        self.faults = faults
+        self.stats = {"requests": 0, "http429": 0, "http5xx": 0, "errors": 0}
+
+    def handle(self, target: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        self.stats["requests"] += 1
+        path = urlsplit(target).path
+        q = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
+        allowed, used, retry = self.limiter.charge(_weight(path.rstrip("/"), q))
+        headers = [("Content-Type", "application/json"), ("X-MBX-USED-WEIGHT-1m", str(used))]
+        forced = self.faults.pick() if self.faults is not None else None
+        if not allowed or forced == 429:
+            self.stats["http429"] += 1
+            headers.append(("Retry-After", str(retry)))
+            return 429, headers, orjson.dumps({
+                "code": -1003, "msg": f"Too many requests; current limit of IP is "
+                                      f"{self.limiter.limit} requests per minute. Please use "
+                                      f"WebSocket Streams for live updates to avoid polling the API."})
+        if forced is not None:
+            self.stats["http5xx"] += 1
+            return forced, headers, orjson.dumps({
+                "code": -1001, "msg": "Internal error; unable to process your request. "
+                                      "Please try again."})
+        try:
+            status, _, body = route(target, self.source, self.limiter.limit)
+        except RestError as exc:
+            self.stats["errors"] += 1
+            return exc.status, headers, orjson.dumps({"code": exc.code, "msg": exc.msg})
+        return status, headers, orjson.dumps(body)

@@ -1,0 +1,96 @@
+"""``ofi-cvd-harvest capture`` as a real process: SIGTERM mid-run finalises everything."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from ofi_cvd_harvest.capture import checkpoint as ckpt
+
+from .miniexchange import MiniExchange
+from .rawcheck import assert_trades_complete, no_temp_files, read
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def capture_cmd(tmp_path: Path, ex: MiniExchange, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "ofi_cvd_harvest.cli", "capture", "--symbols", "BTCUSDT,ETHUSDT",
+            "--data-dir", str(tmp_path / "data"), "--artifacts-dir", str(tmp_path / "art"),
+            "--ws-base-url", ex.ws_url, "--rest-base-url", ex.rest_url, *extra]
+
+
+def test_sigterm_mid_run_finalises_every_received_trade(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PARQUET_ROTATE_SEC": "60"}   # nothing rotates before the signal
+    with MiniExchange(["BTCUSDT", "ETHUSDT"], seed=5) as ex:
+        proc = subprocess.Popen(capture_cmd(tmp_path, ex, "--run-seconds", "120",
+                                            "--prometheus-port", str(port)),
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            body = ""
+            deadline = time.time() + 30
+            while time.time() < deadline:   # the metrics endpoint is live while it runs
+                try:
+                    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                                  timeout=2).read().decode()
+                    if re.search(r'messages_total\{endpoint="market"\} [1-9]', body):
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.3)
+            assert "capture_up 1.0" in body
+            time.sleep(2.0)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        truth = {s: ex.ground_truth_ids(s) for s in ("BTCUSDT", "ETHUSDT")}
+    data = tmp_path / "data"
+    cp = ckpt.load(ckpt.path_in(tmp_path / "art"))
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        trades = read(data, "agg_trade", sym)
+        assert_trades_complete(trades, truth[sym])
+        n = int(re.search(rf"{sym}: trades=(\d+)", out).group(1))
+        assert n == len(trades) > 0            # every trade the process took is in a file
+        assert cp.symbols[sym].last_trade_id == trades["agg_trade_id"].max()
+        assert len(read(data, "book", sym)) > 0
+    ops = read(data, "ops", "BTCUSDT")
+    assert "shutdown" in set(ops["event_type"])
+    no_temp_files(data)
+
+
+def test_precheck_without_dq_module_or_with_it(tmp_path):
+    """--precheck-only delegates to ofi_cvd_harvest.dq.precheck (or says it is missing)."""
+    import importlib.util
+    with MiniExchange(["BTCUSDT"], seed=6) as ex:
+        if importlib.util.find_spec("ofi_cvd_harvest.dq.precheck") is not None:
+            return  # owned and tested by the DQ helper
+        proc = subprocess.run(capture_cmd(tmp_path, ex, "--precheck-only"), cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "precheck" in proc.stderr
+
+
+def test_bad_cli_value_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ofi_cvd_harvest.cli", "capture", "--symbols",
+                           "btc/usd", "--run-seconds", "1", "--data-dir", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SYMBOLS" in lines[0]

@@ -1,0 +1,39 @@
+"""Shared fixtures: a running local exchange simulator on an ephemeral loopback port.
+
+``simulator``          a SimulatorThread (BTCUSDT, ETHUSDT, seed 7, speed 1, no faults)
+``simulator_factory``  ``make(symbols=..., seed=..., speed=..., faults=..., **Simulator kwargs)``
+                       -> started SimulatorThread; every one is stopped at teardown
+Both expose ``ws_url`` / ``rest_url`` (point the capture's WS_BASE_URL / REST_BASE_URL at them),
+``ground_truth(symbol)``, ``stats`` and ``dump_trades(path)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ofi_cvd_harvest.sim.server import SimulatorThread
+
+
+@pytest.fixture
+def simulator_factory() -> Iterator[Callable[..., SimulatorThread]]:
+    started: list[SimulatorThread] = []
+
+    def make(symbols: tuple[str, ...] | list[str] = ("BTCUSDT", "ETHUSDT"), **kwargs: Any
+             ) -> SimulatorThread:
+        kwargs.setdefault("seed", 7)
+        st = SimulatorThread(list(symbols), **kwargs)
+        st.start()
+        started.append(st)
+        return st
+
+    yield make
+    for st in started:
+        st.stop()
+
+
+@pytest.fixture
+def simulator(simulator_factory: Callable[..., SimulatorThread]) -> SimulatorThread:
+    return simulator_factory()

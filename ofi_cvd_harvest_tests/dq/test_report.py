@@ -1,0 +1,115 @@
+"""The report's figures against an independent polars/numpy recomputation from the files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ofi_cvd_harvest.dq.report import build_report, summary_text, write_report
+from ofi_cvd_harvest.storage import layout
+
+from . import dataset as ds
+
+
+def load(root, area, date, sym, table):
+    rel = layout.raw_dir(date, sym, table) if area == "raw" else layout.derived_dir(date, sym, table)
+    return pl.read_parquet(str(root / rel / "*.parquet"))
+
+
+def recompute(root, date, sym, connect, disconnect):
+    """Every figure straight from the Parquet files, without DuckDB."""
+    lo = (connect // 60_000 + 1) * 60_000          # window rounded inwards to whole minutes
+    hi = disconnect // 60_000 * 60_000
+    prices = load(root, "derived", date, sym, "prices")
+    inwin = prices.filter(pl.col("event_ts_ms").is_between(lo, hi - 1))
+    minutes = (hi - lo) // 60_000
+    used = set((inwin["event_ts_ms"] // 60_000).to_list())
+    empty = sum(1 for m in range(lo // 60_000, hi // 60_000) if m not in used)
+    raw = load(root, "raw", date, sym, "agg_trade")
+    ws = prices.filter((pl.col("source") == "ws") & pl.col("latency_ms").is_not_null())["latency_ms"].to_numpy()
+    ids = np.unique(inwin["agg_trade_id"].to_numpy())
+    cvd = load(root, "derived", date, sym, "cvd")
+    z = cvd.filter(pl.col("z_raw").is_not_null() & pl.col("z_cvd").is_not_null())
+    events = load(root, "derived", date, sym, "events")
+    signal = events.filter(pl.col("meta_json").str.json_path_match("$.category") == "signal").height
+    book = load(root, "raw", date, sym, "book")
+    hours = (hi - lo) / 3_600_000
+    return {
+        "empty_bucket_rate": empty / minutes,
+        "duplicate_rate": (raw.height - raw["agg_trade_id"].n_unique()) / raw.height,
+        "latency_p50_ms": float(np.percentile(ws, 50)), "latency_p99_ms": float(np.percentile(ws, 99)),
+        "events_per_72h": signal * 72 / hours,
+        "winsor_effect": 1 - z["z_cvd"].std() / z["z_raw"].std(),
+        "share_clipped": float(((z["z_cvd"] - z["z_raw"]).abs() > 1e-12).mean()),
+        "floor_hit_rate": float(cvd["floor_used"].cast(pl.Float64).mean()),
+        "scale_median": float(np.percentile(cvd["scale"].to_numpy(), 50)),
+        "missing_trades": int(ids[-1] - ids[0] + 1 - len(ids)),
+        "gap_rows": int(book["gap"].sum()), "coverage_hours": hours, "signal_events": signal,
+        "raw_rows": raw.height, "prices_rows": prices.height,
+    }
+
+
+@pytest.fixture
+def two_symbols(tmp_path):
+    root = tmp_path / "data"
+    btc = ds.build_partition(root, symbol="BTCUSDT", seed=1)
+    eth = ds.build_partition(root, symbol="ETHUSDT", seed=2, minutes=55, first_id=90_000, signal_events=40)
+    ds.delete_minute(eth, k=20)                     # make ETH fail with non-trivial figures
+    ds.drop_ids(eth, 90_500, 90_504)
+    ds.inflate_latency(btc, add_ms=37, every=3)
+    return root, {"BTCUSDT": btc, "ETHUSDT": eth}
+
+
+def test_report_figures_equal_independent_recomputation(two_symbols, settings, tmp_path):
+    root, built = two_symbols
+    report = build_report(root / "ofi_cvd", root / "raw", settings, ["BTCUSDT", "ETHUSDT"], [ds.DATE])
+    for sym, b in built.items():
+        exp = recompute(root, ds.DATE, sym, b.connect_ms, b.disconnect_ms)
+        sec = report["per_symbol"][sym]
+        c = sec["criteria"]
+        for name in ("empty_bucket_rate", "duplicate_rate", "latency_p50_ms", "latency_p99_ms",
+                     "events_per_72h", "winsor_effect", "missing_trades"):
+            assert c[name]["value"] == pytest.approx(exp[name], rel=1e-9, abs=1e-12), (sym, name)
+        assert sec["consistency"]["share_clipped"] == pytest.approx(exp["share_clipped"])
+        assert sec["consistency"]["floor_hit_rate"] == pytest.approx(exp["floor_hit_rate"])
+        assert sec["consistency"]["scale_median"] == pytest.approx(exp["scale_median"])
+        assert sec["book"]["gap_rows"] == exp["gap_rows"]
+        assert sec["coverage_hours"] == pytest.approx(exp["coverage_hours"], abs=1e-6)
+        assert sec["signals"]["signal_events"] == exp["signal_events"]
+        assert sec["dedup"]["raw_rows"] == exp["raw_rows"]
+        assert sec["dedup"]["prices_rows"] == exp["prices_rows"]
+    assert report["per_symbol"]["BTCUSDT"]["verdict"] == "PASS"
+    eth = report["per_symbol"]["ETHUSDT"]
+    assert eth["verdict"] == "FAIL" and {"empty_bucket_rate", "missing_trades"} <= set(eth["failed"])
+    assert eth["completeness"]["missing_trades"] == 5 + 120    # the dropped ids + the deleted minute
+
+
+def test_overall_takes_the_worst_symbol_and_fails_if_any_fails(two_symbols, settings):
+    root, _ = two_symbols
+    report = build_report(root / "ofi_cvd", root / "raw", settings, ["BTCUSDT", "ETHUSDT"], [ds.DATE])
+    o, ps = report["overall"], report["per_symbol"]
+    assert o["verdict"] == "FAIL" and "ETHUSDT:empty_bucket_rate" in o["failed"]
+    assert o["criteria"]["latency_p99_ms"]["value"] == max(ps[s]["criteria"]["latency_p99_ms"]["value"] for s in ps)
+    assert o["criteria"]["winsor_effect"]["value"] == min(ps[s]["criteria"]["winsor_effect"]["value"] for s in ps)
+    assert o["criteria"]["empty_bucket_rate"]["worst_symbol"] == "ETHUSDT"
+    assert o["totals"]["prices_rows"] == sum(ps[s]["dedup"]["prices_rows"] for s in ps)
+    assert set(o["dod"]) == {"empty_bucket_rate", "duplicate_rate", "latency_p99_ms", "latency_p50_ms",
+                             "events_per_72h", "winsor_effect"}
+    assert report["thresholds"]["max_latency_p99_ms"] == settings.acceptance.max_latency_p99_ms
+
+
+def test_written_report_is_strict_json_with_timestamped_name(two_symbols, settings, tmp_path):
+    import datetime as dt
+    root, _ = two_symbols
+    report = build_report(root / "ofi_cvd", root / "raw", settings, ["BTCUSDT"], [ds.DATE])
+    path = write_report(report, tmp_path / "out", now=dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc))
+    assert path.name == "dq_20260102_0304.json"
+    doc = json.loads(path.read_text())
+    assert doc["overall"]["verdict"] == "PASS"
+    assert doc["per_symbol"]["BTCUSDT"]["clock_drift"]["max_abs_drift_ms"] == 250.0
+    assert not list((tmp_path / "out").glob("*.tmp"))
+    text = summary_text(report)
+    assert "OVERALL: PASS" in text and "extrapolated" in text

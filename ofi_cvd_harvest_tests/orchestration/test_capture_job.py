@@ -1,0 +1,134 @@
+"""capture_job for real: against the local simulator, in process and as a terminated CLI run;
+then the five derived assets materialised from the captured partition."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("ofi_cvd_harvest.capture.runner")
+sim_server = pytest.importorskip("ofi_cvd_harvest.sim.server")
+pytest.importorskip("ofi_cvd_harvest.signals.derive")
+
+from ofi_cvd_harvest.definitions import defs  # noqa: E402
+from ofi_cvd_harvest.orchestration.jobs import GROUP_TAG, MAX_RUNTIME_TAG, PID_TAG  # noqa: E402
+from ofi_cvd_harvest.orchestration.ui import restore_signals  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+KINDS = ["prices", "ofi", "cvd", "fusion", "events"]
+
+
+@pytest.fixture
+def sim():
+    with sim_server.SimulatorThread(["BTCUSDT"], seed=11) as s:
+        yield s
+
+
+def _capture_env(tmp_path, sim) -> dict[str, str]:
+    return {"WS_BASE_URL": sim.ws_url, "REST_BASE_URL": sim.rest_url,
+            "DATA_DIR": str(tmp_path / "data"), "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+            "PROMETHEUS_PORT": "0", "PARQUET_ROTATE_SEC": "2", "SYMBOLS": "BTCUSDT"}
+
+
+def test_capture_job_then_derive_all_five(tmp_path, sim, monkeypatch):
+    for k, v in _capture_env(tmp_path, sim).items():
+        monkeypatch.setenv(k, v)
+    with dg.instance_for_test() as instance:
+        job = defs.get_job_def("capture_job")
+        result = job.execute_in_process(
+            run_config={"ops": {"capture": {"config": {"symbols": ["BTCUSDT"], "run_seconds": 12}}}},
+            instance=instance)
+        assert result.success
+        run = instance.get_run_by_id(result.run_id)
+        assert GROUP_TAG in run.tags  # job default (the sensor sets it per group)
+        assert int(run.tags[MAX_RUNTIME_TAG]) == 12 + 3600  # refined by the op to this run
+        assert int(run.tags[PID_TAG]) == os.getpid()
+        out = result.output_for_node("capture")
+        md = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"
+                  ).step_output_data.metadata
+        assert md["metrics_endpoint"].value == "http://127.0.0.1:0/metrics"
+        trades = md["BTCUSDT_trades"].value
+        assert trades > 50 and out["symbols"]["BTCUSDT"]["book_rows"] > 20
+        logs = [r.user_message for r in instance.all_logs(result.run_id)]
+        assert any("capture start" in m for m in logs)  # the capture's logger -> run log
+
+        # the partition the capture produced, derived in one derive_job run (checks included)
+        dates = sorted(p.name[5:] for p in (tmp_path / "data" / "raw").glob("date=*"))
+        date = dates[-1]
+        raw_trades = sum(pq.read_table(p).num_rows for p in
+                         (tmp_path / "data/raw" / f"date={date}/symbol=BTCUSDT/stream=agg_trade").glob("*.parquet"))
+        derive = defs.get_job_def("derive_job")
+        res = derive.execute_in_process(partition_key=f"{date}|BTCUSDT", instance=instance,
+                                        raise_on_error=False)
+        mats = {e.asset_key.to_user_string() for e in res.get_asset_materialization_events()
+                for e in [e.event_specific_data.materialization]}
+        checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+                  for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+        failed = sorted(k for k, ok in checks.items() if not ok)
+        for e in res.all_events:
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed:
+                print("FAILED CHECK", e.asset_check_evaluation_data.check_name, {k: v.value for k, v in e.asset_check_evaluation_data.metadata.items()})
+        assert set(KINDS) <= mats, f"materialised {mats}; failed checks {failed}"
+        assert res.success, failed
+        prices = pq.read_table(tmp_path / f"data/ofi_cvd/date={date}/symbol=BTCUSDT/kind=prices")
+        assert 0 < prices.num_rows <= raw_trades
+
+
+def test_terminated_capture_run_finalises(tmp_path, sim):
+    """Dagster terminates a run by interrupting its process; the op must stop the capture,
+    finalise its files and write the checkpoint, then end the run (not swallow the interrupt)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    cfg = tmp_path / "capture.yaml"
+    cfg.write_text(json.dumps({"ops": {"capture": {"config": {"run_seconds": 600}}}}))
+    env = {**os.environ, **_capture_env(tmp_path, sim), "DAGSTER_HOME": str(home)}
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m",
+         "ofi_cvd_harvest.definitions", "-j", "capture_job", "-c", str(cfg)],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=restore_signals)
+    raw = tmp_path / "data" / "raw"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not list(raw.glob("date=*/symbol=*/stream=agg_trade/*.parquet")):
+            assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+            time.sleep(0.5)
+        assert list(raw.glob("date=*/symbol=*/stream=agg_trade/*.parquet")), "no raw file written"
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+    assert not list((tmp_path / "data").rglob("*.tmp"))
+    checkpoint = json.loads((tmp_path / "artifacts/state/checkpoint.json").read_text())
+    assert "BTCUSDT" in json.dumps(checkpoint)
+    old = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            runs = instance.get_runs(dg.RunsFilter(job_name="capture_job"))
+            # CANCELED when terminated from the UI; FAILURE for a bare SIGINT/SIGTERM
+            assert [r.status for r in runs] in ([dg.DagsterRunStatus.CANCELED],
+                                                [dg.DagsterRunStatus.FAILURE])
+            messages = [r.user_message for r in instance.all_logs(runs[0].run_id)]
+    finally:
+        if old is None:
+            os.environ.pop("DAGSTER_HOME")
+        else:
+            os.environ["DAGSTER_HOME"] = old
+    text = "\n".join(messages)
+    assert "run terminated: stopping the capture" in text
+    assert "capture stopped (stop requested)" in text  # the capture's own shutdown, in the run log
+    assert text.index("capture stopped cleanly") > text.index("run terminated")
