@@ -71,10 +71,12 @@ def main() -> int:
     proc = subprocess.run([sys.executable, "-c", CHILD, root, DATE, SYMBOL], check=True,
                           capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = usage.ru_maxrss / 1024
     print(proc.stdout.strip())
     print(f"derive {DATE} {SYMBOL}: wall {wall:.2f} s (incl. interpreter start), "
-          f"peak RSS {peak_mb:.0f} MB, {os.cpu_count()} CPUs")
+          f"CPU {usage.ru_utime + usage.ru_stime:.1f} s, peak RSS {peak_mb:.0f} MB, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     ok = wall < 20 and peak_mb < 2048
     print("target < 20 s and < 2 GB:", "MET" if ok else "NOT MET")
     return 0 if ok else 1

@@ -111,14 +111,14 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def make_book_handler(settings: Settings, rest: RestClient, on_gap) -> Any:
+def make_book_handler(settings: Settings, rest: RestClient, on_gap, on_event) -> Any:
     """Partial depth (default) or, with ``book_source == "diff"``, ``capture.book_diff.DiffBook``."""
     if settings.book_source == "diff":
         if importlib.util.find_spec(f"{__package__}.book_diff") is None:
             raise CaptureError("book_source=diff needs ofi_cvd_harvest.capture.book_diff "
                                "(not installed)")
         from . import book_diff  # type: ignore[attr-defined]
-        return book_diff.DiffBook(settings, rest)
+        return book_diff.DiffBook(settings, rest, on_gap=on_gap, on_event=on_event)
     return PartialBook(settings.book_levels, on_gap=on_gap)
 
 
@@ -146,7 +146,9 @@ class Capture:
         self.rest = RestClient(settings.rest_base_url, settings.rest_weight_limit_per_min)
         self.healer = Healer(self.rest, {s: st.tracker for s, st in self.states.items()},
                              self._on_rest_trade, self.ops, self.log)
-        self.book = make_book_handler(settings, self.rest, self._on_book_gap)
+        self.book = make_book_handler(
+            settings, self.rest, self._on_book_gap,
+            lambda event_type, sym, meta: self.ops.emit(event_type, meta, symbol=sym))
         self.checkpoint_path = ckpt.path_in(settings.artifacts_dir)
         self.messages: dict[str, int] = {}
         self._msg_reported: dict[str, int] = {}
@@ -730,6 +732,14 @@ class Capture:
                 pass
         if self.segments is not None:
             self.segments.close()
+        if self.live_cvd is not None:
+            self.live_cvd.join(2.0)
+        close_book = getattr(self.book, "close", None)
+        if close_book is not None:
+            try:
+                close_book()
+            except Exception as exc:  # pragma: no cover - defensive
+                self.log.warning("book handler close failed: %s", exc)
         self._update_metrics(_now_ms())
         metrics.capture_up.set(0)
         if self._metrics_server is not None:

@@ -4,8 +4,10 @@ SPEC §6 measures completeness "over the covered window (first to last minute th
 connected in the partition)". The capture records connects/disconnects as ops events; when there
 are none (older data, a foreign writer) the window falls back to the first..last trade minute.
 
-Boundaries that come from ops events are rounded *inwards* to whole minutes (a minute the
-capture only saw for a few seconds is not judged); trade boundaries are whole minutes already.
+Boundaries from ops events are rounded to whole minutes: a boundary minute is judged when the
+capture was connected for at least half of it (a minute seen for a few seconds may rightly hold
+no trade; a 10-minute precheck must not lose two of its minutes either). Trade boundaries are
+whole minutes already. Covered *hours* (for scaling event counts) are the exact connected span.
 A scope that starts with a disconnect (the connection began on an earlier date) starts at its
 first day's midnight; one whose last connection event is not a close (still running, or killed)
 ends with its last trade.
@@ -28,11 +30,14 @@ OPEN_SQL = f"lower(event_type) LIKE '%connect%' AND NOT ({CLOSE_SQL})"
 
 @dataclass(frozen=True)
 class Window:
-    """``[start_ms, end_ms)``, both on minute boundaries; ``source`` is ``ops`` or ``trades``."""
+    """Judged minutes ``[start_ms, end_ms)`` (minute boundaries) and the exact connected span
+    ``[first_ms, last_ms]``; ``source`` is ``ops`` or ``trades``."""
 
     start_ms: int
     end_ms: int
     source: str
+    first_ms: int
+    last_ms: int
 
     @property
     def minutes(self) -> int:
@@ -40,19 +45,29 @@ class Window:
 
     @property
     def hours(self) -> float:
-        return max(0, self.end_ms - self.start_ms) / 3_600_000
+        return max(0, self.last_ms - self.first_ms) / 3_600_000
 
     def as_dict(self) -> dict:
         return {"start_ms": self.start_ms, "end_ms": self.end_ms, "minutes": self.minutes,
+                "first_ms": self.first_ms, "last_ms": self.last_ms,
                 "hours": round(self.hours, 6), "source": self.source}
+
+
+HALF = MINUTE_MS // 2
 
 
 def _floor(ms: int) -> int:
     return ms // MINUTE_MS * MINUTE_MS
 
 
-def _ceil(ms: int) -> int:
-    return -(-ms // MINUTE_MS) * MINUTE_MS
+def _start_minute(ms: int) -> int:
+    """First judged minute: the boundary minute counts if connected >= 30 s of it."""
+    return -(-(ms - HALF) // MINUTE_MS) * MINUTE_MS
+
+
+def _end_minute(ms: int) -> int:
+    """End (exclusive) of the judged minutes: the last minute counts if connected >= 30 s."""
+    return _floor(ms - HALF) + MINUTE_MS
 
 
 def covered_window(scope: Scope) -> Window | None:
@@ -72,14 +87,18 @@ def covered_window(scope: Scope) -> Window | None:
     if conn_events:
         first_ts, first_kind = conn_events[0]
         last_ts, last_kind = conn_events[-1]
-        start = first_day if first_kind == "close" else _ceil(first_ts)
-        if last_kind == "close":
-            end = _floor(last_ts)
-        elif trade_hi is not None:
-            end = _floor(trade_hi) + MINUTE_MS
+        if first_kind == "close":
+            first, start = first_day, first_day
         else:
-            end = _floor(last_ts)
-        return Window(start, max(start, min(end, last_day_end)), "ops")
+            first, start = first_ts, _start_minute(first_ts)
+        if last_kind == "close":
+            last, end = last_ts, _end_minute(last_ts)
+        elif trade_hi is not None:
+            last, end = max(trade_hi, first), _floor(trade_hi) + MINUTE_MS
+        else:
+            last, end = last_ts, _end_minute(last_ts)
+        end = max(start, min(end, last_day_end))
+        return Window(start, end, "ops", first, min(max(last, first), last_day_end))
     if trade_lo is None:
         return None
-    return Window(_floor(trade_lo), _floor(trade_hi) + MINUTE_MS, "trades")
+    return Window(_floor(trade_lo), _floor(trade_hi) + MINUTE_MS, "trades", trade_lo, trade_hi)

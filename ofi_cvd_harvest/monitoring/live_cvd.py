@@ -21,6 +21,7 @@ loop never stalls (a stall would show up as receipt latency). ``add`` is thread-
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -35,6 +36,7 @@ from ..signals.cvd import cvd_frame
 from . import metrics
 
 DAY_MS = 86_400_000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ class LiveCvd:
             self.join()
             self._refresh()
         else:
-            self._worker = threading.Thread(target=self._refresh, name="live-cvd", daemon=True)
+            self._worker = threading.Thread(target=self._refresh_logged, name="live-cvd", daemon=True)
             self._worker.start()
         return self.stats
 
@@ -167,6 +169,12 @@ class LiveCvd:
         """Wait for a background recomputation in flight (tests, shutdown)."""
         if self._worker is not None:
             self._worker.join(timeout)
+
+    def _refresh_logged(self) -> None:
+        try:
+            self._refresh()
+        except Exception:  # a monitoring failure must never reach the capture
+            log.exception("live CVD recomputation failed; gauges keep their last values")
 
     def _refresh(self) -> None:
         stats = self.compute()

@@ -44,12 +44,14 @@ def cvd_frame(trades: pl.DataFrame, day_start: int, sig: SignalSettings) -> pl.D
     if sig.z_mode == "delta":
         z = robust_z(df["t"], df["delta"], p)
     else:
+        df = df.with_row_index("_row")
         parts = []
         for sess in (0, 1):  # two sessions at most: a loop over partitions, not rows
             part = df.filter(pl.col("session") == sess)
             if len(part):
-                parts.append(level_z(part["t"], part["cvd"], sig, p))
-        z = pl.concat(parts) if parts else level_z(df["t"], df["cvd"], sig, p)
-        df = df.sort("session", maintain_order=True)
+                parts.append(level_z(part["t"], part["cvd"], sig, p).with_columns(part["_row"]))
+        # back to the input (agg_trade_id) order
+        z = pl.concat(parts).sort("_row").drop("_row") if parts else level_z(df["t"], df["cvd"], sig, p)
+        df = df.drop("_row")
     z = z.select(pl.col("z_raw"), pl.col("z").alias("z_cvd"), "scale", "sigma_floor", "floor_used")
     return df.hstack(z)

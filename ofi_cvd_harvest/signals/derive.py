@@ -29,7 +29,7 @@ from . import cvd as cvd_mod
 from . import events as ev
 from . import ofi as ofi_mod
 from .fusion import fusion_frame
-from .prices import TRADE_COLUMNS, prices_table, trades_from_raw
+from .prices import TRADE_COLUMNS, prices_table, scan_filter, trades_from_raw
 from .rawread import empty_frame, raw_fingerprint, read_raw
 from .regime import regime_at, regime_timeline
 
@@ -63,7 +63,8 @@ def compute(storage: Storage, settings: Settings, date: str, symbol: str) -> dic
     """All five tables of the partition (date rows only, conformed)."""
     sig = settings.signals
     w = Window.of(date, settings)
-    raw_tr = read_raw(storage, date, symbol, "agg_trade", w.regime_start, TRADE_COLUMNS)
+    raw_tr = read_raw(storage, date, symbol, "agg_trade", w.regime_start, TRADE_COLUMNS,
+                      where=scan_filter(w.regime_start, w.day_end))
     trades_all = trades_from_raw(raw_tr, w.regime_start, w.day_end)
     timeline = regime_timeline(trades_all["t"], trades_all["price"], w.regime_start, w.day_end,
                                sig.regime_window_sec, sig.regime_half_life_sec)
@@ -76,9 +77,11 @@ def compute(storage: Storage, settings: Settings, date: str, symbol: str) -> dic
     cvd = cvd_mod.cvd_frame(trades, w.day_start, sig)
     cvd = cvd.with_columns(regime_at(cvd["event_ts_ms"], timeline))
 
-    raw_book = read_raw(storage, date, symbol, "book", w.z_start, ofi_mod.BOOK_COLUMNS)
-    book = ofi_mod.book_from_raw(raw_book, sig.ofi_levels, w.z_start, w.day_end)
-    del raw_book
+    in_window = (pl.col("event_ts_ms") >= w.z_start) & (pl.col("event_ts_ms") < w.day_end)
+    flat = read_raw(storage, date, symbol, "book", w.z_start, ofi_mod.BOOK_COLUMNS,
+                    where=in_window, select=ofi_mod.flat_book_select(sig.ofi_levels))
+    book = ofi_mod.book_from_flat(flat, w.z_start, w.day_end)
+    del flat
     ofi = ofi_mod.ofi_frame(book, sig)
     ofi = ofi.with_columns(regime_at(ofi["ts_ms"], timeline))
 

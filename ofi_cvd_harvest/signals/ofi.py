@@ -19,9 +19,8 @@ BOOK_COLUMNS = ["recv_ts_ms", "event_ts_ms", "final_update_id", "bid_px", "bid_q
                 "ask_qty", "gap"]
 
 
-def book_from_raw(raw: pl.DataFrame, levels: int, since_ms: int, until_ms: int) -> pl.DataFrame:
-    """One row per ``final_update_id`` (overlapping connections deliver the same message; a
-    non-gap copy wins), time-ordered, with flat level columns ``bp{m} bq{m} ap{m} aq{m}``."""
+def level_columns(levels: int) -> list[pl.Expr]:
+    """Flat ``bp{m} bq{m} ap{m} aq{m}`` for m < levels; a missing level is an empty level."""
     inf = float("inf")
     lv = []
     for m in range(levels):
@@ -29,13 +28,28 @@ def book_from_raw(raw: pl.DataFrame, levels: int, since_ms: int, until_ms: int) 
                pl.col("bid_qty").list.get(m, null_on_oob=True).fill_null(0.0).alias(f"bq{m}"),
                pl.col("ask_px").list.get(m, null_on_oob=True).fill_null(inf).alias(f"ap{m}"),
                pl.col("ask_qty").list.get(m, null_on_oob=True).fill_null(0.0).alias(f"aq{m}")]
+    return lv
+
+
+def flat_book_select(levels: int) -> list[pl.Expr]:
+    """What a book scan keeps (see :func:`rawread.read_raw`'s ``select``)."""
+    return [pl.col("event_ts_ms").alias("ts_ms"), pl.col("final_update_id"), pl.col("recv_ts_ms"),
+            pl.col("gap").fill_null(False), *level_columns(levels)]
+
+
+def book_from_raw(raw: pl.DataFrame, levels: int, since_ms: int, until_ms: int) -> pl.DataFrame:
+    """Raw ``book`` rows (schema columns) -> flat, deduplicated, time-ordered book rows."""
+    return book_from_flat(raw.select(flat_book_select(levels)), since_ms, until_ms)
+
+
+def book_from_flat(flat: pl.DataFrame, since_ms: int, until_ms: int) -> pl.DataFrame:
+    """One row per ``final_update_id`` (overlapping connections deliver the same message; a
+    non-gap copy wins, then the earliest receipt), ordered by (E, u), plus engine clock ``t``."""
     return (
-        raw.lazy()
-        .filter((pl.col("event_ts_ms") >= since_ms) & (pl.col("event_ts_ms") < until_ms))
-        .select(pl.col("event_ts_ms").alias("ts_ms"), "final_update_id", "recv_ts_ms",
-                pl.col("gap").fill_null(False), *lv)
+        flat.lazy()
+        .filter((pl.col("ts_ms") >= since_ms) & (pl.col("ts_ms") < until_ms))
         # the same message has the same E and u: one sort orders rows and ranks the copies
-        .sort(["ts_ms", "final_update_id", "gap", "recv_ts_ms"], nulls_last=True)
+        .sort(["ts_ms", "final_update_id", "gap", "recv_ts_ms"], nulls_last=True, maintain_order=True)
         .filter(pl.col("final_update_id").is_first_distinct())
         .drop("recv_ts_ms")
         .with_columns(pl.col("ts_ms").cum_max().alias("t"))

@@ -13,6 +13,13 @@ import polars as pl
 TRADE_COLUMNS = ["recv_ts_ms", "event_ts_ms", "trade_ts_ms", "agg_trade_id", "price", "qty",
                  "is_buyer_maker", "source"]
 RATE_WINDOW_MS = 1000
+SCAN_SLACK_MS = 60_000   # coarse scan filter: E of a ws copy and T of its rest copy differ little
+
+
+def scan_filter(since_ms: int, until_ms: int) -> pl.Expr:
+    """Coarse row filter applied while reading (exact filtering happens after dedup)."""
+    evt = pl.coalesce("event_ts_ms", "trade_ts_ms")
+    return (evt >= since_ms - SCAN_SLACK_MS) & (evt < until_ms + SCAN_SLACK_MS)
 
 
 def trades_from_raw(raw: pl.DataFrame, since_ms: int, until_ms: int) -> pl.DataFrame:
@@ -22,7 +29,7 @@ def trades_from_raw(raw: pl.DataFrame, since_ms: int, until_ms: int) -> pl.DataF
     the running max of ``event_ts_ms`` so the z engine sees non-decreasing time."""
     is_rest = pl.col("source") == "rest"
     out = (
-        raw.sort(["agg_trade_id", is_rest, "recv_ts_ms"], nulls_last=True)
+        raw.sort(["agg_trade_id", is_rest, "recv_ts_ms"], nulls_last=True, maintain_order=True)
         .unique(subset="agg_trade_id", keep="first", maintain_order=True)
         .with_columns(
             pl.when(is_rest).then(pl.col("trade_ts_ms"))

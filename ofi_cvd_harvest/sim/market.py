@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .book import BandBook, book_levels
+from .book import BandBook
 from .source import Message
 from .symbols import SymbolSpec, fmt_fixed, spec_for
 from .tradelog import TradeLog
@@ -104,17 +104,32 @@ class SymbolModel:
         self.gid = gid                      # shared global update id counter (1-element list)
         gid[0] += 1
         self.last_u = gid[0]
-        self.snap: tuple[int, int, int, np.ndarray, np.ndarray, int] = (
-            self.last_u, 0, 0, self.book.bid.copy(), self.book.ask.copy(), self.book.base)
         self.last_top = self._top()
+        self._px: dict[int, str] = {}   # tick -> price string (prices revisit the same ticks)
+        self._qty: dict[int, str] = {}
+
+    def fpx(self, ticks: int) -> str:
+        s = self._px.get(ticks)
+        if s is None:
+            if len(self._px) > 200_000:
+                self._px.clear()
+            s = self._px[ticks] = fmt_fixed(ticks, self.td)
+        return s
+
+    def fqty(self, lots: int) -> str:
+        s = self._qty.get(lots)
+        if s is None:
+            if len(self._qty) > 200_000:
+                self._qty.clear()
+            s = self._qty[lots] = fmt_fixed(lots, self.ld)
+        return s
 
     def _top(self) -> tuple[int, int, int, int]:
         b = self.book
         return (b.b + b.base, int(b.bid[b.b]), b.a + b.base, int(b.ask[b.a]))
 
-    def step(self, t0: int, w: Wants, out: list[Message], snaps: list) -> None:
-        """Generate window (t0, t0 + 100 ms]: append due messages to ``out`` (unsorted) and the
-        post-window book state to ``snaps`` (for REST depth once the window is emitted)."""
+    def step(self, t0: int, w: Wants, out: list[Message]) -> None:
+        """Generate window (t0, t0 + 100 ms]: append its messages to ``out`` (unsorted)."""
         r = self.rng
         dt = WINDOW_MS / 1000.0
         # slow activity and fast mood: exact OU updates
@@ -136,6 +151,7 @@ class SymbolModel:
         gid = self.gid
         U = gid[0] + 1
         sym, lsym, td, ld = self.sym, self.lsym, self.td, self.ld
+        fpx, fqty = self.fpx, self.fqty
         if n or nq:
             t_off = r.integers(1, WINDOW_MS + 1, n + nq)
             order = np.argsort(t_off, kind="stable").tolist()
@@ -156,19 +172,20 @@ class SymbolModel:
             a = self.log.next_id
             fill = self.next_fill
             tend = t0 + WINDOW_MS
+            last_e = t0
             for k in order:
                 T = t0 + t_off[k]
                 if k < n:
                     is_buy = buys[k]
-                    E = min(T + lags[k], tend)
+                    E = last_e = min(max(T + lags[k], last_e), tend)  # E never goes back
                     nf = nfills[k]
                     for px, q in book.take(is_buy, lots[k]):
                         f = fill
                         fill += nf
                         nf = 1
                         if w.trade:
-                            ps = fmt_fixed(px, td)
-                            qs = fmt_fixed(q, ld)
+                            ps = fpx(px)
+                            qs = fqty(q)
                             d = {"e": "aggTrade", "E": E, "a": a, "s": sym, "p": ps, "q": qs,
                                  "nq": qs, "f": f, "l": fill - 1, "T": T, "m": not is_buy}
                             out.append(Message(lsym + "@aggTrade", d, E, orjson.dumps(d)))
@@ -189,9 +206,8 @@ class SymbolModel:
                 if top != self.last_top:
                     self.last_top = top
                     if w.ticker:
-                        d = {"e": "bookTicker", "u": gid[0], "s": sym,
-                             "b": fmt_fixed(top[0], td), "B": fmt_fixed(top[1], ld),
-                             "a": fmt_fixed(top[2], td), "A": fmt_fixed(top[3], ld),
+                        d = {"e": "bookTicker", "u": gid[0], "s": sym, "b": fpx(top[0]),
+                             "B": fqty(top[1]), "a": fpx(top[2]), "A": fqty(top[3]),
                              "T": T, "E": E}
                         out.append(Message(lsym + "@bookTicker", d, E, orjson.dumps(d)))
             self.next_fill = fill
@@ -203,6 +219,13 @@ class SymbolModel:
         gid[0] += 1
         E = t0 + WINDOW_MS
         T = E - 1 - (gid[0] & 1)
+        top = (book.b + book.base, int(book.bid[book.b]), book.a + book.base, int(book.ask[book.a]))
+        if top != self.last_top:  # background flow moved the top: bookTicker with the churn's id
+            self.last_top = top
+            if w.ticker:
+                d = {"e": "bookTicker", "u": gid[0], "s": sym, "b": fpx(top[0]), "B": fqty(top[1]),
+                     "a": fpx(top[2]), "A": fqty(top[3]), "T": T, "E": E}
+                out.append(Message(lsym + "@bookTicker", d, E, orjson.dumps(d)))
         if not (np.array_equal(old_bid, book.bid) and np.array_equal(old_ask, book.ask)):
             u, pu = gid[0], self.last_u
             self.last_u = u
@@ -217,7 +240,6 @@ class SymbolModel:
                     d = {"e": "depthUpdate", "E": E, "T": T, "s": sym, "U": U, "u": u, "pu": pu,
                          "b": bids[:lv], "a": asks[:lv]}
                     out.append(Message(f"{lsym}@depth{lv}@100ms", d, E, orjson.dumps(d)))
-            snaps.append((E, self, (u, E, T, book.bid.copy(), book.ask.copy(), book.base)))
 
 
 class SyntheticMarket:
@@ -241,7 +263,6 @@ class SyntheticMarket:
         self._symbols = syms
         self._next_window = 0
         self._pending: deque[Message] = deque()
-        self._snaps: deque = deque()
         self._visible_ms = self.start_ms
         self._wants_key: Any = None
         self._wants: dict[str, Wants] = {}
@@ -264,21 +285,16 @@ class SyntheticMarket:
         while budget and self.start_ms + self._next_window * WINDOW_MS <= now_ms:
             t0 = self.start_ms + self._next_window * WINDOW_MS
             out: list[Message] = []
-            snaps: list = []
             for sym, model in self.models.items():
-                model.step(t0, wants.get(sym, _NO_WANTS), out, snaps)
+                model.step(t0, wants.get(sym, _NO_WANTS), out)
             out.sort(key=_ts)
             self._pending.extend(out)
-            self._snaps.extend(snaps)
             self._next_window += 1
             self.generated_until_ms = t0 + WINDOW_MS
             budget -= 1
         pending, due = self._pending, []
         while pending and pending[0].ts_ms <= now_ms:
             due.append(pending.popleft())
-        while self._snaps and self._snaps[0][0] <= now_ms:
-            _, model, snap = self._snaps.popleft()
-            model.snap = snap
         self._visible_ms = min(now_ms, self.generated_until_ms)
         return due
 
@@ -287,11 +303,14 @@ class SyntheticMarket:
         return self.models[symbol.upper()].log.query(self._visible_ms, from_id, start_ms, end_ms, limit)
 
     def depth_snapshot(self, symbol: str, limit: int) -> dict[str, Any]:
+        """The book as of the last *generated* depth event (up to one window ahead of the
+        stream, as a real snapshot is ahead of the 100 ms-aggregated stream): its
+        ``lastUpdateId`` is that event's ``u``, so the event satisfies
+        ``U <= lastUpdateId <= u`` when it arrives."""
         m = self.models[symbol.upper()]
-        u, E, T, bid, ask, base = m.snap
-        bids, asks = book_levels(bid, ask, base, limit, m.td, m.ld)
-        now = self.server_time_ms()
-        return {"lastUpdateId": u, "E": E or now, "T": T or now, "bids": bids, "asks": asks}
+        bids, asks = m.book.levels(limit, m.td, m.ld)
+        now = min(self.server_time_ms(), self.generated_until_ms)
+        return {"lastUpdateId": m.last_u, "E": now, "T": now - 1, "bids": bids, "asks": asks}
 
     def exchange_info(self) -> dict[str, Any]:
         out = []

@@ -94,3 +94,40 @@ def test_bad_cli_value_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "SYMBOLS" in lines[0]
+
+
+def test_kill_9_loses_no_trade_and_at_most_a_second_of_book(tmp_path):
+    env = {**os.environ, "PARQUET_ROTATE_SEC": "60"}   # nothing is finalised before the kill
+    with MiniExchange(["BTCUSDT", "ETHUSDT"], seed=8) as ex:
+        cmd = capture_cmd(tmp_path, ex, "--run-seconds", "120", "--prometheus-port", "0")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(5.0)
+            killed_at_ms = int(time.time() * 1000)
+            proc.kill()                      # SIGKILL: no flush, no finalisation
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        segs = list((tmp_path / "data" / "raw" / "_segments").glob("*.arrows"))
+        assert segs, "the killed process left its crash-safe segments"
+        assert not list((tmp_path / "data").glob("raw/date=*/*/*/*.parquet"))  # none final yet
+        time.sleep(1.0)
+        proc = subprocess.run(capture_cmd(tmp_path, ex, "--run-seconds", "3",
+                                          "--prometheus-port", "0"),
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        truth = {s: ex.ground_truth_ids(s) for s in ("BTCUSDT", "ETHUSDT")}
+    data = tmp_path / "data"
+    assert not list((data / "raw" / "_segments").glob("*.arrows"))
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        trades = read(data, "agg_trade", sym)
+        lo, hi = assert_trades_complete(trades, truth[sym])   # no loss, no duplicates
+        assert trades.filter(trades["recv_ts_ms"] < killed_at_ms).height > 20
+        book = read(data, "book", sym)
+        before_kill = book.filter(book["recv_ts_ms"] < killed_at_ms)
+        assert killed_at_ms - before_kill["recv_ts_ms"].max() <= 1500   # <= ~1 s of book lost
+    ops = read(data, "ops", "BTCUSDT")
+    assert "segments_recovered" in set(ops["event_type"])
+    no_temp_files(data)

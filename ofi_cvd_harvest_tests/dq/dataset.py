@@ -1,7 +1,7 @@
 """Synthetic, schema-exact partitions for the DQ tests, clean by construction, plus damage helpers.
 
-A clean partition passes every gate: the capture connects at 01:00:30 and disconnects
-``minutes`` + 40 s later (covered window = whole minutes in between), a trade every 0.5 s,
+A clean partition passes every gate: the capture connects at 01:00:40 and disconnects
+``minutes`` + 40 s later (covered window = the ``minutes`` whole minutes from 01:01), a trade every 0.5 s,
 ws latencies well under the thresholds, a few raw duplicates (< 0.5 %), heavy-tailed ``z_raw``
 so winsorising at ``WINSOR_LIMIT`` has an effect, enough signal events, one book gap at the start.
 Each damage helper rewrites one table the way a specific defect would.
@@ -50,7 +50,7 @@ def build_partition(root: Path, date: str = DATE, symbol: str = SYMBOL, minutes:
                     signal_events: int = 30) -> Built:
     rng = np.random.default_rng(seed)
     day0, _ = layout.day_bounds_ms(date)
-    connect = day0 + start_hour * 3_600_000 + 30_000
+    connect = day0 + start_hour * 3_600_000 + 40_000
     disconnect = connect + minutes * 60_000 + 40_000
     trade_ts = np.arange(connect + 500, disconnect - 500, 500, dtype=np.int64)
     n = len(trade_ts)
@@ -158,7 +158,7 @@ def raw_files(b: Built, stream: str) -> list[Path]:
 
 
 def minute_ms(b: Built, k: int) -> int:
-    """Start of the k-th whole minute of the covered window."""
+    """Start of the k-th judged minute of the covered window."""
     return (b.connect_ms // 60_000 + 1 + k) * 60_000
 
 

@@ -93,7 +93,7 @@ def test_stripped_events_fail_events_per_72h(clean, settings):
 
 def test_events_are_scaled_by_covered_hours_and_marked(clean, settings):
     r = metrics(clean, settings, "events_per_72h")["events_per_72h"]
-    assert r.value == pytest.approx(30 * 72 / (40 / 60))
+    assert r.value == pytest.approx(30 * 72 / ((40 * 60 + 40) / 3600))
     assert r.details["scaled"] is True and "extrapolated" in r.details["note"]
 
 

@@ -21,8 +21,9 @@ def load(root, area, date, sym, table):
 
 def recompute(root, date, sym, connect, disconnect):
     """Every figure straight from the Parquet files, without DuckDB."""
-    lo = (connect // 60_000 + 1) * 60_000          # window rounded inwards to whole minutes
-    hi = disconnect // 60_000 * 60_000
+    # a boundary minute is judged when connected for >= 30 s of it
+    lo = next(m for m in range(connect // 60_000 * 60_000, disconnect, 60_000) if m + 60_000 - connect >= 30_000)
+    hi = max(m for m in range(lo, disconnect, 60_000) if disconnect - m >= 30_000) + 60_000
     prices = load(root, "derived", date, sym, "prices")
     inwin = prices.filter(pl.col("event_ts_ms").is_between(lo, hi - 1))
     minutes = (hi - lo) // 60_000
@@ -36,7 +37,7 @@ def recompute(root, date, sym, connect, disconnect):
     events = load(root, "derived", date, sym, "events")
     signal = events.filter(pl.col("meta_json").str.json_path_match("$.category") == "signal").height
     book = load(root, "raw", date, sym, "book")
-    hours = (hi - lo) / 3_600_000
+    hours = (disconnect - connect) / 3_600_000     # the exact connected span
     return {
         "empty_bucket_rate": empty / minutes,
         "duplicate_rate": (raw.height - raw["agg_trade_id"].n_unique()) / raw.height,

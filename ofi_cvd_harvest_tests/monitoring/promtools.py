@@ -131,6 +131,17 @@ class PrometheusServer:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "PrometheusServer":
+        for attempt in range(3):  # the free port can be taken between probe and bind: retry
+            try:
+                return self._start()
+            except RuntimeError as err:
+                if "address already in use" not in str(err) or attempt == 2:
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "PrometheusServer":
         binary = need(PROMETHEUS, "prometheus")
         self.log = open(self.workdir / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
@@ -142,6 +153,7 @@ class PrometheusServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.log.close()
                 raise RuntimeError(f"prometheus exited: {self.logtext()}")
             try:
                 http_get(self.url + "/-/ready", timeout=1)

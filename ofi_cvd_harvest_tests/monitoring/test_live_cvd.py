@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import math
 import time
+from pathlib import Path
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
 from prometheus_client import generate_latest
@@ -148,3 +151,29 @@ def test_add_is_cheap_and_update_is_bounded():
     took = time.perf_counter() - t0
     assert per_add < 20e-6, per_add
     assert took < 2.5, took  # shared CI cores; typically a few hundred ms
+
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "hftbacktest_usdm"
+if not REAL.is_dir():
+    REAL = Path("/work/shared/realdata/hftbacktest_usdm")
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="realdata/ not available")
+@pytest.mark.parametrize("sym", ["btcusdt", "ethusdt"])
+def test_real_flow_does_not_trip_the_floor_alert(sym):
+    """On 8 real minutes (2024-07-18 23:57 → 07-19 00:05) the MAD floor rarely sets the scale,
+    so the 60 % CvdFloorHitRateHigh threshold is an anomaly, not the normal state."""
+    live = LiveCvd(Settings(), report_sec=300, background=False)
+    n = 0
+    for day in ("20240718", "20240719"):
+        with gzip.open(REAL / f"{sym}_{day}.gz") as fh:
+            for line in fh:
+                if b'"e":"trade"' not in line:
+                    continue
+                d = orjson.loads(line.split(b" ", 1)[1])["data"]
+                live.add(sym.upper(), d["E"], float(d["q"]), d["m"])
+                n += 1
+    st = live.update_gauges()[sym.upper()]
+    assert n > 10_000 and st.rows > 8000
+    assert st.floor_hit_rate < 0.2, st
+    assert 0.01 < st.scale_median < 5, st

@@ -69,3 +69,9 @@ def test_prometheus_yml_scrapes_the_harvester_with_the_rules():
     assert doc["rule_files"] == ["alert_rules.yml"]
     job = next(j for j in doc["scrape_configs"] if j["job_name"] == JOB)
     assert job["static_configs"][0]["targets"] == ["127.0.0.1:8009"]  # PROMETHEUS_PORT default
+
+
+def test_every_alert_is_documented():
+    doc = (CONFIG.parent / "docs" / "monitoring.md").read_text()
+    for rule in _rules():
+        assert f"`{rule['alert']}`" in doc, rule["alert"]

@@ -62,3 +62,15 @@ def test_cvd_is_running_sum_of_delta_and_z_bounded(steps, mode):
     day = c.filter(pl.col("session") == 1)
     assert np.allclose(day["cvd"].to_numpy(), np.cumsum(day["delta"].to_numpy()), rtol=0, atol=1e-9)
     assert (c["z_cvd"].drop_nulls().abs() <= sig.winsor_limit).all()
+
+
+def test_late_row_before_midnight_belongs_to_yesterday_and_order_is_kept():
+    rows = [{"id": 1, "t": D0 - 10, "price": 1, "qty": 1, "buy": True},
+            {"id": 2, "t": D0 + 5, "price": 1, "qty": 2, "buy": True},
+            {"id": 3, "t": D0 - 3, "price": 1, "qty": 4, "buy": False},     # late: E < 00:00
+            {"id": 4, "t": D0 + 10, "price": 1, "qty": 8, "buy": True}]
+    for mode in ("delta", "level"):
+        c = cvd_frame(trades(rows), D0, settings(z_mode=mode, warmup_rows=0).signals)
+        assert c["agg_trade_id"].to_list() == [1, 2, 3, 4]
+        assert c["session"].to_list() == [0, 1, 0, 1]
+        assert c["cvd"].to_list() == [1.0, 2.0, -3.0, 10.0]

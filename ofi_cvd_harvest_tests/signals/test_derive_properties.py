@@ -27,7 +27,8 @@ def raw_tables(steps, start):
     price = 100 + np.cumsum([s[3] for s in steps]) * 0.1
     trades = trades_table([{"id": i + 1, "t": int(ti), "price": float(p), "qty": s[1], "buy": s[2],
                             "source": s[4]} for i, (ti, p, s) in enumerate(zip(t, price, steps))])
-    book = book_table([{"E": int(ti), "u": 10 * (i + 1), "bids": [(float(p) - 0.1, s[1]), (float(p) - 0.2, 1.0)],
+    book = book_table([{"E": int(ti), "u": 10 * (i + 1),
+                        "bids": [(float(p) - 0.1, s[1]), (float(p) - 0.2, 1.0)],
                         "asks": [(float(p), 2.0)], "gap": i % 17 == 5}
                        for i, (ti, p, s) in enumerate(zip(t, price, steps))])
     return trades, book
@@ -57,5 +58,7 @@ def test_partition_properties(steps, offset, z_mode, scale_mode):
     assert np.allclose(c["cvd"].to_numpy(), np.cumsum(c["delta"].to_numpy()), atol=1e-9)
     assert (c["z_cvd"].drop_nulls().abs() <= s.signals.winsor_limit).all()
     assert (first["fusion"]["score_z"].drop_nulls().abs() <= s.signals.winsor_limit).all()
-    assert len(first["prices"]) == len(c) == pl.from_arrow(trades).filter(
-        pl.col("trade_ts_ms") >= D0 - 1).height or True
+    raw = pl.from_arrow(trades)
+    evt = pl.when(pl.col("source") == "rest").then(pl.col("trade_ts_ms")).otherwise(pl.col("event_ts_ms"))
+    assert len(first["prices"]) == len(c) == raw.filter(evt >= D0).height
+    assert first["prices"]["agg_trade_id"].is_sorted()

@@ -20,7 +20,6 @@ def test_hysteresis_rearms_only_below_rearm_level():
 
 def test_divergence_bullish_once_per_episode():
     rows = []
-    cum = 0.0
     for i in range(100):                   # 0..990 s: flat price, steady selling
         rows.append((i * 10_000, 100.0, -1.0))
     rows += [(1_000_000, 99.0, 1.0), (1_010_000, 98.5, 1.0), (1_020_000, 98.5, 1.0),

@@ -1,0 +1,113 @@
+"""Vectorised implementations against straightforward sequential references (hypothesis)."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from ofi_cvd_harvest.signals.events import hysteresis_fire
+from ofi_cvd_harvest.signals.ofi import book_from_raw, ofi_values
+
+from .helpers import D0, book_table
+
+
+def seq_hysteresis(z, thr, rearm, direction):
+    armed, out = True, []
+    for v in z:
+        fire = False
+        if v is not None:
+            if (v > thr) if direction > 0 else (v < -thr):
+                fire, armed = armed, False
+            elif abs(v) < rearm:
+                armed = True
+        out.append(fire)
+    return out
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(-5, 5)), max_size=200), st.sampled_from([1, -1]))
+@hsettings(max_examples=200, deadline=None)
+def test_hysteresis_matches_state_machine(z, direction):
+    got = hysteresis_fire(pl.Series(z, dtype=pl.Float64), 2.0, 1.0, direction).to_list()
+    assert got == seq_hysteresis(z, 2.0, 1.0, direction)
+
+
+def seq_ofi(rows, weights):
+    out = []
+    for n, r in enumerate(rows):
+        if n == 0 or r.get("gap"):
+            out.append(0.0)
+            continue
+        prev, total = rows[n - 1], 0.0
+        for m, w in enumerate(weights):
+            def lvl(book, side):
+                lv = book[side]
+                if m < len(lv):
+                    return lv[m]
+                return (-math.inf if side == "bids" else math.inf), 0.0
+            pb, qb = lvl(r, "bids"); pb0, qb0 = lvl(prev, "bids")
+            pa, qa = lvl(r, "asks"); pa0, qa0 = lvl(prev, "asks")
+            e = (qb if pb >= pb0 else 0) - (qb0 if pb <= pb0 else 0) \
+                - (qa if pa <= pa0 else 0) + (qa0 if pa >= pa0 else 0)
+            total += w * e
+        out.append(total)
+    return out
+
+
+level = st.tuples(st.integers(0, 4), st.floats(0.0, 10.0))
+
+
+@given(st.lists(st.tuples(st.lists(level, max_size=3), st.lists(level, max_size=3), st.booleans()),
+                min_size=1, max_size=40))
+@hsettings(max_examples=150, deadline=None)
+def test_ofi_matches_per_row_formula(books):
+    rows = []
+    for i, (b, a, gap) in enumerate(books):
+        bids = sorted({100 - p * 0.5: q for p, q in b}.items(), reverse=True)   # best first
+        asks = sorted({101 + p * 0.5: q for p, q in a}.items())
+        rows.append({"E": D0 + 100 * i, "u": 10 * (i + 1), "bids": bids, "asks": asks,
+                     "gap": gap and i % 3 == 0})
+    weights = (0.5, 0.3, 0.2)
+    got = ofi_values(book_from_raw(pl.from_arrow(book_table(rows)), 3, D0, D0 + 86_400_000), weights)
+    assert got["ofi_value"].to_list() == pytest.approx(seq_ofi(rows, weights))
+
+
+def seq_divergence(t, price, delta, window_ms):
+    cum, bull, bear = [], [], []
+    c = 0.0
+    for d in delta:
+        c += d
+        cum.append(c)
+    prev_b = prev_s = False
+    for i in range(len(t)):
+        js = [j for j in range(len(t)) if t[i] - window_ms <= t[j] < t[i]]
+        ready = t[i] >= t[0] + window_ms and js
+        b = bool(ready) and price[i] < min(price[j] for j in js) and cum[i] >= min(cum[j] for j in js)
+        s = bool(ready) and price[i] > max(price[j] for j in js) and cum[i] <= max(cum[j] for j in js)
+        bull.append(b and not prev_b)
+        bear.append(s and not prev_s)
+        prev_b, prev_s = b, s
+    return bull, bear
+
+
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers(-3, 3), st.floats(-5, 5)),
+                min_size=1, max_size=80))
+@hsettings(max_examples=150, deadline=None)
+def test_divergence_matches_definition(steps):
+    from ofi_cvd_harvest.signals.events import divergence_events
+    from .helpers import settings
+
+    t, p, d = [], [], []
+    tt, pp = 0, 100.0
+    for dt_, dp, dd in steps:
+        tt += dt_ * 10
+        pp += dp * 0.5
+        t.append(tt); p.append(pp); d.append(dd)
+    sig = settings(divergence_window_sec=1.0).signals     # 1000 ms window
+    df = pl.DataFrame({"ts_ms": t, "t": t, "price": p, "delta": d, "regime": ["x"] * len(t)})
+    bull, bear = divergence_events(df, sig)
+    rb, rs = seq_divergence(t, p, d, 1000)
+    assert bull["ts_ms"].to_list() == [t[i] for i, v in enumerate(rb) if v]
+    assert bear["ts_ms"].to_list() == [t[i] for i, v in enumerate(rs) if v]
