@@ -5,8 +5,8 @@ ids are missing (id jumps, reconnect windows, the downtime since the checkpoint)
 given ``grace_ms`` for late out-of-order deliveries; what is still missing then is announced
 (``gap_detected``) and fetched with ``fromId`` pages of ≤ 1000, paced by the REST client.
 Recovered rows go to ``sink`` (written with ``source = "rest"``). A gap that keeps failing
-is reported as ``gap_unhealed`` after ``max_attempts`` and still retried slowly, and stays
-in the checkpoint, so it is never silently lost.
+is reported as ``gap_unhealed`` after ``max_attempts`` consecutive REST failures and still
+retried slowly, and stays in the checkpoint, so it is never silently lost.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ class GapRecord:
     announced: bool = False
     rest_rows: int = 0
     failures: int = 0
-    next_try_ms: int = 0
     unhealed_reported: bool = False
 
     @property
@@ -69,6 +68,8 @@ class Healer:
         self.gaps_healed: dict[str, int] = {}
         self.gaps_unhealed: dict[str, int] = {}
         self.out_of_order: dict[str, int] = {}
+        self._consecutive_failures = 0
+        self._next_pass_ms = 0
         self._wake = asyncio.Event()
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -106,33 +107,43 @@ class Healer:
 
     # -- healing ------------------------------------------------------------------------------
     async def heal_due(self, now_ms: int | None = None, force: bool = False) -> None:
-        """One pass over the gaps whose grace/backoff has expired (``force``: all of them,
-        used once at shutdown so the last seconds' gaps are healed before the files close)."""
+        """One pass over the gaps whose grace has expired (``force``: all of them, ignoring
+        back-off; used once at shutdown so the last seconds' gaps are healed before the files
+        close). A REST failure ends the pass: the exchange is likely down for every gap, so all
+        wait for one jittered back-off instead of hammering it one gap after another."""
         now_ms = _now_ms() if now_ms is None else now_ms
-        for rec in list(self.records):
-            if not force and (now_ms < rec.opened_ms + self.grace_ms
-                              or now_ms < rec.next_try_ms):
-                continue
-            await self._heal(rec)
+        due = [r for r in self.records if force or now_ms >= r.opened_ms + self.grace_ms]
+        for rec in due:
+            if not rec.announced:
+                self._announce(rec)
+        if not force and now_ms < self._next_pass_ms:
+            self._update_open_gauge()
+            return
+        for rec in due:
+            if rec in self.records and not await self._heal(rec):
+                break
         self._update_open_gauge()
 
-    async def _heal(self, rec: GapRecord) -> None:
+    def _announce(self, rec: GapRecord) -> None:
+        sym = rec.symbol
+        segs = self._missing_segments(rec)
+        if not segs:  # filled by late (out-of-order) WebSocket deliveries
+            self._bump(self.out_of_order, sym)
+            self.records.remove(rec)
+            return
+        rec.announced = True
+        missing = sum(b - a + 1 for a, b in segs)
+        self._bump(self.gaps_detected, sym)
+        metrics.trade_gaps_detected_total.labels(sym).inc()
+        self.ops.emit("gap_detected", {"start": rec.start, "end": rec.end, "size": rec.size,
+                                       "missing": missing, "reason": rec.reason}, symbol=sym)
+        self.log.info("%s: trade gap %d..%d (%d missing, %s), healing via REST", sym,
+                      rec.start, rec.end, missing, rec.reason)
+
+    async def _heal(self, rec: GapRecord) -> bool:
+        """Fetch what ``rec`` still misses; False if REST failed (the pass should stop)."""
         sym = rec.symbol
         tracker = self.trackers[sym]
-        if not rec.announced:
-            segs = self._missing_segments(rec)
-            if not segs:  # filled by late (out-of-order) WebSocket deliveries
-                self._bump(self.out_of_order, sym)
-                self.records.remove(rec)
-                return
-            rec.announced = True
-            missing = sum(b - a + 1 for a, b in segs)
-            self._bump(self.gaps_detected, sym)
-            metrics.trade_gaps_detected_total.labels(sym).inc()
-            self.ops.emit("gap_detected", {"start": rec.start, "end": rec.end, "size": rec.size,
-                                           "missing": missing, "reason": rec.reason}, symbol=sym)
-            self.log.info("%s: trade gap %d..%d (%d missing, %s), healing via REST", sym,
-                          rec.start, rec.end, missing, rec.reason)
         try:
             while True:
                 segs = self._missing_segments(rec)
@@ -155,25 +166,9 @@ class Healer:
                 if tracker.is_missing(a):
                     raise RestError(f"REST aggTrades has no id {a} (returned {len(trades)} rows)")
         except (RestError, DecodeError, OSError) as exc:
-            rec.failures += 1
-            delay = min(self.backoff_max_ms, 1000 * 2 ** (rec.failures - 1))
-            if rec.failures >= self.max_attempts:
-                delay = self.slow_retry_ms
-                if not rec.unhealed_reported:
-                    rec.unhealed_reported = True
-                    self._bump(self.gaps_unhealed, sym)
-                    left = sum(y - x + 1 for x, y in self._missing_segments(rec))
-                    self.ops.emit("gap_unhealed", {"start": rec.start, "end": rec.end,
-                                                   "missing": left, "attempts": rec.failures,
-                                                   "error": str(exc)[:200]}, symbol=sym)
-                    self.log.error("%s: trade gap %d..%d NOT healed after %d attempts (%d ids "
-                                   "missing): %s; will keep retrying every %ds", sym, rec.start,
-                                   rec.end, rec.failures, left, exc, self.slow_retry_ms // 1000)
-            else:
-                self.log.warning("%s: healing gap %d..%d failed (%s), retry in %.1fs", sym,
-                                 rec.start, rec.end, exc, delay / 1000)
-            rec.next_try_ms = _now_ms() + delay
-            return
+            self._failed(rec, exc)
+            return False
+        self._consecutive_failures = 0
         self.records.remove(rec)
         self._bump(self.gaps_healed, sym)
         metrics.trade_gaps_healed_total.labels(sym).inc()
@@ -183,6 +178,34 @@ class Healer:
                                      "duration_ms": _now_ms() - rec.opened_ms}, symbol=sym)
         if rec.unhealed_reported:
             self.log.info("%s: trade gap %d..%d healed after all", sym, rec.start, rec.end)
+        return True
+
+    def _failed(self, rec: GapRecord, exc: BaseException) -> None:
+        rec.failures += 1
+        self._consecutive_failures += 1
+        n = self._consecutive_failures
+        delay = min(self.backoff_max_ms, 1000 * 2 ** (n - 1))
+        if n >= self.max_attempts:
+            delay = max(delay, self.slow_retry_ms)
+            for r in self.records:   # REST keeps failing: every announced gap is unhealed
+                if r.announced and not r.unhealed_reported:
+                    self._report_unhealed(r, exc)
+        else:
+            self.log.warning("%s: healing gap %d..%d failed (%s), retry in %.1fs", rec.symbol,
+                             rec.start, rec.end, exc, delay / 1000)
+        self._next_pass_ms = _now_ms() + delay
+
+    def _report_unhealed(self, rec: GapRecord, exc: BaseException) -> None:
+        sym = rec.symbol
+        rec.unhealed_reported = True
+        self._bump(self.gaps_unhealed, sym)
+        left = sum(y - x + 1 for x, y in self._missing_segments(rec))
+        self.ops.emit("gap_unhealed", {"start": rec.start, "end": rec.end, "missing": left,
+                                       "attempts": self._consecutive_failures,
+                                       "error": str(exc)[:200]}, symbol=sym)
+        self.log.error("%s: trade gap %d..%d NOT healed after %d attempts (%d ids missing): %s; "
+                       "retrying every %ds, kept in the checkpoint", sym, rec.start, rec.end,
+                       self._consecutive_failures, left, exc, self.slow_retry_ms // 1000)
 
     async def run(self, stop: asyncio.Event, tick: float = 0.25) -> None:
         while not stop.is_set():

@@ -124,6 +124,7 @@ def make_book_handler(settings: Settings, rest: RestClient, on_gap, on_event) ->
 
 class Capture:
     final_heal_sec = 5.0      # shutdown budget for healing the last seconds' gaps
+    probe_delay_sec = 2.0     # after a trade-feed reconnect, ask REST if no trade came yet
 
     def __init__(self, settings: Settings, log: logging.Logger | Any | None = None):
         self.s = settings
@@ -161,6 +162,7 @@ class Capture:
         self._book_q: asyncio.Queue = asyncio.Queue()
         self._metrics_server = None
         self.live_cvd = self._make_live_cvd()
+        self._side_tasks: set[asyncio.Task] = set()
         self.summary = CaptureSummary(started_ms=_now_ms(), log_path=str(self.runlog.path),
                                       checkpoint_path=str(self.checkpoint_path))
 
@@ -246,6 +248,43 @@ class Capture:
         if self.live_cvd is not None:
             self.live_cvd.add(t.symbol, t.event_ts_ms, t.qty, t.is_buyer_maker)
 
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _probe_after_reconnect(self, symbols: tuple[str, ...]) -> None:
+        """A quiet symbol may not trade again for minutes after a reconnect, so the id jump
+        that reveals trades missed during the outage would come late: ask REST for anything
+        after the last id instead (what the stream then re-delivers is deduplicated)."""
+        await asyncio.sleep(self.probe_delay_sec)
+        for sym in symbols:
+            st = self.states[sym]
+            last = st.tracker.last_id
+            if not st.after_reconnect or last is None:
+                continue   # a live trade arrived: the tracker already saw any jump
+            try:
+                trades = await self.rest.agg_trades(sym, from_id=last + 1, limit=1000)
+            except (RestError, DecodeError, OSError) as exc:
+                self.log.warning("%s: reconnect probe failed: %s", sym, exc)
+                continue
+            recv_ms = _now_ms()
+            new = 0
+            for t in trades:
+                if t.agg_trade_id in st.dedup:
+                    continue
+                status, gap = st.tracker.observe(t.agg_trade_id, recv_ms)
+                if status == DUPLICATE:
+                    continue
+                if gap is not None:
+                    self.healer.opened(sym, gap, "reconnect")
+                self._on_rest_trade(t, recv_ms)
+                new += 1
+            self.healer.healed_rows[sym] = self.healer.healed_rows.get(sym, 0) + new
+            if new:
+                metrics.healed_trades_total.labels(sym).inc(new)
+            self.ops.emit("reconnect_probe", {"from_id": last + 1, "rows": new}, symbol=sym)
+
     def _on_book_gap(self, symbol: str, meta: dict) -> None:
         self.states[symbol].book_gaps += 1
         self.ops.emit("book_gap", meta, symbol=symbol)
@@ -285,6 +324,7 @@ class Capture:
                 if endpoint == MARKET:
                     for s in symbols:
                         self.states[s].after_reconnect = True
+                    self._spawn(self._probe_after_reconnect(symbols), "reconnect-probe")
             if endpoint != MARKET and kind != "rollover":
                 self._book_q.put_nowait(("connect", symbols, conn_id))
 
@@ -695,7 +735,7 @@ class Capture:
             self.log.warning("shutdown interrupted (%s); finalising what is buffered",
                              type(exc).__name__)
         finally:
-            for t in [*tasks, *feed_tasks] + ([consumer] if consumer else []):
+            for t in [*tasks, *feed_tasks, *self._side_tasks] + ([consumer] if consumer else []):
                 t.cancel()
             self._drain_book_queue()
             self._finalise()

@@ -22,10 +22,12 @@ from .source import Scope
 
 MINUTE_MS = 60_000
 
-# ops event types (case-insensitive SQL patterns) that open / close the connected state
-CLOSE_SQL = ("lower(event_type) LIKE '%disconnect%' OR lower(event_type) IN "
-             "('shutdown', 'stop', 'stopped', 'capture_stop', 'capture_stopped', 'closed')")
-OPEN_SQL = f"lower(event_type) LIKE '%connect%' AND NOT ({CLOSE_SQL})"
+# ops event types (as the capture writes them) that open / close the connected state; a
+# "rollover" opens a replacement while the old connection is still up, so it changes nothing
+OPEN_TYPES = ("connect", "reconnect")
+CLOSE_TYPES = ("disconnect", "shutdown")
+OPEN_SQL = "event_type IN (" + ", ".join(f"'{t}'" for t in OPEN_TYPES) + ")"
+CLOSE_SQL = "event_type IN (" + ", ".join(f"'{t}'" for t in CLOSE_TYPES) + ")"
 
 
 @dataclass(frozen=True)

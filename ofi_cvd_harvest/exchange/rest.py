@@ -110,7 +110,8 @@ class RestClient:
                 except (urllib.error.URLError, OSError, TimeoutError) as exc:
                     self.server_errors += 1
                     last_err = f"{type(exc).__name__}: {exc}"
-                    await asyncio.sleep(self._backoff(attempt))
+                    if attempt + 1 < self.max_attempts:
+                        await asyncio.sleep(self._backoff(attempt))
                     continue
                 used = {k.lower(): v for k, v in headers.items()}.get("x-mbx-used-weight-1m")
                 if used is not None and used.isdigit():
@@ -123,11 +124,13 @@ class RestClient:
                     self.throttled += 1
                     ra = {k.lower(): v for k, v in headers.items()}.get("retry-after", "")
                     wait = float(ra) if ra.replace(".", "", 1).isdigit() else self._backoff(attempt + 2)
-                    await asyncio.sleep(min(wait, 120.0))
+                    if attempt + 1 < self.max_attempts:
+                        await asyncio.sleep(min(wait, 120.0))
                     continue
                 if status >= 500:
                     self.server_errors += 1
-                    await asyncio.sleep(self._backoff(attempt))
+                    if attempt + 1 < self.max_attempts:
+                        await asyncio.sleep(self._backoff(attempt))
                     continue
                 raise RestError(f"GET {path}: {last_err}", status)
         raise RestError(f"GET {path}: gave up after {self.max_attempts} attempts ({last_err})")

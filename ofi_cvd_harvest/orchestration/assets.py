@@ -5,8 +5,9 @@ The math lives in :mod:`ofi_cvd_harvest.signals.derive`; an asset here only (1) 
 memoised, so the five assets of one run cost about one computation), (2) ``write_kind``
 (atomic replacement of the partition's file) and (3) describes the result as materialisation
 metadata (row count, time range, path, a preview, null and flag counts). The Dagster ``deps``
-are the lineage of SPEC §3.2, so the UI shows what is stale after new raw data. Partitions are addressed by
-``context.partition_key`` — never by "the latest materialisation", which races in backfills.
+are the lineage of SPEC §3.2, so the UI shows what is stale after new raw data. Partitions are
+addressed by ``context.partition_key``, never by "the latest materialisation" (which races in
+concurrent backfills).
 """
 
 import datetime as dt
@@ -16,7 +17,6 @@ import dagster as dg
 import polars as pl
 
 from ..schemas import DERIVED_SCHEMAS
-from ..storage import layout
 from ..storage.fs import Storage
 from .partitions import date_symbol_partitions, split_key
 from .raw_assets import RAW_ASSET_KEYS
@@ -41,12 +41,6 @@ _DESCRIPTIONS = {
     "fusion": "0.6·ofi_z + 0.4·z_cvd (as-of join, 5 s tolerance) and its robust z (SPEC §5.4).",
     "events": "Signal events (fusion, extremes, divergences; SPEC §5.6) plus the partition's ops events.",
 }
-
-
-def read_derived(storage: Storage, date: str, symbol: str, kind: str) -> pl.DataFrame | None:
-    """A derived table of one partition as written to disk (None if never written)."""
-    table = storage.read_parquet(storage.list_files(layout.derived_dir(date, symbol, kind)))
-    return None if table is None else pl.from_arrow(table)
 
 
 def _iso(ms: int | None) -> str | None:

@@ -79,8 +79,9 @@ def _result(key: dg.AssetCheckKey, r: MetricResult) -> dg.AssetCheckResult:
         passed, verdict = True, "reported"
     else:
         passed, verdict = bool(r.passed), ("pass" if r.passed else "FAIL")
-    text = (f"{r.name} = {r.value} (needs {r.op} {r.threshold}): {verdict}" if r.passed is not None
-            else f"{r.name} = {r.value} (reported)")
+    value = f"{r.value:.6g}" if isinstance(r.value, float) else r.value
+    text = (f"{r.name} = {value} (needs {r.op} {r.threshold}): {verdict}" if r.passed is not None
+            else f"{r.name} = {value} (reported)")
     if "error" in r.details:
         text += f" — {r.details['error']}"
     return dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=passed,

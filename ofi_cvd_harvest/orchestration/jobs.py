@@ -146,6 +146,14 @@ def effective_settings(harvest: HarvestSettings, config: CaptureConfig) -> tuple
         seconds = settings.run_hours * 3600.0
     if seconds <= 0:
         raise dg.Failure(f"capture duration must be > 0 s (got {seconds})")
+    groups = [group_name(g) for g in capture_groups(settings)]
+    if len(groups) > 1:
+        # Several captures side by side must not share a checkpoint, run log or metrics port.
+        name = group_name(settings.symbols)
+        idx = groups.index(name) if name in groups else len(groups)
+        settings = settings.replace(
+            artifacts_dir=settings.artifacts_dir / "groups" / name,
+            prometheus_port=settings.prometheus_port + idx if settings.prometheus_port else 0)
     return settings, seconds
 
 
@@ -155,27 +163,26 @@ def _dates_between(start: float, end: float) -> list[str]:
     return [(d0 + dt.timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
 
 
-def run_precheck(settings: Settings, start: float, end: float, log) -> dict:
-    """SPEC §7 ``--precheck-only``: derive what was captured, evaluate the DoD over the run's
-    dates per symbol (the same engine as the asset checks and the validate report)."""
-    from ..dq import scope_metrics  # lazy: packages composed here load on demand
-    from ..signals.derive import derive_all, write_kind
-    from ..storage.fs import Storage
+def run_precheck(settings: Settings, start: float, end: float, log) -> tuple[int, dict]:
+    """SPEC §7 precheck on what this run captured: the DQ package's own precheck steps (derive
+    the captured partitions, evaluate and write the report), so the op and
+    ``ofi-cvd-harvest capture --precheck-only`` give the same verdict. Returns (status, facts)."""
+    from ..dq import precheck  # lazy: packages composed here load on demand
 
-    storage = Storage(settings.data_dir)
-    dates = _dates_between(start, end)
-    results: dict[str, list] = {}
-    for symbol in settings.symbols:
-        for date in dates:
-            for kind, df in derive_all(storage, settings, date, symbol).items():
-                write_kind(storage, date, symbol, kind, df)
-        metrics = scope_metrics(settings.data_dir, settings, symbol, dates, None)
-        results[symbol] = [{"name": m.name, "value": m.value, "threshold": m.threshold,
-                            "passed": m.passed} for m in metrics]
-        for m in metrics:
-            log.info(f"precheck {symbol} {m.name}={m.value} (threshold {m.threshold}): "
-                     f"{'reported' if m.passed is None else ('pass' if m.passed else 'FAIL')}")
-    return results
+    dates = {sym: [d for d in _dates_between(start - 1, end + 1)
+                   if any((settings.raw_dir / f"date={d}" / f"symbol={sym}").glob("stream=*/*.parquet"))]
+             for sym in settings.symbols}
+    precheck.derive_captured(settings, dates)
+    status, report, path = precheck.evaluate(settings, dates, settings.precheck_minutes)
+    facts: dict[str, Any] = {"status": status, "report": str(path) if path else None}
+    if report:
+        facts["verdict"] = report["overall"]["verdict"]
+        facts["per_symbol"] = {sym: sec.get("verdict") for sym, sec in report["per_symbol"].items()}
+        failed = {sym: [n for n, c in sec["criteria"].items() if c.get("passed") is False]
+                  for sym, sec in report["per_symbol"].items()}
+        facts["failed"] = {k: v for k, v in failed.items() if v}
+    log.info(f"precheck: {facts}")
+    return status, facts
 
 
 @dg.op(
@@ -260,11 +267,13 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
             metadata[f"{sym}_trades"] = int(counts.get("trades_ws", 0)) + int(counts.get("trades_healed", 0))
             metadata[f"{sym}_book_rows"] = int(counts.get("book_rows", 0))
     if config.precheck:
-        results = run_precheck(settings, start, end, context.log)
-        metadata["precheck"] = dg.MetadataValue.json(results)
-        failed = [f"{k}: {m['name']}" for k, ms in results.items() for m in ms if m["passed"] is False]
-        if failed:
-            raise dg.Failure(f"precheck failed: {', '.join(failed)}", metadata=metadata)
+        status, facts = run_precheck(settings, start, end, context.log)
+        metadata["precheck"] = dg.MetadataValue.json(facts)
+        if facts.get("report"):
+            metadata["dq_report"] = dg.MetadataValue.path(facts["report"])
+        if status != 0:
+            raise dg.Failure(f"precheck failed: {facts.get('failed') or 'nothing usable captured'}",
+                             metadata=metadata)
     return dg.Output(summary, metadata=metadata)
 
 

@@ -145,12 +145,13 @@ def scan_raw(storage: Storage, cursor: str | None, now: float,
                 files.sort(key=lambda i: i.base_name)
                 rows = int(prev.get("rows", 0))
                 last = prev.get("last", "")
-                if len(files) < int(prev.get("n", 0)):  # files removed/rewritten: recount
-                    rows, last = 0, ""
-                for info in files:
-                    if info.base_name > last:
-                        with fs.open_input_file(info.path) as f:
-                            rows += pq.ParquetFile(f).metadata.num_rows
+                newer = [i for i in files if i.base_name > last]
+                if len(files) - len(newer) != int(prev.get("n", 0)):
+                    # files removed, or a new one sorts before the last seen name: recount
+                    rows, newer = 0, files
+                for info in newer:
+                    with fs.open_input_file(info.path) as f:
+                        rows += pq.ParquetFile(f).metadata.num_rows
                 if (prev.get("n") == len(files) and prev.get("last") == files[-1].base_name
                         and prev.get("rows") == rows):
                     state[key] = {**prev, "m": mtime}  # touched, nothing new

@@ -61,7 +61,10 @@ def restore_signals() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ofi-cvd-harvest-ui", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="ofi-cvd-harvest-ui",
+        description="Start the Dagster UI (dagster dev) for ofi_cvd_harvest.definitions with the "
+                    "local exchange simulator as the capture's source and capture_sensor on.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--dagster-home", default=os.environ.get("DAGSTER_HOME")

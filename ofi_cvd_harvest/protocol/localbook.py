@@ -19,8 +19,9 @@ and the replay server (``sim/replay.py``) share it.
 
 Data structure: a dict price -> qty per side plus a lazily sorted key list maintained with
 ``bisect``. Binance depth messages touch a few dozen levels, mostly near the touch, and the
-book is pruned to ``max_levels`` per side, so list insert/delete (memmove) is cheap; measured
-on the real recordings the book costs a small fraction of JSON decoding.
+book is pruned to ``max_levels`` per side, so list insert/delete (memmove) is cheap. Measured
+on the four hftbacktest files (18k events, some with ~1000 levels): ~19 us per event, about a
+third of the cost of decoding the payloads into records.
 """
 
 from __future__ import annotations

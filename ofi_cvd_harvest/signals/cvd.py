@@ -5,8 +5,9 @@
 previous session. ``Z_MODE=delta`` runs delta through the engine over the whole window (so the
 statistics are warm at midnight). ``Z_MODE=level`` compares the session level with the mean and
 sample standard deviation (ddof 1) of the previous ``level_window`` values of the same session,
-floored by k·1.4826·MAD of the previous ``floor_window`` levels; a new session restarts it (the
-level restarts at 0, so the previous day's levels are not comparable).
+floored by k·1.4826·MAD of the previous ``floor_window`` levels (with SCALE_MODE=mad the floor
+alone is the scale); a new session restarts it (the level restarts at 0, so the previous day's
+levels are not comparable).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def level_z(t_ms: pl.Series, cvd: pl.Series, sig: SignalSettings, p: ZParams) ->
     mean = prev.rolling_mean(w, min_samples=1)
     std = prev.rolling_std(w, min_samples=2)
     floor = pl.Series("sigma_floor", sigma_floor_prev(cvd.to_numpy(), p), nan_to_null=True)
-    return finish_z(cvd, std, floor, warmup_mask(t_ms, p), p, centre=mean)
+    spread = None if p.scale_mode == "mad" else std   # SCALE_MODE=mad: the floor alone
+    return finish_z(cvd, spread, floor, warmup_mask(t_ms, p), p, centre=mean)
 
 
 def cvd_frame(trades: pl.DataFrame, day_start: int, sig: SignalSettings) -> pl.DataFrame:

@@ -59,12 +59,14 @@ def conform(kind: str, df: pl.DataFrame) -> pl.DataFrame:
     return df.select([pl.col(n).cast(t) for n, t in _polars_schema(kind).items()])
 
 
-def compute(storage: Storage, settings: Settings, date: str, symbol: str) -> dict[str, pl.DataFrame]:
-    """All five tables of the partition (date rows only, conformed)."""
+def compute(storage: Storage, settings: Settings, date: str, symbol: str,
+            files: frozenset[str] | None = None) -> dict[str, pl.DataFrame]:
+    """All five tables of the partition (date rows only, conformed); ``files`` pins the raw
+    file set (default: whatever is listed now)."""
     sig = settings.signals
     w = Window.of(date, settings)
     raw_tr = read_raw(storage, date, symbol, "agg_trade", w.regime_start, TRADE_COLUMNS,
-                      where=scan_filter(w.regime_start, w.day_end))
+                      where=scan_filter(w.regime_start, w.day_end), allowed=files)
     trades_all = trades_from_raw(raw_tr, w.regime_start, w.day_end)
     timeline = regime_timeline(trades_all["t"], trades_all["price"], w.regime_start, w.day_end,
                                sig.regime_window_sec, sig.regime_half_life_sec)
@@ -79,7 +81,7 @@ def compute(storage: Storage, settings: Settings, date: str, symbol: str) -> dic
 
     in_window = (pl.col("event_ts_ms") >= w.z_start) & (pl.col("event_ts_ms") < w.day_end)
     flat = read_raw(storage, date, symbol, "book", w.z_start, ofi_mod.BOOK_COLUMNS,
-                    where=in_window, select=ofi_mod.flat_book_select(sig.ofi_levels))
+                    where=in_window, select=ofi_mod.flat_book_select(sig.ofi_levels), allowed=files)
     book = ofi_mod.book_from_flat(flat, w.z_start, w.day_end)
     del flat
     ofi = ofi_mod.ofi_frame(book, sig)
@@ -90,7 +92,7 @@ def compute(storage: Storage, settings: Settings, date: str, symbol: str) -> dic
 
     cvd_ev = cvd.with_columns(pl.col("event_ts_ms").alias("ts_ms"))
     signals = ev.signal_events(cvd_ev, ofi, fusion, sig)
-    ops = read_raw(storage, date, symbol, "ops", w.day_start)
+    ops = read_raw(storage, date, symbol, "ops", w.day_start, allowed=files)
     ops = ops.filter((pl.col("recv_ts_ms") >= w.day_start) & (pl.col("recv_ts_ms") < w.day_end))
 
     in_day = (pl.col("ts_ms") >= w.day_start) & (pl.col("ts_ms") < w.day_end)
@@ -109,17 +111,23 @@ _cache_lock = threading.Lock()
 _cache: dict = {}
 
 
-def _computed(storage: Storage, settings: Settings, date: str, symbol: str) -> dict[str, pl.DataFrame]:
+def _computed(storage: Storage, settings: Settings, date: str, symbol: str,
+              consistent: bool = False) -> dict[str, pl.DataFrame]:
+    """Memoised :func:`compute` over an exact, pinned raw file set.
+
+    ``consistent``: reuse the memoised partition even if raw files were *added* since (a live
+    capture rotates a file a minute), so the tables of one run agree with each other."""
     w = Window.of(date, settings)
-    key = (storage.root, date, symbol, settings.signals,
-           raw_fingerprint(storage, date, symbol, w.regime_start))
+    base = (storage.root, date, symbol, settings.signals)
+    files = raw_fingerprint(storage, date, symbol, w.regime_start)
     with _cache_lock:
-        if _cache.get("key") == key:
+        if _cache.get("base") == base and (
+                _cache["files"] == files or (consistent and set(_cache["files"]) <= set(files))):
             return _cache["value"]
-    value = compute(storage, settings, date, symbol)
+    value = compute(storage, settings, date, symbol, frozenset(p for p, _, _ in files))
     with _cache_lock:
         _cache.clear()
-        _cache.update(key=key, value=value)
+        _cache.update(base=base, files=files, value=value)
     return value
 
 
@@ -131,12 +139,16 @@ def clear_cache() -> None:
 
 def derive_kind(kind: str, storage: Storage, settings: Settings, date: str, symbol: str,
                 upstream: dict[str, pl.DataFrame] | None = None) -> pl.DataFrame:
-    """One derived table of a partition. ``upstream`` is accepted for the Dagster layer but not
-    needed: the tables are recomputed from raw (memoised) because the warm-up rows before
-    00:00 are not in the upstream day tables."""
+    """One derived table of a partition, recomputed from raw (the warm-up rows before 00:00 are
+    not in the upstream day tables) and memoised, so the five kinds cost one computation.
+
+    Passing ``upstream`` (any dict, even empty) says "this call belongs to the same run as the
+    upstream tables": a memoised partition is then reused even if raw files were only *added*
+    since (a live capture), so e.g. ``cvd`` has exactly the rows of the ``prices`` written
+    before it. Without ``upstream`` the result always reflects the raw files as they are now."""
     if kind not in schemas.DERIVED_KINDS:
         raise ValueError(f"unknown derived kind {kind!r} (one of {', '.join(schemas.DERIVED_KINDS)})")
-    return _computed(storage, settings, date, symbol)[kind]
+    return _computed(storage, settings, date, symbol, consistent=upstream is not None)[kind]
 
 
 def derive_all(storage: Storage, settings: Settings, date: str, symbol: str) -> dict[str, pl.DataFrame]:

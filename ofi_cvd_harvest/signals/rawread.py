@@ -56,17 +56,21 @@ def raw_files(storage: Storage, date: str, symbol: str, stream: str) -> list[str
 
 def read_raw(storage: Storage, date: str, symbol: str, stream: str, since_ms: int,
              columns: list[str] | None = None, *, where: pl.Expr | None = None,
-             select: list[pl.Expr] | None = None) -> pl.DataFrame:
+             select: list[pl.Expr] | None = None,
+             allowed: frozenset[str] | None = None) -> pl.DataFrame:
     """Rows of ``stream`` in the files of every date from ``utc_date(since_ms − slack)`` to
     ``date``, typed as the raw schema. ``where`` (a coarse time filter) and ``select`` (e.g.
     flattening book levels) are applied while scanning, so a day of list-typed book rows is
-    never held in memory at once (streaming engine: ~290 MB instead of ~640 MB)."""
+    never held in memory at once (streaming engine: ~290 MB instead of ~640 MB). ``allowed``
+    restricts the read to a known file set (the one a cache key was built from)."""
     schema = schemas.RAW_SCHEMAS[stream]
     first_date = min(layout.utc_date(since_ms - PRUNE_SLACK_MS), date)
     paths: list[str] = []
     for d in dates_between(first_date, date):
         files = raw_files(storage, d, symbol, stream)
         paths += _prune(files, since_ms) if d != date else files
+    if allowed is not None:
+        paths = [p for p in paths if p in allowed]
     names = columns or schema.names
     types = dict(empty_frame(schema, names).schema)
 
@@ -104,9 +108,10 @@ def read_files(storage: Storage, paths: list[str], schema: pa.Schema,
 
 
 def raw_fingerprint(storage: Storage, date: str, symbol: str, since_ms: int) -> tuple:
-    """(path, size, mtime) of every raw file a derivation may read: a cache key."""
+    """((path, size, mtime), …) of every raw file a derivation may read, sorted: a cache key
+    and, through :func:`read_raw`'s ``allowed``, the exact file set the computation uses."""
     first_date = min(layout.utc_date(since_ms - PRUNE_SLACK_MS), date)
     paths = [p for d in dates_between(first_date, date) for s in schemas.RAW_STREAMS
              for p in raw_files(storage, d, symbol, s)]
     infos = storage.fs.get_file_info(paths) if paths else []
-    return tuple((i.path, i.size, i.mtime_ns) for i in infos)
+    return tuple(sorted((p, i.size, i.mtime_ns) for p, i in zip(paths, infos)))

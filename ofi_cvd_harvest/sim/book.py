@@ -73,20 +73,33 @@ class BandBook:
         return shift
 
     def _fix_best_bid(self) -> None:
-        nz = np.flatnonzero(self.bid[:self.a])
+        """Best bid after the old best emptied: the next level down (usually adjacent)."""
+        bid, i, stop = self.bid, self.b - 1, max(0, self.b - 8)
+        while i >= stop and bid[i] == 0:
+            i -= 1
+        if i >= stop:
+            self.b = i
+            return
+        nz = np.flatnonzero(bid[:self.a])
         if len(nz):
             self.b = int(nz[-1])
         else:  # side wiped out: re-seed one level below the ask
             self.b = self.a - 1
-            self.bid[self.b] = self._one()
+            bid[self.b] = self._one()
 
     def _fix_best_ask(self) -> None:
-        nz = np.flatnonzero(self.ask[self.b + 1:])
+        ask, i, stop = self.ask, self.a + 1, min(self.width - 1, self.a + 8)
+        while i <= stop and ask[i] == 0:
+            i += 1
+        if i <= stop:
+            self.a = i
+            return
+        nz = np.flatnonzero(ask[self.b + 1:])
         if len(nz):
             self.a = self.b + 1 + int(nz[0])
         else:
             self.a = self.b + 1
-            self.ask[self.a] = self._one()
+            ask[self.a] = self._one()
 
     # --- events --------------------------------------------------------------------------
     def take(self, is_buy: bool, lots: int) -> list[tuple[int, int]]:
@@ -140,42 +153,39 @@ class BandBook:
                 self.b += 1
                 self.bid[self.b] = self._one()
 
-    def churn(self, n_changes: int) -> None:
-        """Background limit-order flow: resize/remove ``n_changes`` levels (closer to the top
-        more often), refill holes, extend the band to ``depth`` levels and trim beyond it."""
-        r = self.rng
-        d = self.depth
-        if n_changes:
-            dist = np.minimum(r.geometric(0.08, n_changes), d - 1)
-            is_bid = r.random(n_changes) < 0.5
-            new = self._sizes(n_changes)
-            new[(r.random(n_changes) < 0.12) & (dist > 3)] = 0
-            bi = self.b - dist[is_bid] + 1
-            ai = self.a + dist[~is_bid] - 1
-            self.bid[bi] = new[is_bid]
-            self.ask[ai] = new[~is_bid]
+    def churn(self, dist: np.ndarray, is_bid: np.ndarray, new: np.ndarray,
+              maintain: bool = True) -> None:
+        """Background limit-order flow: level ``dist`` ticks from the best (1 = the best) of
+        the side ``is_bid`` gets quantity ``new`` (0 removes; never the best). A wide spread
+        partly refills. With ``maintain``: holes refill, the band extends to ``depth`` levels
+        and levels beyond it are trimmed (done every few windows: it is the slow part)."""
+        if len(dist):
+            self.bid[self.b - dist[is_bid] + 1] = new[is_bid]
+            nb = ~is_bid
+            self.ask[self.a + dist[nb] - 1] = new[nb]
         gap = self.a - self.b - 1
         if gap > 0:  # new limit orders close a wide spread
-            nb = int(r.binomial(gap, 0.4))
-            na = int(r.binomial(gap - nb, 0.4))
-            if nb:
-                self.bid[self.b + 1:self.b + 1 + nb] = self._sizes(nb)
-                self.b += nb
-            if na:
-                self.ask[self.a - na:self.a] = self._sizes(na)
-                self.a -= na
-        lo = self.b - d + 1
-        band = self.bid[lo:self.b]
-        holes = (band == 0) & (r.random(len(band)) < 0.3)
-        band[holes] = self._sizes(int(holes.sum()))
-        self.bid[:lo] = 0
-        hi = self.a + d
-        band = self.ask[self.a + 1:hi]
-        holes = (band == 0) & (r.random(len(band)) < 0.3)
-        band[holes] = self._sizes(int(holes.sum()))
-        self.ask[hi:] = 0
-        self._fix_best_bid()
-        self._fix_best_ask()
+            nb_ = int(gap * 0.4 + self._unif())
+            na_ = int((gap - nb_) * 0.4 + self._unif())
+            if nb_:
+                self.bid[self.b + 1:self.b + 1 + nb_] = self._sizes(nb_)
+                self.b += nb_
+            if na_:
+                self.ask[self.a - na_:self.a] = self._sizes(na_)
+                self.a -= na_
+        if maintain:
+            r = self.rng
+            d = self.depth
+            lo = self.b - d + 1
+            band = self.bid[lo:self.b]
+            holes = (band == 0) & (r.random(len(band)) < 0.3)
+            band[holes] = self._sizes(int(holes.sum()))
+            self.bid[:lo] = 0
+            hi = self.a + d
+            band = self.ask[self.a + 1:hi]
+            holes = (band == 0) & (r.random(len(band)) < 0.3)
+            band[holes] = self._sizes(int(holes.sum()))
+            self.ask[hi:] = 0
 
     # --- views ---------------------------------------------------------------------------
     def top(self, n: int, td: int, ld: int) -> tuple[list[list[str]], list[list[str]]]:
@@ -188,6 +198,22 @@ class BandBook:
                  for i, q in zip(bi.tolist(), self.bid[bi].tolist())],
                 [[fmt_fixed(base + i, td), fmt_fixed(q, ld)]
                  for i, q in zip(ai.tolist(), self.ask[ai].tolist())])
+
+    def top_raw(self, n: int) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Top ``n`` levels per side, best first: (bid ticks, bid lots, ask ticks, ask lots)."""
+        lo = max(0, self.b - 4 * n)
+        bi = np.flatnonzero(self.bid[lo:self.b + 1])[::-1][:n] + lo
+        ai = np.flatnonzero(self.ask[self.a:self.a + 4 * n])[:n] + self.a
+        return ((bi + self.base).tolist(), self.bid[bi].tolist(),
+                (ai + self.base).tolist(), self.ask[ai].tolist())
+
+    def diff_raw(self, old_bid: np.ndarray, old_ask: np.ndarray
+                 ) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Changed levels since ``old_*`` (same coordinates); 0 = removed."""
+        bi = np.flatnonzero(old_bid != self.bid)[::-1]
+        ai = np.flatnonzero(old_ask != self.ask)
+        return ((bi + self.base).tolist(), self.bid[bi].tolist(),
+                (ai + self.base).tolist(), self.ask[ai].tolist())
 
     def levels(self, n: int, td: int, ld: int) -> tuple[list[list[str]], list[list[str]]]:
         """Up to ``n`` levels per side over the whole band (REST depth snapshot)."""

@@ -92,3 +92,25 @@ def check_recording(recs: Iterable[Recorded], levels: int = 10) -> dict[str, Sym
     for sym, chk in checks.items():
         compare(chk.rows, tickers.get(sym, []), chk)
     return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ofi_cvd_harvest.sim.bookcheck PATH``: the table of docs/book_and_replay.md."""
+    import sys
+
+    from .recordings import load
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m ofi_cvd_harvest.sim.bookcheck RECORDING", file=sys.stderr)
+        return 2
+    bad = 0
+    for sym, chk in sorted(check_recording(load(args[0])).items()):
+        kinds = sorted({p.kind for p in chk.problems})
+        print(f"{sym}: rows={len(chk.rows)} compared={chk.compared} matched={chk.matched} "
+              f"share={chk.share:.4%} problems={len(chk.problems)} {kinds or ''}")
+        bad += chk.matched != chk.compared or bool(chk.problems)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

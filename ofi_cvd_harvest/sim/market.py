@@ -31,6 +31,7 @@ import numpy as np
 import orjson
 
 from .book import BandBook
+from .pools import ArrayPool, ListPool, poisson
 from .source import Message
 from .symbols import SymbolSpec, fmt_fixed, spec_for
 from .tradelog import TradeLog
@@ -107,6 +108,8 @@ class SymbolModel:
         self.last_top = self._top()
         self._px: dict[int, str] = {}   # tick -> price string (prices revisit the same ticks)
         self._qty: dict[int, str] = {}
+        self.window = 0
+        self._init_pools(spec.depth_changes)
 
     def fpx(self, ticks: int) -> str:
         s = self._px.get(ticks)
@@ -128,41 +131,58 @@ class SymbolModel:
         b = self.book
         return (b.b + b.base, int(b.bid[b.b]), b.a + b.base, int(b.ask[b.a]))
 
+    def _init_pools(self, churn_mean: float) -> None:
+        r = self.rng
+        lm, sg, cap, d = self.log_median, self.sigma, self.lot_cap, self.book.depth
+        self.p_norm = ListPool(r.standard_normal)
+        self.p_unif = ListPool(r.random)
+        self.p_off = ListPool(lambda n: r.integers(1, WINDOW_MS + 1, n))
+        self.p_lots = ListPool(lambda n: np.clip(np.rint(r.lognormal(lm, sg, n)), 1, cap)
+                               .astype(np.int64))
+        self.p_fills = ListPool(lambda n: r.geometric(0.6, n))
+        self.p_lag = ListPool(lambda n: r.integers(0, 4, n))
+        self.p_nchurn = ListPool(lambda n: r.poisson(churn_mean, n))
+        book = self.book
+
+        def churn_rows(n: int) -> np.ndarray:
+            rows = np.empty((n, 3), np.int64)
+            rows[:, 0] = np.minimum(r.geometric(0.08, n), d - 1)          # distance from best
+            rows[:, 1] = r.random(n) < 0.5                                # bid side?
+            new = book._sizes(n)
+            new[(r.random(n) < 0.12) & (rows[:, 0] > 3)] = 0               # some levels vanish
+            rows[:, 2] = new
+            return rows
+        self.p_churn = ArrayPool(churn_rows)
+
     def step(self, t0: int, w: Wants, out: list[Message]) -> None:
         """Generate window (t0, t0 + 100 ms]: append its messages to ``out`` (unsorted)."""
-        r = self.rng
-        dt = WINDOW_MS / 1000.0
+        unif = self.p_unif.next
+        z1, z2 = self.p_norm.next(), self.p_norm.next()
         # slow activity and fast mood: exact OU updates
-        ka = math.exp(-dt / ACTIVITY_TAU_S)
-        km = math.exp(-dt / MOOD_TAU_S)
-        z = r.standard_normal(2)
-        self.activity = self.activity * ka + math.sqrt(1 - ka * ka) * ACTIVITY_SD * z[0]
-        self.mood = self.mood * km + math.sqrt(1 - km * km) * z[1]
+        self.activity = self.activity * _KA + _SA * z1
+        self.mood = mood = self.mood * _KM + _SM * z2
         act = math.exp(self.activity - ACTIVITY_SD ** 2 / 2)
         lam = self.mu * act + self.excite
-        n = int(r.poisson(min(lam, 5000.0) * dt))
-        self.excite = self.excite * math.exp(-DECAY_PER_S * dt) + self.alpha * n
-        p_buy = 0.5 + 0.3 * math.tanh(self.mood)
-        nq = int(r.poisson(self.quote_rate * act * dt))
+        n = poisson(min(lam, 5000.0) * _DT, unif(), self.rng)
+        self.excite = self.excite * _DECAY + self.alpha * n
+        tilt = 0.3 * math.tanh(mood)
+        p_buy = 0.5 + tilt
+        nq = poisson(self.quote_rate * act * _DT, unif(), self.rng)
         book = self.book
         book.recentre()
-        old_bid = book.bid.copy()
-        old_ask = book.ask.copy()
+        if w.diff:
+            old_bid = book.bid.copy()
+            old_ask = book.ask.copy()
         gid = self.gid
         U = gid[0] + 1
-        sym, lsym, td, ld = self.sym, self.lsym, self.td, self.ld
+        sym, lsym = self.sym, self.lsym
         fpx, fqty = self.fpx, self.fqty
         if n or nq:
-            t_off = r.integers(1, WINDOW_MS + 1, n + nq)
-            order = np.argsort(t_off, kind="stable").tolist()
-            t_off = t_off.tolist()
-            lots = np.clip(np.rint(r.lognormal(self.log_median, self.sigma, n)), 1,
-                           self.lot_cap).astype(np.int64).tolist()
-            buys = (r.random(n) < p_buy).tolist()
-            nfills = r.geometric(0.6, n).tolist()
-            lags = r.integers(0, 4, n).tolist()
-            qkind = r.random(nq).tolist()
-            qup = (r.random(nq) < 0.5 + 0.3 * math.tanh(self.mood)).tolist()
+            t_off = self.p_off.take(n + nq)
+            order = sorted(range(n + nq), key=t_off.__getitem__)
+            lots = self.p_lots.take(n)
+            nfills = self.p_fills.take(n)
+            lags = self.p_lag.take(n)
             T_l: list[int] = []
             E_l: list[int] = []
             px_l: list[int] = []
@@ -176,7 +196,7 @@ class SymbolModel:
             for k in order:
                 T = t0 + t_off[k]
                 if k < n:
-                    is_buy = buys[k]
+                    is_buy = unif() < p_buy
                     E = last_e = min(max(T + lags[k], last_e), tend)  # E never goes back
                     nf = nfills[k]
                     for px, q in book.take(is_buy, lots[k]):
@@ -184,11 +204,10 @@ class SymbolModel:
                         fill += nf
                         nf = 1
                         if w.trade:
-                            ps = fpx(px)
                             qs = fqty(q)
-                            d = {"e": "aggTrade", "E": E, "a": a, "s": sym, "p": ps, "q": qs,
+                            d = {"e": "aggTrade", "E": E, "a": a, "s": sym, "p": fpx(px), "q": qs,
                                  "nq": qs, "f": f, "l": fill - 1, "T": T, "m": not is_buy}
-                            out.append(Message(lsym + "@aggTrade", d, E, orjson.dumps(d)))
+                            out.append(Message(lsym + "@aggTrade", d, E, _dumps(d)))
                         T_l.append(T)
                         E_l.append(E)
                         px_l.append(px)
@@ -197,25 +216,27 @@ class SymbolModel:
                         m_l.append(not is_buy)
                         a += 1
                 else:
-                    j = k - n
-                    book.quote(qup[j], qkind[j])
+                    book.quote(unif() < 0.5 + tilt, unif())
                     E = T
                 gid[0] += 1
-                top = (book.b + book.base, int(book.bid[book.b]), book.a + book.base,
-                       int(book.ask[book.a]))
-                if top != self.last_top:
-                    self.last_top = top
-                    if w.ticker:
+                if w.ticker:
+                    top = (book.b + book.base, int(book.bid[book.b]), book.a + book.base,
+                           int(book.ask[book.a]))
+                    if top != self.last_top:
+                        self.last_top = top
                         d = {"e": "bookTicker", "u": gid[0], "s": sym, "b": fpx(top[0]),
                              "B": fqty(top[1]), "a": fpx(top[2]), "A": fqty(top[3]),
                              "T": T, "E": E}
-                        out.append(Message(lsym + "@bookTicker", d, E, orjson.dumps(d)))
+                        out.append(Message(lsym + "@bookTicker", d, E, _dumps(d)))
             self.next_fill = fill
             if T_l:
                 self.log.append(np.array(T_l, np.int64), np.array(E_l, np.int64),
                                 np.array(px_l, np.int64), np.array(q_l, np.int64),
                                 np.array(l_l, np.int64), np.array(m_l, np.bool_))
-        book.churn(int(r.poisson(self.spec.depth_changes)))
+        nc = self.p_nchurn.next()
+        rows = self.p_churn.take(nc)
+        self.window += 1
+        book.churn(rows[:, 0], rows[:, 1].astype(bool), rows[:, 2], self.window % 8 == 0)
         gid[0] += 1
         E = t0 + WINDOW_MS
         T = E - 1 - (gid[0] & 1)
@@ -225,21 +246,36 @@ class SymbolModel:
             if w.ticker:
                 d = {"e": "bookTicker", "u": gid[0], "s": sym, "b": fpx(top[0]), "B": fqty(top[1]),
                      "a": fpx(top[2]), "A": fqty(top[3]), "T": T, "E": E}
-                out.append(Message(lsym + "@bookTicker", d, E, orjson.dumps(d)))
-        if not (np.array_equal(old_bid, book.bid) and np.array_equal(old_ask, book.ask)):
-            u, pu = gid[0], self.last_u
-            self.last_u = u
-            if w.diff:
-                bids, asks = book.diff(old_bid, old_ask, td, ld)
+                out.append(Message(lsym + "@bookTicker", d, E, _dumps(d)))
+        # every window changes the book (churn), so a depth event goes out every 100 ms
+        u, pu = gid[0], self.last_u
+        self.last_u = u
+        if w.diff:
+            bids, asks = self._levels(*book.diff_raw(old_bid, old_ask))
+            d = {"e": "depthUpdate", "E": E, "T": T, "s": sym, "U": U, "u": u, "pu": pu,
+                 "b": bids, "a": asks}
+            out.append(Message(lsym + "@depth@100ms", d, E, _dumps(d)))
+        if w.partial:
+            bids, asks = self._levels(*book.top_raw(max(w.partial)))
+            for lv in w.partial:
                 d = {"e": "depthUpdate", "E": E, "T": T, "s": sym, "U": U, "u": u, "pu": pu,
-                     "b": bids, "a": asks}
-                out.append(Message(lsym + "@depth@100ms", d, E, orjson.dumps(d)))
-            if w.partial:
-                bids, asks = book.top(max(w.partial), td, ld)
-                for lv in w.partial:
-                    d = {"e": "depthUpdate", "E": E, "T": T, "s": sym, "U": U, "u": u, "pu": pu,
-                         "b": bids[:lv], "a": asks[:lv]}
-                    out.append(Message(f"{lsym}@depth{lv}@100ms", d, E, orjson.dumps(d)))
+                     "b": bids[:lv], "a": asks[:lv]}
+                out.append(Message(f"{lsym}@depth{lv}@100ms", d, E, _dumps(d)))
+
+    def _levels(self, bt: list[int], bq: list[int], at: list[int], aq: list[int]
+                ) -> tuple[list[list[str]], list[list[str]]]:
+        fpx, fqty = self.fpx, self.fqty
+        return ([[fpx(t), fqty(q)] for t, q in zip(bt, bq)],
+                [[fpx(t), fqty(q)] for t, q in zip(at, aq)])
+
+
+_DT = WINDOW_MS / 1000.0
+_KA = math.exp(-_DT / ACTIVITY_TAU_S)
+_SA = math.sqrt(1 - _KA * _KA) * ACTIVITY_SD
+_KM = math.exp(-_DT / MOOD_TAU_S)
+_SM = math.sqrt(1 - _KM * _KM)
+_DECAY = math.exp(-DECAY_PER_S * _DT)
+_dumps = orjson.dumps
 
 
 class SyntheticMarket:

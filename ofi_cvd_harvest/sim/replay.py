@@ -125,7 +125,8 @@ class ReplaySource:
         self._trade_ids: dict[str, list[int]] = defaultdict(list)
         self._trade_T: dict[str, list[int]] = defaultdict(list)
         self._trade_E: dict[str, dict[int, int]] = defaultdict(dict)
-        self._visible: dict[str, int] = defaultdict(int)
+        self._visible: dict[str, int] = defaultdict(int)    # trades (id order) visible
+        self._max_emitted: dict[str, int] = {}
         self._recorded_snaps: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
         prices: dict[str, list[str]] = defaultdict(list)
         qtys: dict[str, list[str]] = defaultdict(list)
@@ -141,6 +142,9 @@ class ReplaySource:
                     qtys[r.symbol].append(d["q"])
             elif r.kind == KIND_SNAPSHOT:
                 self._recorded_snaps[r.symbol].append((i, r.data))
+            elif r.kind == KIND_TICKER and len(prices[r.symbol]) < 5000:
+                prices[r.symbol] += [r.data["b"], r.data["a"]]
+                qtys[r.symbol] += [r.data["B"], r.data["A"]]
         for s, ts in self._trades.items():
             ts.sort(key=lambda t: t["a"])
             self._trade_ids[s] = [t["a"] for t in ts]
@@ -210,7 +214,10 @@ class ReplaySource:
     def _emit(self, r: Recorded, i: int, ts: int, w: _Wants | None, out: list[Message]) -> None:
         kind, sym = r.kind, r.symbol
         if kind == KIND_TRADE:
-            self._visible[sym] += 1
+            a = r.data["a"]
+            if a > self._max_emitted.get(sym, -1):
+                self._max_emitted[sym] = a
+                self._visible[sym] = bisect_right(self._trade_ids[sym], a)
             if w is not None and w.trade:
                 out.append(Message(w.trade, r.data, ts, r.raw))
         elif kind == KIND_DEPTH:

@@ -32,7 +32,7 @@ def ex():
 
 def test_clean_capture_is_complete_exact_and_final(ex, tmp_path):
     s = capture_settings(tmp_path, ex.ws_url, ex.rest_url)
-    summary = run_capture_sync(s, run_seconds=4)
+    summary = run_capture_sync(s, run_seconds=3)
     for sym in SYMS:
         trades = read(s.data_dir, "agg_trade", sym)
         assert len(trades) > 20
@@ -71,7 +71,7 @@ def test_dropped_trades_are_healed_through_rest(ex, tmp_path):
     ex.filter = drop
     before = metric("healed_trades_total", symbol="BTCUSDT")
     s = capture_settings(tmp_path, ex.ws_url, ex.rest_url)
-    summary = run_capture_sync(s, run_seconds=5)
+    summary = run_capture_sync(s, run_seconds=3.5)
     trades = read(s.data_dir, "agg_trade", "BTCUSDT")
     assert_trades_complete(trades, ex.ground_truth_ids("BTCUSDT"))
     lo, hi = trades["agg_trade_id"].min(), trades["agg_trade_id"].max()
@@ -89,6 +89,7 @@ def test_dropped_trades_are_healed_through_rest(ex, tmp_path):
     assert set(eth["source"]) == {"ws"}
 
 
+@pytest.mark.slow   # the simulator version (test_capture_sim) runs by default
 def test_bad_input_is_counted_recorded_and_skipped(ex, tmp_path):
     def junk(stream, data):
         if data.get("e") == "aggTrade" and data["a"] % 5 == 0:
@@ -128,17 +129,18 @@ def test_bad_input_is_counted_recorded_and_skipped(ex, tmp_path):
     assert all(m["sample"] for m in metas)
 
 
+@pytest.mark.slow   # test_capture_sim's disconnect drill covers this by default
 def test_connection_cut_reconnects_and_heals(ex, tmp_path):
     s = capture_settings(tmp_path, ex.ws_url, ex.rest_url)
     before = metric("ws_reconnects_total", endpoint="market")
 
     def cutter():
-        time.sleep(2.0)
+        time.sleep(1.5)
         ex.cut_all()
 
     import threading
     threading.Thread(target=cutter, daemon=True).start()
-    summary = run_capture_sync(s, run_seconds=6)
+    summary = run_capture_sync(s, run_seconds=4)
     assert summary.reconnects >= 2
     assert metric("ws_reconnects_total", endpoint="market") - before >= 1
     for sym in SYMS:
@@ -153,10 +155,10 @@ def test_connection_cut_reconnects_and_heals(ex, tmp_path):
 
 def test_restart_resumes_from_checkpoint_and_heals_downtime(ex, tmp_path):
     s = capture_settings(tmp_path, ex.ws_url, ex.rest_url)
-    run_capture_sync(s, run_seconds=2.5)
+    run_capture_sync(s, run_seconds=2.0)
     first = read(s.data_dir, "agg_trade", "BTCUSDT")
-    time.sleep(2.0)   # downtime: trades happen that nobody receives
-    summary = run_capture_sync(s, run_seconds=3.5)
+    time.sleep(1.0)   # downtime: trades happen that nobody receives
+    summary = run_capture_sync(s, run_seconds=2.5)
     trades = read(s.data_dir, "agg_trade", "BTCUSDT")
     assert_trades_complete(trades, ex.ground_truth_ids("BTCUSDT"))
     rest = trades.filter(pl.col("source") == "rest")
@@ -179,7 +181,8 @@ def test_unhealable_gap_is_reported_not_silent(ex, tmp_path):
         cap.rest.max_attempts = 1
         cap.healer.max_attempts = 2
         cap.healer.backoff_max_ms = 200
-        return await cap.run(4)
+        cap.final_heal_sec = 0.5
+        return await cap.run(3)
 
     summary = asyncio.run(main())
     assert summary.symbols["BTCUSDT"].trade_gaps_unhealed > 0
@@ -190,7 +193,7 @@ def test_unhealable_gap_is_reported_not_silent(ex, tmp_path):
     # the next run (REST back) heals them from the checkpoint
     ex.rest_fail_status = None
     ex.filter = None
-    run_capture_sync(s, run_seconds=3)
+    run_capture_sync(s, run_seconds=2.5)
     trades = read(s.data_dir, "agg_trade", "BTCUSDT")
     assert_trades_complete(trades, ex.ground_truth_ids("BTCUSDT"))
     assert ckpt.load(ckpt.path_in(s.artifacts_dir)).symbols["BTCUSDT"].open_gaps == []
@@ -203,13 +206,13 @@ def test_write_errors_retry_keep_rows_and_recover(ex, tmp_path):
     raw.write_text("blocks the raw directory")       # every write fails while this exists
 
     def unblock():
-        time.sleep(3.0)
+        time.sleep(2.5)
         raw.unlink()
 
     import threading
     threading.Thread(target=unblock, daemon=True).start()
     before = metric("write_errors_total", table="agg_trade")
-    summary = run_capture_sync(s, run_seconds=6)
+    summary = run_capture_sync(s, run_seconds=4.5)
     assert summary.write_errors >= 2 and summary.rows_unwritten == 0
     assert metric("write_errors_total", table="agg_trade") - before >= 1
     for sym in SYMS:
@@ -231,3 +234,33 @@ def test_error_budget_stops_with_a_clear_error(ex, tmp_path):
         run_capture_sync(s, run_seconds=30)
     assert time.monotonic() - t0 < 15
     assert ckpt.path_in(s.artifacts_dir).exists()
+
+
+def test_reconnect_probe_finds_trades_of_a_quiet_symbol(ex, tmp_path):
+    """After a reconnect a symbol sends nothing more (quiet): the trades it made during the
+    outage are still fetched through REST, without waiting for its next trade."""
+    import threading
+    quiet = threading.Event()
+    ex.filter = lambda st, d: ([] if quiet.is_set() and d.get("s") == "ETHUSDT"
+                               and d.get("e") == "aggTrade" else [envelope(st, d)])
+    s = capture_settings(tmp_path, ex.ws_url, ex.rest_url)
+
+    def cut():
+        time.sleep(1.5)
+        quiet.set()
+        ex.cut_all()
+
+    threading.Thread(target=cut, daemon=True).start()
+
+    async def main():
+        cap = Capture(s)
+        cap.probe_delay_sec = 1.0
+        return await cap.run(4)
+
+    summary = asyncio.run(main())
+    trades = read(s.data_dir, "agg_trade", "ETHUSDT")
+    assert_trades_complete(trades, ex.ground_truth_ids("ETHUSDT"))
+    assert summary.symbols["ETHUSDT"].trades_healed > 0
+    ops = read(s.data_dir, "ops", "ETHUSDT")
+    probes = [orjson.loads(m) for m in ops.filter(pl.col("event_type") == "reconnect_probe")["meta_json"]]
+    assert probes and probes[0]["rows"] > 0

@@ -53,7 +53,7 @@ def test_sigterm_mid_run_finalises_every_received_trade(tmp_path):
                     pass
                 time.sleep(0.3)
             assert "capture_up 1.0" in body
-            time.sleep(2.0)
+            time.sleep(1.5)
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)
         finally:
@@ -103,7 +103,7 @@ def test_kill_9_loses_no_trade_and_at_most_a_second_of_book(tmp_path):
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
-            time.sleep(5.0)
+            time.sleep(4.0)
             killed_at_ms = int(time.time() * 1000)
             proc.kill()                      # SIGKILL: no flush, no finalisation
             proc.wait(10)
@@ -113,8 +113,8 @@ def test_kill_9_loses_no_trade_and_at_most_a_second_of_book(tmp_path):
         segs = list((tmp_path / "data" / "raw" / "_segments").glob("*.arrows"))
         assert segs, "the killed process left its crash-safe segments"
         assert not list((tmp_path / "data").glob("raw/date=*/*/*/*.parquet"))  # none final yet
-        time.sleep(1.0)
-        proc = subprocess.run(capture_cmd(tmp_path, ex, "--run-seconds", "3",
+        time.sleep(0.5)
+        proc = subprocess.run(capture_cmd(tmp_path, ex, "--run-seconds", "2.5",
                                           "--prometheus-port", "0"),
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr

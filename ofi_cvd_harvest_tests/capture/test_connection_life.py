@@ -21,9 +21,9 @@ def metric(name: str, **labels) -> float:
 
 def test_rollover_opens_new_connection_first_and_loses_nothing(tmp_path):
     with MiniExchange(["BTCUSDT", "ETHUSDT"], seed=11) as ex:
-        s = capture_settings(tmp_path, ex.ws_url, ex.rest_url, rollover_sec=1.5)
+        s = capture_settings(tmp_path, ex.ws_url, ex.rest_url, rollover_sec=1.2)
         before = metric("ws_reconnects_total", endpoint="market")
-        summary = run_capture_sync(s, run_seconds=5)
+        summary = run_capture_sync(s, run_seconds=4)
         truth = {sym: ex.ground_truth_ids(sym) for sym in ("BTCUSDT", "ETHUSDT")}
     assert summary.reconnects == 0
     assert metric("ws_reconnects_total", endpoint="market") == before
@@ -43,16 +43,16 @@ def test_rollover_opens_new_connection_first_and_loses_nothing(tmp_path):
 def test_stall_is_detected_and_reconnected(tmp_path):
     with MiniExchange(["BTCUSDT"], seed=12) as ex:
         s = capture_settings(tmp_path, ex.ws_url, ex.rest_url, symbols=("BTCUSDT",),
-                             heartbeat_timeout=1.0)
+                             heartbeat_timeout=0.8)
 
         def stall():
-            time.sleep(1.5)
+            time.sleep(1.0)
             ex.stalled = True
-            time.sleep(2.0)
+            time.sleep(1.5)
             ex.stalled = False
 
         threading.Thread(target=stall, daemon=True).start()
-        summary = run_capture_sync(s, run_seconds=6.5)
+        summary = run_capture_sync(s, run_seconds=4.5)
         truth = ex.ground_truth_ids("BTCUSDT")
     assert summary.reconnects >= 1
     ops = read(s.data_dir, "ops", "BTCUSDT")
@@ -68,7 +68,7 @@ def test_clock_drift_is_an_ops_event_and_a_metric(tmp_path):
         ex.clock_offset_ms = 1500      # exchange 1.5 s ahead of us
         s = capture_settings(tmp_path, ex.ws_url, ex.rest_url, symbols=("BTCUSDT",),
                              clock_check_interval_sec=1.0)
-        run_capture_sync(s, run_seconds=3)
+        run_capture_sync(s, run_seconds=2.5)
     assert -1700 < metric("clock_drift_ms") < -1300
     ops = read(s.data_dir, "ops", "BTCUSDT")
     drift = ops.filter(pl.col("event_type") == "clock_drift")
@@ -82,7 +82,7 @@ def test_metrics_track_the_run(tmp_path):
         rows0 = metric("data_rows_total", symbol="BTCUSDT", table="agg_trade")
         files0 = metric("files_finalised_total", table="agg_trade")
         lat0 = metric("latency_ms_count", symbol="BTCUSDT")
-        summary = run_capture_sync(s, run_seconds=3)
+        summary = run_capture_sync(s, run_seconds=2.5)
     n = summary.symbols["BTCUSDT"].trades_written
     assert metric("data_rows_total", symbol="BTCUSDT", table="agg_trade") - rows0 == n
     assert metric("files_finalised_total", table="agg_trade") - files0 >= 1

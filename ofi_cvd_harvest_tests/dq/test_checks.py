@@ -113,3 +113,41 @@ def test_unreadable_file_fails_checks_with_the_reason(clean):
     assert "unreadable Parquet file" in ev["empty_bucket_rate"].metadata["error"].value
     assert f.name in ev["empty_bucket_rate"].metadata["error"].value
     assert materialized(res) == set()
+
+
+def run_checks_only(root, asset):
+    """Run only ``asset``'s checks on the files as they are (no re-derivation)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        job = dg.define_asset_job(f"{asset}_checks_only", partitions_def=date_symbol_partitions,
+                                  selection=dg.AssetSelection.checks_for_assets(asset))
+        defs = dg.Definitions(assets=derived_assets, asset_checks=all_checks, jobs=[job],
+                              resources={"harvest": HarvestSettings(data_dir=str(root))})
+        return defs.resolve_job_def(f"{asset}_checks_only").execute_in_process(
+            tags={"dagster/partition": PARTITION}, raise_on_error=False)
+
+
+DAMAGES = [
+    ("duplicated rows", lambda b: ds.duplicate_raw(b, 0.02), "prices", "duplicate_rate", "most_duplicated"),
+    ("a deleted minute", ds.delete_minute, "prices", "empty_bucket_rate", "empty_runs"),
+    ("inflated latency", lambda b: ds.inflate_latency(b, 500, every=40), "prices", "latency_p99_ms", "worst"),
+    ("stripped events", ds.strip_events, "events", "events_per_72h", "by_type"),
+    ("a non-winsorised column", ds.unwinsorise, "cvd", "winsor_effect", "share_clipped"),
+    ("a missing id range", lambda b: ds.drop_ids(b, b.first_id + 900, b.first_id + 949), "prices",
+     "missing_trades", "largest_ranges"),
+    ("a swapped column", lambda b: ds.swap_columns(b, "fusion", "score", "score_z"), "fusion",
+     "schema_fusion", "differences"),
+    ("a crossed book row", ds.cross_book, "ofi", "crossed_book_rows", "first_crossed"),
+]
+
+
+@pytest.mark.parametrize("what,damage,asset,check,offenders", DAMAGES, ids=[d[0] for d in DAMAGES])
+def test_each_check_fails_on_its_damage_with_metadata(clean, what, damage, asset, check, offenders):
+    assert all(e.passed for e in evaluations(run_checks_only(clean.root, asset)).values())
+    damage(clean)
+    ev = evaluations(run_checks_only(clean.root, asset))
+    failed = {n for n, e in ev.items() if not e.passed}
+    assert check in failed
+    meta = ev[check].metadata
+    assert {"value", "threshold", "comparison", offenders} <= set(meta)
+    assert ev[check].description.endswith("FAIL")

@@ -19,6 +19,9 @@ H = T0 + 3_600_000            # 01:00:00
 
 
 def window_for(root, events):
+    """Replace the partition's ops with ``events`` ((recv_ts_ms, event_type), symbol "")."""
+    for f in (root / layout.raw_dir(ds.DATE, ds.SYMBOL, "ops")).glob("*.parquet"):
+        f.unlink()
     ops = pl.DataFrame({"recv_ts_ms": [t for t, _ in events], "symbol": [""] * len(events),
                         "event_type": [e for _, e in events], "meta_json": [json.dumps({})] * len(events)})
     ds.write(root, layout.raw_file(ds.DATE, ds.SYMBOL, "ops", 1, 0), ops, RAW_SCHEMAS["ops"])

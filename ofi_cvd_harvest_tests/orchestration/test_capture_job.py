@@ -134,3 +134,26 @@ def test_terminated_capture_run_finalises(tmp_path, sim):
     assert "run terminated: stopping the capture" in text
     assert "capture stopped (stop requested)" in text  # the capture's own shutdown, in the run log
     assert text.index("capture stopped cleanly") > text.index("run terminated")
+
+
+@pytest.mark.slow
+def test_precheck_run_gates_on_the_dod(tmp_path, sim, monkeypatch):
+    """precheck=true: capture precheck_minutes, derive, evaluate with the DQ package's precheck
+    (same verdict as the CLI); the op fails on a FAIL verdict and links the report."""
+    for k, v in _capture_env(tmp_path, sim).items():
+        monkeypatch.setenv(k, v)
+    cfg = tmp_path / "system.yaml"
+    cfg.write_text((ROOT / "config/system.yaml").read_text().replace(
+        "precheck_minutes: 10", "precheck_minutes: 0.3"))
+    with dg.instance_for_test() as instance:
+        result = defs.get_job_def("capture_job").execute_in_process(
+            run_config={"ops": {"capture": {"config": {"precheck": True}}}}, instance=instance,
+            resources={"harvest": HarvestSettings(config_path=str(cfg))}, raise_on_error=False)
+        logs = "\n".join(r.user_message for r in instance.all_logs(result.run_id))
+    assert "precheck: {" in logs
+    reports = list((tmp_path / "artifacts/dq_reports").glob("dq_*.json"))
+    assert len(reports) == 1
+    verdict = json.loads(reports[0].read_text())["overall"]["verdict"]
+    assert result.success == (verdict == "PASS")
+    if not result.success:  # 18 s cannot show a full minute bucket: the gate must say so
+        assert "precheck failed" in logs or "precheck failed" in str(result.all_events)

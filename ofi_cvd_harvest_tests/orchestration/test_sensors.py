@@ -128,7 +128,7 @@ def test_dead_worker_is_marked_failed_then_cooled_down(instance, harvest):
 
 def test_raw_partitions_reported_as_they_fill(instance, harvest, tmp_path, monkeypatch):
     data = tmp_path / "data"
-    write_raw(data, "2024-07-19", "BTCUSDT", minutes=2)
+    first = write_raw(data, "2024-07-19", "BTCUSDT", minutes=2)
     write_raw(data, "2024-07-19", "ETHUSDT", minutes=2)
     t = dt.datetime(2024, 7, 19, 12, tzinfo=dt.timezone.utc).timestamp()
     monkeypatch.setattr(sensors, "now", lambda: t)
@@ -151,12 +151,14 @@ def test_raw_partitions_reported_as_they_fill(instance, harvest, tmp_path, monke
     # a new file of a closed day (now is the next day) is reported at once, with new counts
     monkeypatch.setattr(sensors, "now", lambda: t + 86400)
     time.sleep(0.01)
-    write_raw(data, "2024-07-19", "BTCUSDT", minutes=1, start_minute=5, seed=9)
+    more = write_raw(data, "2024-07-19", "BTCUSDT", minutes=1, start_minute=5, seed=9)
     third = _evaluate(sensors.raw_partitions_sensor, instance, harvest, cursor=again.cursor)
     assert [(e.asset_key.to_user_string(), str(e.partition)) for e in third.asset_events] == [
         ("raw_agg_trade", "2024-07-19|BTCUSDT"), ("raw_book", "2024-07-19|BTCUSDT"),
         ("raw_ops", "2024-07-19|BTCUSDT")]
     assert third.asset_events[0].metadata["files"].value == 3
+    assert third.asset_events[0].metadata["rows"].value == first["agg_trade"] + more["agg_trade"]
+    assert trades.metadata["rows"].value == first["agg_trade"]
 
 
 def test_derive_sensor_refreshes_today_and_finalises_after_midnight(instance, harvest, tmp_path,
@@ -196,3 +198,17 @@ def test_derive_sensor_refreshes_today_and_finalises_after_midnight(instance, ha
     assert r.run_requests[0].run_key == "derive-final:2024-07-19|BTCUSDT"
     reqs, r = tick(midnight + 3600, r.cursor)
     assert reqs == []  # finalised once
+
+
+def test_symbol_groups_get_their_own_checkpoint_and_metrics_port(harvest, monkeypatch):
+    from ofi_cvd_harvest.orchestration.jobs import CaptureConfig, effective_settings
+
+    s, seconds = effective_settings(harvest, CaptureConfig(run_seconds=30))
+    assert seconds == 30 and s.symbols == GROUP and s.artifacts_dir.name != "BTCUSDT-ETHUSDT"
+    monkeypatch.setenv("CAPTURE_SYMBOL_GROUPS", "BTCUSDT,ETHUSDT;SOLUSDT")
+    a, _ = effective_settings(harvest, CaptureConfig(symbols=["ETHUSDT", "BTCUSDT"]))
+    b, _ = effective_settings(harvest, CaptureConfig(symbols=["solusdt"], run_hours=2))
+    assert a.artifacts_dir.name == "BTCUSDT-ETHUSDT" and b.artifacts_dir.name == "SOLUSDT"
+    assert b.prometheus_port == a.prometheus_port + 1
+    _, precheck_seconds = effective_settings(harvest, CaptureConfig(precheck=True))
+    assert precheck_seconds == harvest.settings().precheck_minutes * 60

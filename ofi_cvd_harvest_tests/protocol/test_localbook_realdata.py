@@ -157,3 +157,9 @@ def test_silent_divergence_without_the_chain_check_is_real(hft_btc):
     wrong = sum(want[r.rec.final_update_id] != (r.bid_px, r.bid_qty, r.ask_px, r.ask_qty)
                 for r in bad["BTCUSDT"].rows)
     assert wrong > 0 or bad["BTCUSDT"].problems
+
+
+def test_bookcheck_command_reports_full_match(capsys):
+    assert bookcheck.main([str(CRYPTOFEED)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("share=100.0000%") == 4 and "problems=0" in out

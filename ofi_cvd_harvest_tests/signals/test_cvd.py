@@ -74,3 +74,14 @@ def test_late_row_before_midnight_belongs_to_yesterday_and_order_is_kept():
         assert c["agg_trade_id"].to_list() == [1, 2, 3, 4]
         assert c["session"].to_list() == [0, 1, 0, 1]
         assert c["cvd"].to_list() == [1.0, 2.0, -3.0, 10.0]
+
+
+def test_level_mode_with_scale_mode_mad_uses_the_floor_alone():
+    qty = [1.0, 2.0, 3.0, -1.0, 4.0]
+    rows = [{"id": i + 1, "t": D0 + 1000 * i, "price": 1, "qty": abs(q), "buy": q > 0}
+            for i, q in enumerate(qty)]
+    sig = settings(z_mode="level", scale_mode="mad", level_window=3, floor_window=3,
+                   warmup_rows=2, mad_multiplier=1.0).signals
+    c = cvd_frame(trades(rows), D0, sig)
+    assert c["scale"][3] == pytest.approx(1.4826 * 2.0) and c["floor_used"].all()
+    assert c["z_raw"][3] == pytest.approx((5 - 10 / 3) / (1.4826 * 2.0))

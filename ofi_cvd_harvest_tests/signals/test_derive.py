@@ -166,3 +166,14 @@ def test_cli_derive(tmp_path, capsys):
                    "--kinds", "cvd", "--dry-run"])
     assert rc == 0 and "cvd=" in capsys.readouterr().out
     assert cli_main(["derive", "--data-dir", str(tmp_path), "--date", "2025-1-2"]) == 2
+
+
+def test_cache_exact_by_default_consistent_with_upstream(tmp_path):
+    st = Storage(tmp_path)
+    sy.write_raw(st, SYM, "agg_trade", trades(D0, D0 + 60_000), rotate_ms=600_000)
+    first = D.derive_kind("prices", st, S, DAY, SYM)
+    sy.write_raw(st, SYM, "agg_trade", trades(D0 + 60_000, D0 + 120_000), rotate_ms=600_000)
+    # same run as the upstream `prices`: the pinned snapshot is reused, tables agree
+    assert len(D.derive_kind("cvd", st, S, DAY, SYM, upstream={})) == len(first)
+    # a plain call sees the new file
+    assert len(D.derive_kind("cvd", st, S, DAY, SYM)) > len(first)

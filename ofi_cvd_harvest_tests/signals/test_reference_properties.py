@@ -111,3 +111,53 @@ def test_divergence_matches_definition(steps):
     rb, rs = seq_divergence(t, p, d, 1000)
     assert bull["ts_ms"].to_list() == [t[i] for i, v in enumerate(rb) if v]
     assert bear["ts_ms"].to_list() == [t[i] for i, v in enumerate(rs) if v]
+
+
+def naive_ew(t, v, h_ms, i):
+    """Σ_j≤i 2^(−(t_i−t_j)/h)·v_j / Σ_j≤i 2^(−(t_i−t_j)/h)."""
+    w = [2 ** (-(t[i] - t[j]) / h_ms) for j in range(i + 1)]
+    return sum(wj * v[j] for j, wj in enumerate(w)) / sum(w)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3000), st.floats(0, 100)), min_size=2, max_size=60))
+@hsettings(max_examples=100, deadline=None)
+def test_ew_mean_prev_is_the_spec_weighted_mean(rows):
+    from ofi_cvd_harvest.signals.zengine import ew_mean_prev
+
+    t, v, acc = [], [], 0
+    for dt_, x in rows:
+        acc += dt_
+        t.append(acc); v.append(x)
+    got = ew_mean_prev(pl.Series(t), pl.Series(v), 1.5).to_list()
+    assert got[0] is None
+    for i in range(1, len(t)):
+        assert got[i] == pytest.approx(naive_ew(t, v, 1500, i - 1), rel=1e-9, abs=1e-9)
+
+
+@given(st.lists(st.tuples(st.integers(0, 4000), st.integers(-2, 2)), min_size=2, max_size=80))
+@hsettings(max_examples=60, deadline=None)
+def test_regime_matches_definition(rows):
+    from ofi_cvd_harvest.signals.regime import regime_timeline
+
+    t, p, acc, px = [], [], 0, 100.0
+    for dt_, dp in rows:
+        acc += dt_
+        px += dp * 0.1
+        t.append(acc); p.append(px)
+    win, hl = 5_000, 20.0                                  # 5 s window, 20 s half-life
+    tl = regime_timeline(pl.Series(t), pl.Series(p), 0, t[-1] + 3000, win / 1000, hl)
+    grid = tl["ts_ms"].to_list()
+    assert grid[0] == -(-(t[0] + win) // 1000) * 1000
+    rate, vol = [], []
+    for g in grid:
+        inside = [k for k in range(len(t)) if g - win < t[k] <= g]
+        rate.append(len(inside) / (win / 1000))
+        rets = [abs(math.log(p[k] / p[k - 1])) for k in inside if k >= 1]
+        vol.append(sum(rets) / len(rets) if rets else 0.0)
+    for i, g in enumerate(grid):
+        r_ew = naive_ew(grid, rate, hl * 1000, i)
+        v_ew = naive_ew(grid, vol, hl * 1000, i)
+        if abs(rate[i] - r_ew) < 1e-9 or abs(vol[i] - v_ew) < 1e-12:
+            continue                                       # a float tie: either label is right
+        want = ("A" if rate[i] >= r_ew else "Q") + ("_H" if vol[i] >= v_ew else "_L")
+        assert tl["regime"][i] == want

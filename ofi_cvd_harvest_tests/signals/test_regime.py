@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from ofi_cvd_harvest.signals.regime import regime_at, regime_timeline

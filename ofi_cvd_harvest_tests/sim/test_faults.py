@@ -24,7 +24,7 @@ def collect(sim, n: int, path: str = TRADES, timeout: float = 20.0, gap: float |
     deadline = time.monotonic() + timeout
     stop_at = n
     try:
-        with connect(sim.ws_url + path, max_size=2**22) as ws:
+        with connect(sim.ws_url + path, max_size=2**22, max_queue=None) as ws:
             while len(out) < stop_at and time.monotonic() < deadline:
                 out.append((time.monotonic(), ws.recv(timeout=timeout)))
                 if gap and len(out) > 1 and out[-1][0] - out[-2][0] >= gap and stop_at == n:
@@ -163,7 +163,12 @@ def test_faults_are_seeded():
     """The fault pattern of a connection depends only on (seed, connection ordinal)."""
     from ofi_cvd_harvest.sim.faults import MessageFaults
     cfg = FaultConfig.parse("drop=0.05,duplicate=0.05,reorder=0.05")
-    seq = [[MessageFaults(cfg, seed, 1).pick() for _ in range(500)] for seed in (1, 1, 2)]
+    def picks(seed: int, ordinal: int) -> list:
+        f = MessageFaults(cfg, seed, ordinal)
+        return [f.pick() for _ in range(500)]
+
+    seq = [picks(1, 1), picks(1, 1), picks(2, 1), picks(1, 2)]
+    assert seq[0] != seq[3]
     assert seq[0] == seq[1] != seq[2]
     assert {"drop", "duplicate", "reorder", None} == set(seq[0])
     assert MessageFaults(FaultConfig(), 1, 1).pick() is None
