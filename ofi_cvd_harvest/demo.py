@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _ground_truth_ids(sim, symbol: str, lo: int, hi: int) -> set[int]:
-    ids = {int(t["a"]) for t in sim.ground_truth(symbol)}
+    ids = {int(t["agg_trade_id"]) for t in sim.ground_truth(symbol)}
     return {i for i in ids if lo <= i <= hi}
 
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print("\nper symbol: raw rows, ground truth check, derived rows")
         ok = True
         for sym in symbols:
-            files = storage.list_files(f"raw")
+            files = storage.list_files("raw")
             trades = [f for f in files if f"symbol={sym}/stream=agg_trade/" in f]
             books = [f for f in files if f"symbol={sym}/stream=book/" in f]
             t = pl.from_arrow(storage.read_parquet(trades)) if trades else pl.DataFrame()
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint:   {(settings.artifacts_dir / 'state' / 'checkpoint.json').resolve()}")
     print("next: `ofi-cvd-harvest validate --base-dir data/ofi_cvd --output-dir artifacts/dq_reports`,"
           " `make ui` for the Dagster UI")
-    if summary is not None:
-        print(f"summary: {summary}")
+    print(f"capture: {summary.messages} messages, {summary.files_written} files, "
+          f"{summary.reconnects} reconnects, {summary.write_errors} write errors, "
+          f"stopped: {summary.stop_reason}")
     print("\nDEMO " + ("OK: no trade missing" if ok else "FAILED: see above"))
     return 0 if ok else 1

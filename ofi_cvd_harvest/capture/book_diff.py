@@ -162,6 +162,9 @@ class DiffBook:
                 return
             self.gaps[sym] = self.gaps.get(sym, 0) + 1
             metrics.book_gaps_total.labels(sym).inc()
+            if p.kind == "pu_break":
+                log.warning("%s: depth pu chain broke (expected pu %s, got %s); resyncing",
+                            sym, p.detail.get("expected_pu"), p.detail.get("pu"))
             if self.on_gap is not None:
                 self.on_gap(sym, meta)
             self._emit("book_resync", sym, dict(meta, reason=p.kind))

@@ -73,8 +73,7 @@ def evaluate(settings: Settings, dates_by_symbol: dict[str, list[str]], minutes:
     except UnusableInput as exc:
         print(f"precheck: unusable input: {exc}", file=sys.stderr)
         return UNUSABLE, None, None
-    report["mode"] = "precheck"
-    report["precheck_minutes"] = minutes
+    report.update(mode="precheck", precheck_minutes=minutes)
     mark_scaled(report, minutes)
     path = write_report(report, Path(output_dir or Path(settings.artifacts_dir) / "dq_reports"))
     print(summary_text(report))

@@ -190,3 +190,13 @@ def summary_text(report: dict[str, Any]) -> str:
     if report["overall"]["failed"]:
         lines.append("failed: " + ", ".join(report["overall"]["failed"]))
     return "\n".join(lines)
+
+
+def report_run(settings: Settings, symbols: list[str] | tuple[str, ...], dates: list[str],
+               output_dir: Path | None = None, **extra: Any) -> tuple[Path, dict[str, Any]]:
+    """Build and write the report of a run (for the capture job / CLI after a capture);
+    ``extra`` keys (e.g. ``mode="precheck"``) are added to the document."""
+    report = build_report(Path(settings.derived_dir), Path(settings.raw_dir), settings, list(symbols), dates)
+    report.update(extra)
+    path = write_report(report, Path(output_dir or Path(settings.artifacts_dir) / "dq_reports"))
+    return path, report

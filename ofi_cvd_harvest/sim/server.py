@@ -311,6 +311,9 @@ class Simulator:
                             conn.transport.abort()
                             return
                     await self._flush(c, frames)
+                    if conn.transport.is_closing():
+                        return
+                    await asyncio.sleep(0)   # let the pump and other clients run between batches
         except ConnectionClosed:
             return
 

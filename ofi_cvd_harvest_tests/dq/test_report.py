@@ -114,3 +114,13 @@ def test_written_report_is_strict_json_with_timestamped_name(two_symbols, settin
     assert not list((tmp_path / "out").glob("*.tmp"))
     text = summary_text(report)
     assert "OVERALL: PASS" in text and "extrapolated" in text
+
+
+def test_report_run_writes_under_artifacts(two_symbols, tmp_path):
+    from ofi_cvd_harvest.dq.report import report_run
+    from ofi_cvd_harvest.settings import load_settings
+    root, _ = two_symbols
+    s = load_settings(env={}, data_dir=root, artifacts_dir=tmp_path / "art")
+    path, report = report_run(s, ["BTCUSDT"], [ds.DATE], mode="capture")
+    assert path.parent == tmp_path / "art" / "dq_reports"
+    assert json.loads(path.read_text())["mode"] == "capture" and report["overall"]["verdict"] == "PASS"

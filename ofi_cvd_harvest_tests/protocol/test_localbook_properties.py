@@ -43,7 +43,8 @@ def stream():
     return depth[first:first + N], [snaps[i] for i in range(first, first + N)], rows
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(join=st.integers(0, 300), drops=st.sets(st.integers(0, N - 1), max_size=12))
 def test_any_join_point_and_losses_give_only_correct_rows(stream, join, drops):
     depth, snaps, want = stream
