@@ -47,15 +47,44 @@ class TradeCols:
         return len(self.agg_id)
 
 
+_LIST_COLS = ("bid_px", "bid_qty", "ask_px", "ask_qty")
+_SCALAR_BOOK_COLS = tuple(n for n in schemas.BOOK.names if n not in _LIST_COLS)
+
+
 class BookCols:
-    __slots__ = tuple(schemas.BOOK.names)
+    """Scalar columns as lists; the four level columns flattened (values + offsets), so the
+    buffer holds no per-row list objects (cheap for the GC over a long rotation) and drains
+    straight into Arrow list arrays."""
+    __slots__ = _SCALAR_BOOK_COLS + tuple(f"{n}_v" for n in _LIST_COLS) + tuple(
+        f"{n}_o" for n in _LIST_COLS)
 
     def __init__(self) -> None:
         for s in self.__slots__:
             setattr(self, s, [])
+        for n in _LIST_COLS:
+            getattr(self, f"{n}_o").append(0)
 
     def __len__(self) -> int:
         return len(self.recv_ts_ms)  # type: ignore[attr-defined]
+
+    def add(self, row: dict) -> None:
+        for n in _SCALAR_BOOK_COLS:
+            getattr(self, n).append(row[n])
+        for n in _LIST_COLS:
+            vals = getattr(self, f"{n}_v")
+            vals.extend(row[n])
+            getattr(self, f"{n}_o").append(len(vals))
+
+    def table(self) -> pa.Table:
+        cols = {}
+        for n in schemas.BOOK.names:
+            if n in _LIST_COLS:
+                cols[n] = pa.ListArray.from_arrays(
+                    pa.array(getattr(self, f"{n}_o"), pa.int32()),
+                    pa.array(getattr(self, f"{n}_v"), pa.float64()))
+            else:
+                cols[n] = pa.array(getattr(self, n), schemas.BOOK.field(n).type)
+        return pa.table(cols, schema=schemas.BOOK)
 
 
 class OpsCols:
@@ -120,8 +149,7 @@ class RawBuffers:
         cols = self.book.get(key)
         if cols is None:
             cols = self.book[key] = BookCols()
-        for name in BookCols.__slots__:
-            getattr(cols, name).append(row[name])
+        cols.add(row)
 
     def add_ops(self, recv_ms: int, partition_symbol: str, symbol_col: str, event_type: str,
                 meta_json: str) -> None:
@@ -159,7 +187,7 @@ class RawBuffers:
                                  c.agg_id))
         for (date, sym), c in book.items():
             if len(c):
-                t = pa.table({n: getattr(c, n) for n in BookCols.__slots__}, schema=schemas.BOOK)
+                t = c.table()
                 out.append(Batch("book", date, sym, t, min(c.recv_ts_ms)))  # type: ignore
         for (date, sym), c in ops.items():
             if len(c):

@@ -26,11 +26,15 @@ class _Forward(logging.Handler):
 
 
 class RunLog:
+    _seq = 0
+
     def __init__(self, artifacts_dir: str | Path, level: str = "INFO", forward=None):
         now = dt.datetime.now(dt.timezone.utc)
         self.path = Path(artifacts_dir) / "run_logs" / f"harvest_{now:%Y%m%d_%H%M}.log"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.logger = logging.getLogger(LOGGER_NAME)
+        # one logger per run: concurrent captures in one process keep separate run logs
+        RunLog._seq += 1
+        self.logger = logging.getLogger(f"{LOGGER_NAME}.run{RunLog._seq}")
         self.logger.setLevel(level.upper())
         fmt = logging.Formatter(FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
         fmt.converter = __import__("time").gmtime
@@ -48,3 +52,4 @@ class RunLog:
             self.logger.removeHandler(h)
             h.close()
         self._handlers.clear()
+        logging.Logger.manager.loggerDict.pop(self.logger.name, None)  # no leak per run

@@ -124,9 +124,17 @@ def overall_section(sections: dict[str, dict]) -> dict[str, Any]:
 def build_report(base_dir: Path, raw_dir: Path, settings: Settings, symbols: list[str],
                  dates: list[str]) -> dict[str, Any]:
     """Evaluate every symbol over ``dates`` (raises ``UnusableInput`` for unreadable data)."""
-    sections = {sym: symbol_section(scope_metrics(base_dir.parent, settings, sym, dates,
-                                                  raw_root=raw_dir, derived_root=base_dir))
-                for sym in symbols}
+    def section(sym: str, days: list[str]) -> dict[str, Any]:
+        return symbol_section(scope_metrics(base_dir.parent, settings, sym, days,
+                                            raw_root=raw_dir, derived_root=base_dir))
+
+    sections = {sym: section(sym, dates) for sym in symbols}
+    if len(dates) > 1:   # which day failed: the same verdicts the per-partition checks reach
+        for sym, sec in sections.items():
+            sec["by_date"] = {}
+            for d in dates:
+                day = section(sym, [d])
+                sec["by_date"][d] = {k: day[k] for k in ("verdict", "failed", "coverage_hours")}
     return {
         "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "base_dir": str(base_dir),

@@ -41,6 +41,7 @@ from ..protocol.localbook import BookTop, LocalBook
 from . import recordings as rec_mod
 from .recordings import (KIND_DEPTH, KIND_OTHER, KIND_SNAPSHOT, KIND_TICKER, KIND_TRADE,
                          Recorded, _dec)
+from .rest import RestError
 from .source import Message
 
 PARTIAL_LEVELS = (5, 10, 20)
@@ -286,7 +287,10 @@ class ReplaySource:
                     "asks": [[_dec(p), _dec(q)] for p, q in snap.asks]}
         recorded = self._recorded_snaps.get(symbol)
         if not recorded:
-            raise KeyError(f"{symbol}: no depth snapshot in the recording yet")
+            # the recording holds no snapshot to sync from: an honest "try later", never a
+            # made-up book (a client retries; its diff book stays unsynced)
+            raise RestError(503, -1008, f"Replay has no depth snapshot for {symbol} (the "
+                            "recording holds none); diff-depth sync is not possible")
         # the recorded snapshot at or after the replay position (else the last one)
         data = next((d for i, d in recorded if i >= self._cursor), recorded[-1][1])
         return {"lastUpdateId": data["lastUpdateId"], "E": data.get("E", 0),

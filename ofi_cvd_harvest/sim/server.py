@@ -35,6 +35,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from .control import ConnSpec, PathError, Session, parse_path
 from .faults import FaultConfig, MessageFaults, RestFaults
@@ -192,7 +193,7 @@ class Simulator:
                     reply, added, removed = client.session.handle(text)
                     self._subscribe(client, added)
                     self._unsubscribe(client, removed)
-                    client.queue.append((reply, None))
+                    client.queue.append((ws_text_frame(reply), None))
                     client.wake.set()
         except TimeoutError:
             self.stats["age_cuts"] += 1
@@ -243,6 +244,7 @@ class Simulator:
             await asyncio.sleep(self.tick_s)
 
     def _distribute(self, msgs: list[Message]) -> None:
+        """Queue each due message to its subscribers, framed once per form (raw / combined)."""
         subs_of = self._subs
         touched: dict[_Client, None] = {}
         n = 0
@@ -252,14 +254,17 @@ class Simulator:
                 continue
             n += 1
             raw = m.raw if m.raw is not None else orjson.dumps(m.data)
-            env = None
+            raw_item = env_item = None
             for c in subs:
                 if c.session.combined:
-                    if env is None:
+                    if env_item is None:
                         env = b'{"stream":"' + m.stream.encode() + b'","data":' + raw + b"}"
-                    c.queue.append((env, m))
+                        env_item = (ws_text_frame(env), m)
+                    c.queue.append(env_item)
                 else:
-                    c.queue.append((raw, m))
+                    if raw_item is None:
+                        raw_item = (ws_text_frame(raw), m)
+                    c.queue.append(raw_item)
                 touched[c] = None
         self.stats["messages"] += n
         for c in touched:
@@ -296,10 +301,10 @@ class Simulator:
                                 frames.append(c.held)
                             c.held = frame
                         elif kind == "malformed":
-                            frames.append(faults.malformed(frame))
+                            frames.append(ws_text_frame(faults.malformed(frame_payload(frame))))
                         elif kind == "badvalue":
-                            frames.append(faults.bad_value(
-                                m.data, m.stream if c.session.combined else None))
+                            frames.append(ws_text_frame(faults.bad_value(
+                                m.data, m.stream if c.session.combined else None)))
                         elif kind in ("latency", "stall"):
                             await self._flush(c, frames)
                             frames = []
@@ -318,15 +323,35 @@ class Simulator:
             return
 
     async def _flush(self, c: _Client, frames: list[bytes]) -> None:
+        """Write a batch of pre-built frames in one call (websockets' ``send`` frames and
+        writes each message separately); then honour the transport's flow control. Safe: our
+        frames are whole, unfragmented, uncompressed text frames, and websockets writes its own
+        control frames (ping/pong/close) between our writes."""
         if not frames:
             return
         conn = c.conn
-        async with conn.send_context():
-            send_text = conn.protocol.send_text
-            for f in frames:
-                send_text(f)
+        if conn.protocol.state is not State.OPEN or conn.transport.is_closing():
+            raise ConnectionClosed(None, None)
+        conn.transport.write(b"".join(frames))
         c.sent += len(frames)
         self.stats["frames_sent"] += len(frames)
+        await conn.drain()
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """An unmasked, final WebSocket text frame (RFC 6455 §5.2) — server to client."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def frame_payload(frame: bytes) -> bytes:
+    """The payload of a frame built by :func:`ws_text_frame`."""
+    n = frame[1]
+    return frame[2:] if n < 126 else frame[4:] if n == 126 else frame[10:]
 
 
 def _response(status: int, headers: list[tuple[str, str]], body: bytes) -> Response:

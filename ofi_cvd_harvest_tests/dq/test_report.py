@@ -124,3 +124,18 @@ def test_report_run_writes_under_artifacts(two_symbols, tmp_path):
     path, report = report_run(s, ["BTCUSDT"], [ds.DATE], mode="capture")
     assert path.parent == tmp_path / "art" / "dq_reports"
     assert json.loads(path.read_text())["mode"] == "capture" and report["overall"]["verdict"] == "PASS"
+
+
+def test_multi_date_report_has_per_date_verdicts(tmp_path, settings):
+    root = tmp_path / "data"
+    ds.build_partition(root, date="2024-07-19", seed=1)
+    day2 = ds.build_partition(root, date="2024-07-20", seed=2, first_id=900_000)
+    ds.delete_minute(day2, k=3)
+    report = build_report(root / "ofi_cvd", root / "raw", settings, ["BTCUSDT"], ["2024-07-19", "2024-07-20"])
+    sec = report["per_symbol"]["BTCUSDT"]
+    assert sec["by_date"]["2024-07-19"]["verdict"] == "PASS"
+    assert sec["by_date"]["2024-07-20"]["verdict"] == "FAIL"
+    assert "empty_bucket_rate" in sec["by_date"]["2024-07-20"]["failed"]
+    assert sec["verdict"] == "FAIL"
+    # the run window spans both connections (01:00 on the 19th to 01:41 on the 20th)
+    assert sec["window"]["source"] == "ops" and sec["coverage_hours"] > 24

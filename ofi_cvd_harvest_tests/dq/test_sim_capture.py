@@ -62,3 +62,25 @@ def test_dagster_checks_pass_on_a_clean_capture(capture):
         assert len(ev) == sum(len(v) for v in CHECKS_BY_ASSET.values())
         assert all(e.passed for e in ev.values()), {n: e.description for n, e in ev.items() if not e.passed}
         assert result.success
+
+
+def test_capture_cli_precheck_only_exit_status(tmp_path):
+    """`ofi-cvd-harvest capture --precheck-only` as a user runs it (1-minute precheck)."""
+    import os
+    import subprocess
+    import sys
+
+    server = pytest.importorskip("ofi_cvd_harvest.sim.server")
+    cfg = tmp_path / "system.yaml"
+    cfg.write_text("data_harvest:\n  symbols: [BTCUSDT]\n  data_quality:\n    precheck_minutes: 1\n")
+    exe = os.path.join(os.path.dirname(sys.executable), "ofi-cvd-harvest")
+    with server.SimulatorThread(["BTCUSDT"], seed=9) as sim:
+        proc = subprocess.run(
+            [exe, "capture", "--precheck-only", "--config", str(cfg), "--ws-base-url", sim.ws_url,
+             "--rest-base-url", sim.rest_url, "--data-dir", str(tmp_path / "data"),
+             "--artifacts-dir", str(tmp_path / "art"), "--prometheus-port", "0"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "SYMBOLS": ""})
+    assert "PRECHECK:" in proc.stdout, proc.stdout + proc.stderr
+    verdict = "PASS" if "PRECHECK: PASS" in proc.stdout else "FAIL"
+    assert proc.returncode == (0 if verdict == "PASS" else 1)
+    assert list((tmp_path / "art" / "dq_reports").glob("dq_*.json"))

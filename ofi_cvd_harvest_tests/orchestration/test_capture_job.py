@@ -46,12 +46,12 @@ def test_capture_job_then_derive_all_five(tmp_path, sim, monkeypatch):
     with dg.instance_for_test() as instance:
         job = defs.get_job_def("capture_job")
         result = job.execute_in_process(
-            run_config={"ops": {"capture": {"config": {"symbols": ["BTCUSDT"], "run_seconds": 12}}}},
+            run_config={"ops": {"capture": {"config": {"symbols": ["BTCUSDT"], "run_seconds": 8}}}},
             instance=instance)
         assert result.success
         run = instance.get_run_by_id(result.run_id)
         assert GROUP_TAG in run.tags  # job default (the sensor sets it per group)
-        assert int(run.tags[MAX_RUNTIME_TAG]) == 12 + 3600  # refined by the op to this run
+        assert int(run.tags[MAX_RUNTIME_TAG]) == 8 + 3600  # refined by the op to this run
         assert int(run.tags[PID_TAG]) == os.getpid()
         out = result.output_for_node("capture")
         md = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"
@@ -150,10 +150,12 @@ def test_precheck_run_gates_on_the_dod(tmp_path, sim, monkeypatch):
             run_config={"ops": {"capture": {"config": {"precheck": True}}}}, instance=instance,
             resources={"harvest": HarvestSettings(config_path=str(cfg))}, raise_on_error=False)
         logs = "\n".join(r.user_message for r in instance.all_logs(result.run_id))
+        failures = [e.step_failure_data.error.message for e in result.all_events
+                    if e.event_type_value == "STEP_FAILURE"]
     assert "precheck: {" in logs
     reports = list((tmp_path / "artifacts/dq_reports").glob("dq_*.json"))
     assert len(reports) == 1
     verdict = json.loads(reports[0].read_text())["overall"]["verdict"]
     assert result.success == (verdict == "PASS")
-    if not result.success:  # 18 s cannot show a full minute bucket: the gate must say so
-        assert "precheck failed" in logs or "precheck failed" in str(result.all_events)
+    if not result.success:  # 18 s rarely shows a full minute bucket: the gate must say so
+        assert len(failures) == 1 and "precheck failed" in failures[0]

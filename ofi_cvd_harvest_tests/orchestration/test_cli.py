@@ -66,8 +66,8 @@ def test_workspace_yaml_names_the_code_location():
 def test_derive_partition_from_cli(tmp_path, how):
     pytest.importorskip("ofi_cvd_harvest.signals.derive")
     env = _env(tmp_path)
-    write_raw(tmp_path / "data", "2024-07-19", "BTCUSDT", minutes=15)
-    write_raw(tmp_path / "data", "2024-07-19", "ETHUSDT", minutes=15, seed=2)
+    write_raw(tmp_path / "data", "2024-07-19", "BTCUSDT", minutes=6)
+    write_raw(tmp_path / "data", "2024-07-19", "ETHUSDT", minutes=2, seed=2)
     if how == "job_execute":
         _run(["job", "execute", "-m", "ofi_cvd_harvest.definitions", "-j", "derive_job",
               "--tags", json.dumps({"dagster/partition": "2024-07-19|BTCUSDT"})], env, tmp_path)
