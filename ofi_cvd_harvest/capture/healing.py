@@ -12,6 +12,7 @@ retried slowly, and stays in the checkpoint, so it is never silently lost.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from dataclasses import dataclass
@@ -150,19 +151,22 @@ class Healer:
                 if not segs:
                     break
                 a, b = segs[0]
-                trades = await self.rest.agg_trades(sym, from_id=a, limit=min(1000, b - a + 1))
+                # a full page (same request weight): it also fills the small gaps that follow
+                trades = await self.rest.agg_trades(sym, from_id=a, limit=1000)
                 recv_ms = _now_ms()
-                got = 0
+                if trades and trades[0].agg_trade_id > a:
+                    self._absent(rec, tracker, a, min(b, trades[0].agg_trade_id - 1))
+                filled = []
+                last = tracker.last_id if tracker.last_id is not None else b
                 for t in trades:
-                    if t.agg_trade_id > b:
-                        break
-                    if tracker.fill(t.agg_trade_id):
+                    i = t.agg_trade_id
+                    if i > last:
+                        break   # not owed yet: the stream delivers it (or reveals its gap)
+                    if tracker.fill(i):
                         self.sink(t, recv_ms)
-                        got += 1
-                rec.rest_rows += got
-                self._bump(self.healed_rows, sym, got)
-                if got:
-                    metrics.healed_trades_total.labels(sym).inc(got)
+                        filled.append(i)
+                if filled:
+                    self._credit(sym, filled)
                 if tracker.is_missing(a):
                     raise RestError(f"REST aggTrades has no id {a} (returned {len(trades)} rows)")
         except (RestError, DecodeError, OSError) as exc:
@@ -179,6 +183,22 @@ class Healer:
         if rec.unhealed_reported:
             self.log.info("%s: trade gap %d..%d healed after all", sym, rec.start, rec.end)
         return True
+
+    def _credit(self, sym: str, filled: list[int]) -> None:
+        """Count healed rows (ascending ids) against every gap record they belong to."""
+        self._bump(self.healed_rows, sym, len(filled))
+        metrics.healed_trades_total.labels(sym).inc(len(filled))
+        for r in self.records:
+            if r.symbol == sym and r.end >= filled[0] and r.start <= filled[-1]:
+                r.rest_rows += (bisect.bisect_right(filled, r.end)
+                                - bisect.bisect_left(filled, r.start))
+
+    def _absent(self, rec: GapRecord, tracker: TradeIdTracker, a: int, b: int) -> None:
+        """The exchange's history (``fromId`` answers ids >= fromId) skips [a, b]: those ids
+        are not trades (e.g. a checkpoint from another id sequence). Recorded, not owed."""
+        n = tracker.fill_range(a, b)
+        self.ops.emit("gap_ids_absent", {"start": a, "end": b, "ids": n}, symbol=rec.symbol)
+        self.log.warning("%s: ids %d..%d do not exist at the exchange; not owed", rec.symbol, a, b)
 
     def _failed(self, rec: GapRecord, exc: BaseException) -> None:
         rec.failures += 1

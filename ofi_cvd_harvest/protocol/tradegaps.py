@@ -74,6 +74,22 @@ class TradeIdTracker:
             g.end = agg_id - 1
         return True
 
+    def fill_range(self, a: int, b: int) -> int:
+        """Mark every missing id in [a, b] as settled; returns how many were missing."""
+        out: list[Gap] = []
+        n = 0
+        for g in self.gaps:
+            if g.end < a or g.start > b:
+                out.append(g)
+                continue
+            n += min(g.end, b) - max(g.start, a) + 1
+            if g.start < a:
+                out.append(Gap(g.start, a - 1, g.opened_ms))
+            if g.end > b:
+                out.append(Gap(b + 1, g.end, g.opened_ms))
+        self.gaps = out
+        return n
+
     def missing(self) -> int:
         return sum(g.size for g in self.gaps)
 

@@ -59,6 +59,7 @@ def test_clean_capture_is_complete_exact_and_final(ex, tmp_path):
     assert any("capture stopped" in p.read_text() for p in log)
 
 
+@pytest.mark.slow   # test_capture_sim drops + the fault drill cover this by default
 def test_dropped_trades_are_healed_through_rest(ex, tmp_path):
     dropped: list[int] = []
 
@@ -264,3 +265,26 @@ def test_reconnect_probe_finds_trades_of_a_quiet_symbol(ex, tmp_path):
     ops = read(s.data_dir, "ops", "ETHUSDT")
     probes = [orjson.loads(m) for m in ops.filter(pl.col("event_type") == "reconnect_probe")["meta_json"]]
     assert probes and probes[0]["rows"] > 0
+
+
+def test_checkpoint_from_another_id_sequence_is_not_trusted_blindly(ex, tmp_path):
+    s = capture_settings(tmp_path, ex.ws_url, ex.rest_url)
+    time.sleep(0.5)   # let the exchange trade a little
+    btc0, eth0 = ex.ground_truth_ids("BTCUSDT")[0], ex.ground_truth_ids("ETHUSDT")[0]
+    cp = ckpt.Checkpoint({"BTCUSDT": ckpt.SymbolCheckpoint(btc0 + 10**9),     # far ahead
+                          "ETHUSDT": ckpt.SymbolCheckpoint(eth0 - 10**9)})    # far behind
+    ckpt.save(ckpt.path_in(s.artifacts_dir), cp)
+    summary = run_capture_sync(s, run_seconds=3)
+    for sym in SYMS:
+        trades = read(s.data_dir, "agg_trade", sym)
+        assert summary.symbols[sym].trades_ws > 10
+        assert_trades_complete(trades, ex.ground_truth_ids(sym))
+    ops = read(s.data_dir, "ops")
+    kinds = ops.group_by("event_type", "symbol").len()
+    assert "checkpoint_mismatch" in set(ops.filter(pl.col("symbol") == "BTCUSDT")["event_type"])
+    absent = ops.filter(pl.col("event_type") == "gap_ids_absent")
+    assert len(absent) == 1 and absent["symbol"][0] == "ETHUSDT", kinds
+    # the ETH trades the exchange made before our first live one were healed, not skipped
+    eth = read(s.data_dir, "agg_trade", "ETHUSDT")
+    assert eth["agg_trade_id"].min() == eth0
+    assert ckpt.load(ckpt.path_in(s.artifacts_dir)).symbols["ETHUSDT"].open_gaps == []

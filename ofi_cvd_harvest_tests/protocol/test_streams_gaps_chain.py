@@ -118,3 +118,11 @@ def test_book_chain_global_sequence_real_style():
         new_u = u + rng.randint(1, 5000)
         assert c.check(new_u, u) == ACCEPT
         u = new_u
+
+
+def test_fill_range():
+    t = TradeIdTracker()
+    t.restore(100, [[10, 20], [30, 40], [50, 60]])
+    assert t.fill_range(15, 55) == 6 + 11 + 6
+    assert t.snapshot() == [[10, 14], [56, 60]]
+    assert t.fill_range(0, 5) == 0 and t.fill_range(10, 60) == 10 and t.gaps == []
