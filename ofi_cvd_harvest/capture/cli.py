@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -69,8 +70,16 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        console = logging.getLogger("ofi_cvd_harvest.cli.capture")
+        console.propagate = False
+        if not console.handlers:   # the run log gets everything; the terminal gets it too
+            h = logging.StreamHandler(sys.stderr)
+            h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            console.addHandler(h)
+        console.setLevel(settings.log_level)
         try:
-            summary = await run_capture(settings, run_seconds=args.run_seconds, stop=stop)
+            summary = await run_capture(settings, run_seconds=args.run_seconds, stop=stop,
+                                        log=console)
         except CaptureError as exc:
             print(f"ofi-cvd-harvest capture: {exc}", file=sys.stderr)
             return 1

@@ -89,7 +89,8 @@ class CaptureSummary:
 class _SymState:
     __slots__ = ("dedup", "tracker", "lat", "ws_count", "rest_count", "dups", "book_rows",
                  "book_gaps", "last_event_ms", "last_trade_recv", "last_book_recv", "last_u",
-                 "first_ws", "after_reconnect", "restored", "rate", "dups_reported", "lat_hist")
+                 "first_ws", "after_reconnect", "restored", "rate", "dups_reported", "lat_hist",
+                 "cur_min", "trade_minutes", "checked_min")
 
     def __init__(self, lru: int, sym: str):
         self.dedup = DedupLRU(lru)
@@ -105,6 +106,9 @@ class _SymState:
         self.rate: deque[tuple[int, int]] = deque()   # (second, trades counted so far)
         self.dups_reported = 0
         self.lat_hist = metrics.latency_ms.labels(sym)
+        self.cur_min = -1                    # minute (recv clock) of the last live trade
+        self.trade_minutes: set[int] = set()
+        self.checked_min = _now_ms() // 60_000   # the partial first minute is not judged
 
 
 def _now_ms() -> int:
@@ -223,6 +227,10 @@ class Capture:
         st.lat.append(recv_ms - rec.event_ts_ms)
         st.last_event_ms = rec.event_ts_ms
         st.last_trade_recv = recv_ms
+        m = recv_ms // 60_000
+        if m != st.cur_min:
+            st.cur_min = m
+            st.trade_minutes.add(m)
         if self.live_cvd is not None:
             self.live_cvd.add(rec.symbol, rec.event_ts_ms, rec.qty, rec.is_buyer_maker)
 
@@ -316,7 +324,8 @@ class Capture:
             self._on_message(raw, recv_ms, conn_id, endpoint, symbols)
 
         def on_open(conn_id: int, kind: str) -> None:
-            self.ops.emit(kind, {"endpoint": endpoint, "conn_id": conn_id, "url": url},
+            self.ops.emit(kind, {"endpoint": endpoint, "conn_id": conn_id,
+                                 "url": url.split("?", 1)[0], "symbols": len(symbols)},
                           symbols=symbols)
             self.log.info("ws %s conn %d: %s (%d symbols)", endpoint, conn_id, kind, len(symbols))
             if kind == "reconnect":
@@ -545,14 +554,13 @@ class Capture:
 
     # -- periodic work ------------------------------------------------------------------------
     async def _clock_check(self) -> None:
-        t0 = time.time()
         try:
             server = await self.rest.server_time()
         except (RestError, DecodeError, OSError) as exc:
             self.log.warning("clock check failed: %s", exc)
             self.ops.emit("clock_check_failed", {"error": str(exc)[:200]})
             return
-        t1 = time.time()
+        t0, t1 = self.rest.last_timing   # excludes waiting for the REST lock / pacing
         drift = (t0 + t1) / 2 * 1000 - server
         metrics.clock_drift_ms.set(drift)
         meta = {"drift_ms": round(drift, 1), "rtt_ms": round((t1 - t0) * 1000, 1),
@@ -588,6 +596,14 @@ class Capture:
             if st.last_book_recv:
                 metrics.last_message_age_seconds.labels(sym, "book").set(
                     (now_ms - st.last_book_recv) / 1000)
+            closed = now_ms // 60_000 - 1        # live 1-minute buckets without any trade
+            if closed > st.checked_min:
+                empty = sum(1 for m in range(st.checked_min + 1, closed + 1)
+                            if m not in st.trade_minutes)
+                if empty:
+                    metrics.empty_buckets_total.labels(sym).inc(empty)
+                st.trade_minutes = {m for m in st.trade_minutes if m > closed}
+                st.checked_min = closed
             received = st.ws_count + st.dups
             metrics.duplicate_rate.labels(sym).set(st.dups / received if received else 0.0)
         for sym, st in self.states.items():
@@ -626,7 +642,7 @@ class Capture:
                 next_rotate = self._next_rotation(time.time())
             if now >= next_clock:
                 next_clock = now + s.clock_check_interval_sec
-                await self._clock_check()
+                self._spawn(self._clock_check(), "clock-check")
             if self.live_cvd is not None and now >= next_cvd:
                 next_cvd = now + 5.0
                 try:
@@ -680,7 +696,7 @@ class Capture:
             self._recover_segments()
             self._start_metrics_server()
             metrics.capture_up.set(1)
-            await self._clock_check()
+            self._spawn(self._clock_check(), "clock-check")   # REST trouble must not delay WS
             self._feeds = self._make_feeds()
             feed_tasks = [asyncio.create_task(f.run(stop_feeds), name=f"feed-{f.endpoint}")
                           for f in self._feeds]

@@ -54,6 +54,7 @@ class RestClient:
         self.throttled = 0               # 429/418 answers
         self.server_errors = 0           # 5xx / connection errors
         self.waited_sec = 0.0            # time spent pacing
+        self.last_timing = (0.0, 0.0)    # (sent, answered) of the last request, wall clock
         self._own: deque[tuple[float, int]] = deque()
         self._header_minute = -1
         self._lock = asyncio.Lock()
@@ -106,7 +107,9 @@ class RestClient:
                 self._own.append((time.time(), weight))
                 self.requests += 1
                 try:
+                    t_send = time.time()
                     status, headers, body = await asyncio.to_thread(self._fetch, url)
+                    self.last_timing = (t_send, time.time())  # wall clock around the request
                 except (urllib.error.URLError, OSError, TimeoutError) as exc:
                     self.server_errors += 1
                     last_err = f"{type(exc).__name__}: {exc}"

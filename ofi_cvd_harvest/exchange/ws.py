@@ -148,8 +148,9 @@ class WsFeed:
                     self.log.warning("ws %s conn %d: %s; reconnecting", self.endpoint, conn_id,
                                      reason)
                     kind = "reconnect"
-                    # a connection that lived a while resets the backoff
-                    attempt = 0 if time.monotonic() - opened > 10 else attempt + 1
+                    # a connection that delivered data or lived a while resets the backoff;
+                    # one that dies before its first message backs off further
+                    attempt = 0 if first.is_set() or time.monotonic() - opened > 10 else attempt + 1
                     delay = self.backoff(attempt)
                     try:
                         await asyncio.wait_for(stop.wait(), delay)

@@ -125,3 +125,20 @@ def test_partitions_split_at_utc_midnight_of_event_time(simulator_factory, tmp_p
         assert_trades_complete(read(s.data_dir, "agg_trade", sym), truth_ids(sim, sym))
     ops = read(s.data_dir, "ops", "BTCUSDT")
     assert "clock_drift" in set(ops["event_type"])   # the simulated clock is years behind
+
+
+def test_more_streams_than_one_connection_takes(simulator_factory, tmp_path):
+    syms = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT")
+    sim = simulator_factory(syms, seed=25)
+    s = capture_settings(tmp_path, sim.ws_url, sim.rest_url, symbols=syms,
+                         max_streams_per_connection=2)
+    summary = run_capture_sync(s, run_seconds=3)
+    ops = read(s.data_dir, "ops", "BTCUSDT")
+    connects = ops.filter(pl.col("event_type") == "connect")
+    assert len(connects) == 2                      # its trade and its book connection
+    assert sim.stats["connections"] == 6           # 3 market + 3 public for 5 symbols
+    for sym in syms:
+        assert summary.symbols[sym].book_rows > 0
+        trades = read(s.data_dir, "agg_trade", sym)
+        if len(trades):
+            assert_trades_complete(trades, truth_ids(sim, sym))

@@ -1,0 +1,331 @@
+"""Benchmark (issue 8.2): a whole-universe capture -- 300 symbols, aggTrade + depth10@100ms, in
+one capture process over several connections (<= 200 streams each) -- at the simulator's
+realistic per-symbol rates, for ``--sim-minutes`` of simulated time at ``--speed``.
+
+Processes: the simulator (seeded synthetic market: BTCUSDT, ETHUSDT + 298 synthetic names at
+1-15 trades/s each, ten depth10 snapshots/s each) runs in its own process; the real
+``Capture.run`` runs in this benchmark's child process with these harness hooks (no product
+code changed):
+
+* receipt -> buffered: time from entering the capture's message handler (right after the
+  WebSocket ``recv`` returned, which is where ``recv_ts_ms`` is stamped) until the row is in
+  the columnar buffer -- for trades the synchronous hot path, for book rows including the
+  wait in the book queue and the BookHandler;
+* event-loop lag: a 5 ms ticker's overshoot, i.e. how long any frame can wait in the socket
+  because the loop is busy (rotation, segment flush, metrics) -- an upper bound of the
+  "before receipt" part;
+* wire latency: buffered time minus the wall time at which the simulator's clock released the
+  message (from ``E``, the speed factor and the simulator's start), which adds the
+  simulator's 5 ms pacing tick and its own delays -- an upper bound of the whole path;
+* backlog: the capture's book queue, its buffered rows, and the simulator's per-client send
+  queues (frames the capture has not read yet); CPU % (process, all threads) and RSS.
+
+    .venv/bin/python benchmarks/bench_universe.py [--symbols 300] [--speed 2.5] [--sim-minutes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+START_MS = 1_750_000_000_000
+
+
+def symbols_for(n: int) -> list[str]:
+    base = ["BTCUSDT", "ETHUSDT"]
+    return (base + [f"S{i:03d}USDT" for i in range(max(0, n - 2))])[:n]
+
+
+def _pin(cpu: int) -> None:
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+    except (AttributeError, OSError):
+        pass
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+# -- simulator process ------------------------------------------------------------------------
+def serve(n: int, speed: float, portfile: str, pin: int) -> None:
+    if pin >= 0:
+        _pin(pin)
+    from ofi_cvd_harvest.sim.server import Simulator
+
+    async def main() -> None:
+        sim = Simulator(symbols_for(n), seed=7, speed=speed, start_ms=START_MS,
+                        max_backlog=10**7, ping_interval=None)
+        await sim.start()
+        src = sim.source
+        wall0 = time.time() - (time.monotonic() - src._t0)
+        Path(portfile + ".tmp").write_text(json.dumps({"port": sim.port, "wall0": wall0}))
+        os.replace(portfile + ".tmp", portfile)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_reader(sys.stdin.fileno(), stop.set)
+        t_cpu = os.times()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 5.0)
+            except asyncio.TimeoutError:
+                pass
+            c = os.times()
+            lag = src.server_time_ms() - src.generated_until_ms
+            print("SIM " + json.dumps({
+                "backlog": max((len(c.queue) for c in sim._clients), default=0),
+                "clients": len(sim._clients), "messages": sim.stats["messages"],
+                "sent": sim.stats["frames_sent"], "gen_lag_ms": lag,
+                "cpu": (c.user + c.system) - (t_cpu.user + t_cpu.system)}), flush=True)
+            t_cpu = c
+        await sim.stop()
+
+    asyncio.run(main())
+
+
+# -- capture process --------------------------------------------------------------------------
+def capture(n: int, speed: float, ws: str, wall0: float, seconds: float, warmup: float,
+            pin: int, interval: float) -> None:
+    if pin >= 0:
+        _pin(pin)
+    import psutil
+
+    from ofi_cvd_harvest.capture.runner import Capture
+    from ofi_cvd_harvest.protocol.records import AggTrade
+    from ofi_cvd_harvest.settings import load_settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_universe_"))
+    rest = ws.replace("ws://", "http://")
+    s = load_settings(env={}, symbols=tuple(symbols_for(n)), ws_base_url=ws, rest_base_url=rest,
+                      data_dir=tmp / "data", artifacts_dir=tmp / "art", prometheus_port=0,
+                      log_level="WARNING")
+    cap = Capture(s)
+    proc = psutil.Process()
+    pc = time.perf_counter_ns
+    lat_trade: list[float] = []     # receipt -> buffered, µs
+    lat_book: list[float] = []
+    wire: list[float] = []          # simulator release -> buffered, ms
+    lag: list[float] = []           # event-loop overshoot, ms
+    cur = [0]
+    entry: dict[int, int] = {}
+    orig_on_message = cap._on_message
+    orig_put = cap._book_q.put_nowait
+    orig_on_depth = cap.book.on_depth
+    orig_add_trade = cap.buffers.add_trade
+    speed_ms = speed
+
+    def on_message(raw, recv_ms, conn_id, endpoint, symbols):
+        t = cur[0] = pc()
+        orig_on_message(raw, recv_ms, conn_id, endpoint, symbols)
+        if endpoint == "market":
+            lat_trade.append((pc() - t) / 1000)
+
+    def put_nowait(item):
+        if type(item[0]) is not str:
+            entry[id(item[0])] = cur[0]
+        orig_put(item)
+
+    async def on_depth(rec, recv_ms, conn_id):
+        rows = await orig_on_depth(rec, recv_ms, conn_id)
+        t = entry.pop(id(rec), None)
+        if t is not None:
+            lat_book.append((pc() - t) / 1000)
+        if rows:
+            wire.append(time.time() * 1000 - (wall0 * 1000 + (rec.event_ts_ms - START_MS) / speed_ms))
+        return rows
+
+    def add_trade(recv_ms, rec, source, conn_id):
+        orig_add_trade(recv_ms, rec, source, conn_id)
+        if source == "ws" and type(rec) is AggTrade:
+            wire.append(time.time() * 1000 - (wall0 * 1000 + (rec.event_ts_ms - START_MS) / speed_ms))
+
+    cap._on_message = on_message
+    cap._book_q.put_nowait = put_nowait
+    cap.book.on_depth = on_depth
+    cap.buffers.add_trade = add_trade
+
+    async def lag_probe(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lag.append((time.perf_counter() - t - 0.005) * 1000)
+
+    async def main() -> dict:
+        stop = asyncio.Event()
+        run = asyncio.create_task(cap.run(seconds + warmup + 600, stop))
+        probe = asyncio.create_task(lag_probe(stop))
+        await asyncio.sleep(warmup)
+        for xs in (lat_trade, lat_book, wire, lag):
+            xs.clear()
+        t_start = time.perf_counter()
+        c_start = os.times()
+        n_start = sum(cap.messages.values())
+        rss = []
+        rows_out = []
+        t_prev, c_prev, n_prev = t_start, c_start, n_start
+        while time.perf_counter() - t_start < seconds:
+            await asyncio.sleep(min(interval, seconds - (time.perf_counter() - t_start)))
+            t, c, m = time.perf_counter(), os.times(), sum(cap.messages.values())
+            r = proc.memory_info().rss / 2**20
+            rss.append(r)
+            row = {"t": round(t - t_start), "msg_s": (m - n_prev) / (t - t_prev),
+                   "cpu_pct": 100 * ((c.user + c.system) - (c_prev.user + c_prev.system)) / (t - t_prev),
+                   "rss_mb": r, "book_q": cap._book_q.qsize(),
+                   "buffered": cap.buffers.pending_rows(),
+                   "p99_trade_us": pct(lat_trade[-50000:], 0.99),
+                   "p99_book_us": pct(lat_book[-50000:], 0.99),
+                   "p99_lag_ms": pct(lag[-2000:], 0.99),
+                   "load": os.getloadavg()[0]}
+            rows_out.append(row)
+            print("ROW " + json.dumps(row), flush=True)
+            t_prev, c_prev, n_prev = t, c, m
+        t_end, c_end, n_end = time.perf_counter(), os.times(), sum(cap.messages.values())
+        el = t_end - t_start
+        res = {
+            "seconds": el, "messages": n_end - n_start, "msg_s": (n_end - n_start) / el,
+            "cpu_pct": 100 * ((c_end.user + c_end.system) - (c_start.user + c_start.system)) / el,
+            "rss_first_mb": rss[0] if rss else None, "rss_max_mb": max(rss) if rss else None,
+            "rss_last_mb": rss[-1] if rss else None,
+            "trade_us": {q: pct(lat_trade, q) for q in (0.5, 0.99, 0.999)},
+            "book_us": {q: pct(lat_book, q) for q in (0.5, 0.99, 0.999)},
+            "combined_p99_ms": pct(lat_trade + lat_book, 0.99) / 1000,
+            "loop_lag_ms": {"p50": pct(lag, 0.5), "p99": pct(lag, 0.99), "max": max(lag or [0])},
+            "wire_ms": {"p50": pct(wire, 0.5), "p99": pct(wire, 0.99)},
+            "feeds": len(cap._feeds), "n_trades": len(lat_trade), "n_book": len(lat_book),
+        }
+        stop.set()
+        summ = await run
+        probe.cancel()
+        res.update(files=summ.files_written, errors=summ.errors, reconnects=summ.reconnects,
+                   trades=sum(x.trades_written for x in summ.symbols.values()),
+                   book_rows=sum(x.book_rows for x in summ.symbols.values()),
+                   trade_gaps=sum(x.trade_gaps_detected for x in summ.symbols.values()),
+                   book_gaps=sum(x.book_gaps for x in summ.symbols.values()))
+        return res
+
+    res = asyncio.run(main())
+    raw = tmp / "data" / "raw"
+    res["raw_bytes"] = sum(f.stat().st_size for f in raw.rglob("*.parquet"))
+    res["data_dir"] = str(tmp)
+    print("RESULT " + json.dumps(res), flush=True)
+    if not os.environ.get("BENCH_KEEP"):
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- driver -----------------------------------------------------------------------------------
+def run(n: int, speed: float, seconds: float, warmup: float, interval: float,
+        pin: bool = True, quiet: bool = False) -> tuple[dict, list[dict]]:
+    with tempfile.TemporaryDirectory() as d:
+        portfile = os.path.join(d, "port")
+        srv = subprocess.Popen([sys.executable, str(HERE), "--serve", str(n), str(speed),
+                                portfile, "1" if pin else "-1"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            for _ in range(900):
+                if os.path.exists(portfile) or srv.poll() is not None:
+                    break
+                time.sleep(0.1)
+            info = json.loads(Path(portfile).read_text())
+            cmd = [sys.executable, str(HERE), "--capture", str(n), str(speed),
+                   f"ws://127.0.0.1:{info['port']}", str(info["wall0"]), str(seconds),
+                   str(warmup), "0" if pin else "-1", str(interval)]
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+            res: dict = {}
+            rows: list[dict] = []
+            for line in p.stdout:
+                if line.startswith("ROW "):
+                    rows.append(json.loads(line[4:]))
+                    if not quiet:
+                        r = rows[-1]
+                        print(f"  t={r['t']:4d}s {r['msg_s']:8,.0f} msg/s  CPU {r['cpu_pct']:5.1f} %"
+                              f"  RSS {r['rss_mb']:6.0f} MB  book_q {r['book_q']:5d}  buffered "
+                              f"{r['buffered']:7,d}  p99 trade {r['p99_trade_us']:6.0f} us  book "
+                              f"{r['p99_book_us']:7.0f} us  loop lag p99 {r['p99_lag_ms']:5.1f} ms"
+                              f"  load {r['load']:.2f}", flush=True)
+                elif line.startswith("RESULT "):
+                    res = json.loads(line[7:])
+            p.wait(120)
+        finally:
+            srv.stdin.close()
+            out = srv.stdout.read()
+            try:
+                srv.wait(20)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+        sims = [json.loads(x[4:]) for x in out.splitlines() if x.startswith("SIM ")]
+    res["sim"] = {"max_backlog": max((x["backlog"] for x in sims), default=None),
+                  "last_backlog": sims[-1]["backlog"] if sims else None,
+                  "max_gen_lag_ms": max((x["gen_lag_ms"] for x in sims), default=None),
+                  "cpu_s_per_s": (sum(x["cpu"] for x in sims) / (5.0 * len(sims))) if sims else None}
+    return res, rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--symbols", type=int, default=300)
+    ap.add_argument("--speed", type=float, default=2.5, help="simulator speed factor")
+    ap.add_argument("--sim-minutes", type=float, default=10.0, help="simulated minutes")
+    ap.add_argument("--warmup", type=float, default=8.0, help="wall seconds before measuring")
+    ap.add_argument("--interval", type=float, default=20.0, help="report every N wall seconds")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin sim/capture to CPUs")
+    ap.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--capture", nargs=8, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        n, speed, portfile, pin = args.serve
+        serve(int(n), float(speed), portfile, int(pin))
+        return 0
+    if args.capture:
+        n, speed, ws, wall0, secs, warm, pin, interval = args.capture
+        capture(int(n), float(speed), ws, float(wall0), float(secs), float(warm), int(pin),
+                float(interval))
+        return 0
+    seconds = args.sim_minutes * 60 / args.speed
+    print(f"{args.symbols} symbols x (aggTrade + depth10@100ms), speed {args.speed:g}x: "
+          f"{args.sim_minutes:g} simulated min = {seconds:.0f} s wall (+{args.warmup:g} s warm-up); "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    res, rows = run(args.symbols, args.speed, seconds, args.warmup, args.interval,
+                    pin=not args.no_pin)
+    sim = res["sim"]
+    print(f"connections {res['feeds']}; {res['msg_s']:,.0f} msg/s received "
+          f"({res['msg_s'] / args.speed:,.0f} msg/s per real-time second); "
+          f"capture CPU {res['cpu_pct']:.1f} % of one core; RSS first/max/last "
+          f"{res['rss_first_mb']:.0f}/{res['rss_max_mb']:.0f}/{res['rss_last_mb']:.0f} MB")
+    print(f"receipt->buffered: trades p50/p99/p99.9 {res['trade_us']['0.5']:.0f}/"
+          f"{res['trade_us']['0.99']:.0f}/{res['trade_us']['0.999']:.0f} us; book rows "
+          f"{res['book_us']['0.5']:.0f}/{res['book_us']['0.99']:.0f}/{res['book_us']['0.999']:.0f} us;"
+          f" all messages p99 {res['combined_p99_ms']:.2f} ms")
+    print(f"event-loop lag p50/p99/max {res['loop_lag_ms']['p50']:.2f}/"
+          f"{res['loop_lag_ms']['p99']:.2f}/{res['loop_lag_ms']['max']:.1f} ms; wire latency "
+          f"(sim release -> buffered, incl. sim tick) p50/p99 {res['wire_ms']['p50']:.1f}/"
+          f"{res['wire_ms']['p99']:.1f} ms")
+    qs = [r["book_q"] for r in rows]
+    print(f"backlog: book queue max {max(qs or [0])}, last {qs[-1] if qs else 0}; simulator "
+          f"send queue max {sim['max_backlog']}, last {sim['last_backlog']}; simulator "
+          f"generation lag max {sim['max_gen_lag_ms']} ms; simulator CPU "
+          f"{sim['cpu_s_per_s'] or 0:.2f} s/s")
+    print(f"written: {res['trades']:,} trades, {res['book_rows']:,} book rows, {res['files']} "
+          f"files, {res['raw_bytes'] / 1e6:.1f} MB raw; trade gaps {res['trade_gaps']}, book gaps "
+          f"{res['book_gaps']}, reconnects {res['reconnects']}, errors {res['errors']}; "
+          f"load {os.getloadavg()[0]:.2f}")
+    ok = res["combined_p99_ms"] < 5 and (sim["last_backlog"] or 0) < 10_000
+    print("targets (p99 receipt->buffered < 5 ms, no backlog growth):", "MET" if ok else "NOT MET")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
