@@ -29,6 +29,18 @@ def _ground_truth_ids(sim, symbol: str, lo: int, hi: int) -> set[int]:
     return {i for i in ids if lo <= i <= hi}
 
 
+def _validate(settings) -> int:
+    """Run ``ofi-cvd-harvest validate`` on the demo's output (same code as the CLI)."""
+    from .dq import cli as dq_cli
+
+    parser = argparse.ArgumentParser()
+    dq_cli.add_arguments(parser)
+    return dq_cli.run(parser.parse_args([
+        "--base-dir", str(settings.derived_dir),
+        "--output-dir", str(settings.artifacts_dir / "dq_reports"),
+    ]))
+
+
 def run(args: argparse.Namespace) -> int:
     from .capture.runner import run_capture_sync
     from .sim.server import SimulatorThread
@@ -74,14 +86,17 @@ def run(args: argparse.Namespace) -> int:
                 for kind, df in tables.items():
                     write_kind(storage, date, sym, kind, df)
                 print(f"    {date}: " + ", ".join(f"{k} {v.height}" for k, v in tables.items()))
+    print("\ndata-quality gate (DoD) on what was captured:", flush=True)
+    dq_status = _validate(settings)
     print(f"\nraw data:     {settings.raw_dir.resolve()}")
     print(f"derived data: {settings.derived_dir.resolve()}")
     print(f"run logs:     {(settings.artifacts_dir / 'run_logs').resolve()}")
     print(f"checkpoint:   {(settings.artifacts_dir / 'state' / 'checkpoint.json').resolve()}")
-    print("next: `ofi-cvd-harvest validate --base-dir data/ofi_cvd --output-dir artifacts/dq_reports`,"
-          " `make ui` for the Dagster UI")
+    print("next: `make ui` for the Dagster UI; `ofi-cvd-harvest validate --base-dir data/ofi_cvd "
+          "--output-dir artifacts/dq_reports` re-runs the DQ gate")
     print(f"capture: {summary.messages} messages, {summary.files_written} files, "
           f"{summary.reconnects} reconnects, {summary.write_errors} write errors, "
           f"stopped: {summary.stop_reason}")
+    print(f"DQ gate: {'PASS' if dq_status == 0 else 'FAIL (see the report above)'}")
     print("\nDEMO " + ("OK: no trade missing" if ok else "FAILED: see above"))
     return 0 if ok else 1

@@ -43,7 +43,7 @@ DECAY_PER_S = 2.0        # Hawkes excitation decay rate
 ACTIVITY_TAU_S = 600.0   # slow activity factor (busy/calm stretches)
 ACTIVITY_SD = 0.35
 MOOD_TAU_S = 5.0         # flow mood (persistence of signed flow)
-MAX_WINDOWS_PER_POLL = 200
+MAX_SYMBOL_WINDOWS_PER_POLL = 1000   # bounds one poll's CPU (keeps the event loop responsive)
 
 
 class Wants:
@@ -109,6 +109,7 @@ class SymbolModel:
         self._px: dict[int, str] = {}   # tick -> price string (prices revisit the same ticks)
         self._qty: dict[int, str] = {}
         self.window = 0
+        self._pairs: dict[tuple[int, int], list[str]] = {}
         self._init_pools(spec.depth_changes)
 
     def fpx(self, ticks: int) -> str:
@@ -183,12 +184,7 @@ class SymbolModel:
             lots = self.p_lots.take(n)
             nfills = self.p_fills.take(n)
             lags = self.p_lag.take(n)
-            T_l: list[int] = []
-            E_l: list[int] = []
-            px_l: list[int] = []
-            q_l: list[int] = []
-            l_l: list[int] = []
-            m_l: list[bool] = []
+            add = self.log.add
             a = self.log.next_id
             fill = self.next_fill
             tend = t0 + WINDOW_MS
@@ -208,12 +204,7 @@ class SymbolModel:
                             d = {"e": "aggTrade", "E": E, "a": a, "s": sym, "p": fpx(px), "q": qs,
                                  "nq": qs, "f": f, "l": fill - 1, "T": T, "m": not is_buy}
                             out.append(Message(lsym + "@aggTrade", d, E, _dumps(d)))
-                        T_l.append(T)
-                        E_l.append(E)
-                        px_l.append(px)
-                        q_l.append(q)
-                        l_l.append(fill - 1)
-                        m_l.append(not is_buy)
+                        add(T, E, px, q, fill - 1, not is_buy)
                         a += 1
                 else:
                     book.quote(unif() < 0.5 + tilt, unif())
@@ -229,10 +220,6 @@ class SymbolModel:
                              "T": T, "E": E}
                         out.append(Message(lsym + "@bookTicker", d, E, _dumps(d)))
             self.next_fill = fill
-            if T_l:
-                self.log.append(np.array(T_l, np.int64), np.array(E_l, np.int64),
-                                np.array(px_l, np.int64), np.array(q_l, np.int64),
-                                np.array(l_l, np.int64), np.array(m_l, np.bool_))
         nc = self.p_nchurn.next()
         rows = self.p_churn.take(nc)
         self.window += 1
@@ -264,9 +251,22 @@ class SymbolModel:
 
     def _levels(self, bt: list[int], bq: list[int], at: list[int], aq: list[int]
                 ) -> tuple[list[list[str]], list[list[str]]]:
+        """Levels as Binance string pairs; a (tick, lots) pair is formatted once while it
+        lives in the book (most top levels survive from one window to the next)."""
+        cache = self._pairs
+        if len(cache) > 100_000:
+            cache.clear()
         fpx, fqty = self.fpx, self.fqty
-        return ([[fpx(t), fqty(q)] for t, q in zip(bt, bq)],
-                [[fpx(t), fqty(q)] for t, q in zip(at, aq)])
+        out = []
+        for ticks, lots in ((bt, bq), (at, aq)):
+            side = []
+            for key in zip(ticks, lots):
+                pair = cache.get(key)
+                if pair is None:
+                    pair = cache[key] = [fpx(key[0]), fqty(key[1])]
+                side.append(pair)
+            out.append(side)
+        return out[0], out[1]
 
 
 _DT = WINDOW_MS / 1000.0
@@ -317,7 +317,7 @@ class SyntheticMarket:
             self._wants = parse_wants(streams)
             self._wants_key = streams
         wants = self._wants
-        budget = MAX_WINDOWS_PER_POLL
+        budget = max(1, MAX_SYMBOL_WINDOWS_PER_POLL // len(self.models))
         while budget and self.start_ms + self._next_window * WINDOW_MS <= now_ms:
             t0 = self.start_ms + self._next_window * WINDOW_MS
             out: list[Message] = []

@@ -38,7 +38,7 @@ def test_short_capture_has_every_trade_exactly_once(simulator, tmp_path):
 def test_bad_input_from_simulator_faults(simulator_factory, tmp_path):
     sim = simulator_factory(SYMS, seed=21, faults="malformed=0.03,badvalue=0.05")
     s = capture_settings(tmp_path, sim.ws_url, sim.rest_url)
-    summary = run_capture_sync(s, run_seconds=4.5)
+    summary = run_capture_sync(s, run_seconds=3.5)
     stats = sim.stats
     assert stats["fault_malformed"] > 0 and stats["fault_badvalue"] > 0
     de = summary.decode_errors
@@ -62,7 +62,7 @@ def test_bad_input_from_simulator_faults(simulator_factory, tmp_path):
 def test_dropped_duplicated_reordered_messages_heal_to_exact_set(simulator_factory, tmp_path):
     sim = simulator_factory(SYMS, seed=22, faults="drop=0.03,duplicate=0.03,reorder=0.03")
     s = capture_settings(tmp_path, sim.ws_url, sim.rest_url)
-    summary = run_capture_sync(s, run_seconds=4.5)
+    summary = run_capture_sync(s, run_seconds=3.5)
     for sym in SYMS:
         trades = read(s.data_dir, "agg_trade", sym)
         assert_trades_complete(trades, truth_ids(sim, sym))   # no loss, no duplicate
@@ -81,7 +81,7 @@ def test_dropped_duplicated_reordered_messages_heal_to_exact_set(simulator_facto
 def test_disconnects_and_flaky_rest_still_lose_nothing(simulator_factory, tmp_path):
     sim = simulator_factory(SYMS, seed=23, faults="disconnect=0.01,http429=0.1,http5xx=0.1")
     s = capture_settings(tmp_path, sim.ws_url, sim.rest_url)
-    summary = run_capture_sync(s, run_seconds=5)
+    summary = run_capture_sync(s, run_seconds=4)
     assert summary.reconnects >= 1
     stats = sim.stats
     assert stats["fault_disconnect"] >= 1
@@ -111,9 +111,9 @@ def test_diff_depth_mode_produces_the_same_rows(simulator, tmp_path):
 
 def test_partitions_split_at_utc_midnight_of_event_time(simulator_factory, tmp_path):
     midnight = 1_721_347_200_000            # 2024-07-19T00:00:00Z
-    sim = simulator_factory(SYMS, seed=24, start_ms=midnight - 2500)
+    sim = simulator_factory(SYMS, seed=24, start_ms=midnight - 1500)
     s = capture_settings(tmp_path, sim.ws_url, sim.rest_url, parquet_rotate_sec=60.0)
-    run_capture_sync(s, run_seconds=4.5)
+    run_capture_sync(s, run_seconds=3)
     for sym in SYMS:
         for date, lo, hi in (("2024-07-18", midnight - 86_400_000, midnight),
                              ("2024-07-19", midnight, midnight + 86_400_000)):

@@ -93,8 +93,8 @@ def drill(simulator_factory, tmp: Path, *, speed: float, kills: list[float], fin
 
 def test_fault_drill_short(simulator_factory, tmp_path):
     rng = random.Random(1)
-    f = drill(simulator_factory, tmp_path, speed=5.0,
-              kills=[rng.uniform(2.5, 4.0), rng.uniform(2.5, 4.0)], final=4.0, seed=31)
+    f = drill(simulator_factory, tmp_path, speed=5.0, kills=[rng.uniform(2.5, 4.0)], final=3.5,
+              seed=31)
     st = f["stats"]
     assert st["fault_drop"] > 0 and st["fault_malformed"] + st["fault_badvalue"] > 0
     assert f["BTCUSDT"]["healed"] > 0
