@@ -110,7 +110,8 @@ def main() -> int:
     print("| symbol | raw MB/day | derived MB/day | total MB/day | at 2 M trades/day: raw / "
           "derived / total MB |")
     print("|---|---|---|---|---|")
-    tot72 = tot72_norm = 0.0
+    tot72 = tot72_norm = tot72_busy = 0.0
+    trade_driven = ("raw/agg_trade", "ofi_cvd/prices", "ofi_cvd/cvd")
     for sym in SYMBOLS:
         raw = sum(v for k, v in per_day[sym].items() if k.startswith("raw/"))
         der = sum(v for k, v in per_day[sym].items() if k.startswith("ofi_cvd/"))
@@ -120,18 +121,20 @@ def main() -> int:
         f_bk = 864_000 / max(1.0, book_day)
         norm = {}
         for k, mb in per_day[sym].items():
-            trade_driven = k in ("raw/agg_trade", "ofi_cvd/prices", "ofi_cvd/cvd")
-            norm[k] = mb * (f_tr if trade_driven else f_bk if k != "raw/ops" else 1.0)
+            norm[k] = mb * (f_tr if k in trade_driven else f_bk if k != "raw/ops" else 1.0)
         nraw = sum(v for k, v in norm.items() if k.startswith("raw/"))
         nder = sum(v for k, v in norm.items() if k.startswith("ofi_cvd/"))
         tot72 += 3 * (raw + der)
+        tot72_busy += 3 * sum(mb * (args.busy if k in trade_driven else 1.0)
+                              for k, mb in per_day[sym].items())
         tot72_norm += 3 * (nraw + nder)
         print(f"| {sym} | {raw:.1f} | {der:.1f} | {raw + der:.1f} | {nraw:.1f} / {nder:.1f} / "
               f"{nraw + nder:.1f} |")
     print()
     print(f"72 h BTCUSDT + ETHUSDT (raw + derived): {tot72 / 1000:.2f} GB at the captured (calm) "
-          f"rate, {tot72_norm / 1000:.2f} GB at 2 M trades/day each, ~{tot72 * args.busy / 1000:.2f}"
-          f" GB if every hour were {args.busy:g}x busier; guide's estimate 2-5 GB; load "
+          f"rate, {tot72_norm / 1000:.2f} GB at 2 M trades/day each, ~{tot72_busy / 1000:.2f}"
+          f" GB if every hour had {args.busy:g}x the trades (book rows fixed at 10/s); guide's "
+          f"estimate 2-5 GB; load "
           f"{os.getloadavg()[0]:.2f}")
     print(f"data kept in {root}" if args.data_dir else "")
     if not args.data_dir:

@@ -55,21 +55,27 @@ def _load() -> str:
 
 
 # -- pre-generation ---------------------------------------------------------------------------
-def pregen(block: int, cache: Path) -> list[tuple[str, bytes]]:
-    """``block`` messages of the seeded synthetic market, as (stream, payload bytes)."""
+def pregen(block: int, cache: Path, symbols=SYMBOLS, sim_seconds: float | None = None,
+           seed: int = 1) -> list[tuple[str, bytes]]:
+    """``block`` messages (or ``sim_seconds`` of simulated time) of the seeded synthetic market
+    for ``symbols`` (aggTrade + depth10@100ms), as (stream, payload bytes); cached in ``cache``."""
     if cache.exists():
         return [(s, r.encode()) for s, r in orjson.loads(cache.read_bytes())]
     from ofi_cvd_harvest.sim.market import SyntheticMarket
-    m = SyntheticMarket(SYMBOLS, seed=1, speed=1, start_ms=START_MS)
-    streams = frozenset([f"{s.lower()}@aggTrade" for s in SYMBOLS] +
-                        [f"{s.lower()}@depth10@100ms" for s in SYMBOLS])
+    m = SyntheticMarket(symbols, seed=seed, speed=1, start_ms=START_MS)
+    streams = frozenset([f"{s.lower()}@aggTrade" for s in symbols] +
+                        [f"{s.lower()}@depth10@100ms" for s in symbols])
     out: list[tuple[str, bytes]] = []
     now = START_MS
-    while len(out) < block:
-        now += 20_000
+    step = 20_000 if sim_seconds is None else 1_000
+    end = None if sim_seconds is None else START_MS + int(sim_seconds * 1000)
+    while (len(out) < block) if end is None else (m.generated_until_ms < end):
+        if m.generated_until_ms >= now:    # the market bounds the windows made per poll
+            now = now + step if end is None else min(now + step, end)
         out.extend((x.stream, x.raw if x.raw is not None else orjson.dumps(x.data))
                    for x in m.poll(now, streams))
-    out = out[:block]
+    if end is None:
+        out = out[:block]
     cache.write_bytes(orjson.dumps([(s, r.decode()) for s, r in out]))
     return out
 
@@ -138,21 +144,26 @@ class PregenSource:
     every client's backlog between LOW and HIGH frames (saturation)."""
     LOW, HIGH = 20_000, 60_000
 
-    def __init__(self, looped: LoopedBlock, rate: float, limit: int):
+    def __init__(self, looped: LoopedBlock, rate: float, limit: int, symbols=SYMBOLS,
+                 speed: float | None = None):
         from ofi_cvd_harvest.sim.market import SyntheticMarket
         self.looped = looped
         self.rate = rate
         self.limit = limit
+        self.speed = speed        # set: release by event time (E) at speed x real time
         self.sent = 0
         self.t0: float | None = None
+        self.wall0: float | None = None
         self.sim = None
-        self._meta = SyntheticMarket(SYMBOLS, seed=1, speed=1)   # exchangeInfo, depth
-        self._need = {f"{s.lower()}@aggTrade" for s in SYMBOLS} | {
-            f"{s.lower()}@depth10@100ms" for s in SYMBOLS}
+        self._symbols = tuple(symbols)
+        self._meta = SyntheticMarket(symbols, seed=1, speed=1)   # exchangeInfo, depth
+        self._need = {f"{s.lower()}@aggTrade" for s in symbols} | {
+            f"{s.lower()}@depth10@100ms" for s in symbols}
+        self._next: tuple[str, bytes, int] | None = None
 
     @property
     def symbols(self):
-        return SYMBOLS
+        return self._symbols
 
     def server_time_ms(self) -> int:
         return int(time.time() * 1000)
@@ -163,6 +174,9 @@ class PregenSource:
             return []                        # wait until the consumer subscribed everything
         if self.t0 is None:
             self.t0 = time.monotonic()
+            self.wall0 = time.time()
+        if self.speed is not None:
+            return self._poll_timed(Message)
         if self.rate > 0:
             n = int(self.rate * (time.monotonic() - self.t0)) - self.sent
         else:
@@ -175,6 +189,24 @@ class PregenSource:
             s, raw = payload(j)
             out.append(Message(s, {}, 0, raw))
         self.sent += n
+        return out
+
+    def _poll_timed(self, Message):
+        """Messages whose E is due: E <= START_MS + speed x wall time since the first poll."""
+        due = START_MS + self.speed * (time.monotonic() - self.t0) * 1000
+        out = []
+        payload = self.looped.payload
+        while self.sent < self.limit:
+            if self._next is None:
+                s, raw = payload(self.sent)
+                k, i = divmod(self.sent, len(self.looped))
+                self._next = (s, raw, self.looped.items[i][1]["E"] + k * self.looped.dt)
+            s, raw, e = self._next
+            if e > due:
+                break
+            out.append(Message(s, {}, e, raw))
+            self._next = None
+            self.sent += 1
         return out
 
     def agg_trades(self, symbol, from_id=None, start_ms=None, end_ms=None, limit=500):

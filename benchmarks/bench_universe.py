@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
 START_MS = 1_750_000_000_000
 
 
@@ -60,17 +61,32 @@ def pct(xs: list[float], q: float) -> float:
 
 
 # -- simulator process ------------------------------------------------------------------------
-def serve(n: int, speed: float, portfile: str, pin: int) -> None:
+def pregen_block(n: int, sim_seconds: float):
+    """The replay block of ``n`` symbols (``sim_seconds`` of the synthetic market), cached."""
+    from bench_throughput import pregen
+    cache = Path(tempfile.gettempdir()) / f"ofi_bench_universe_{n}_{sim_seconds:g}s.json"
+    return pregen(0, cache, tuple(symbols_for(n)), sim_seconds=sim_seconds, seed=7)
+
+
+def serve(n: int, speed: float, portfile: str, pin: int, source: str = "pregen",
+          block_s: float = 60.0) -> None:
     if pin >= 0:
         _pin(pin)
     from ofi_cvd_harvest.sim.server import Simulator
 
     async def main() -> None:
-        sim = Simulator(symbols_for(n), seed=7, speed=speed, start_ms=START_MS,
-                        max_backlog=10**7, ping_interval=None)
+        if source == "pregen":
+            from bench_throughput import LoopedBlock, PregenSource
+            src = PregenSource(LoopedBlock(pregen_block(n, block_s)), 0, 10**9,
+                               symbols_for(n), speed=speed)
+            sim = Simulator(symbols_for(n), source=src, max_backlog=10**7, ping_interval=None)
+            src.sim = sim
+        else:
+            sim = Simulator(symbols_for(n), seed=7, speed=speed, start_ms=START_MS,
+                            max_backlog=10**7, ping_interval=None)
         await sim.start()
         src = sim.source
-        wall0 = time.time() - (time.monotonic() - src._t0)
+        wall0 = time.time() - (time.monotonic() - src._t0) if source != "pregen" else None
         Path(portfile + ".tmp").write_text(json.dumps({"port": sim.port, "wall0": wall0}))
         os.replace(portfile + ".tmp", portfile)
         loop = asyncio.get_running_loop()
@@ -83,7 +99,12 @@ def serve(n: int, speed: float, portfile: str, pin: int) -> None:
             except asyncio.TimeoutError:
                 pass
             c = os.times()
-            lag = src.server_time_ms() - src.generated_until_ms
+            if source == "pregen":
+                lag = 0
+                if src.wall0 is not None and not os.path.exists(portfile + ".wall0"):
+                    Path(portfile + ".wall0").write_text(str(src.wall0))
+            else:
+                lag = src.server_time_ms() - src.generated_until_ms
             print("SIM " + json.dumps({
                 "backlog": max((len(c.queue) for c in sim._clients), default=0),
                 "clients": len(sim._clients), "messages": sim.stats["messages"],
@@ -96,7 +117,7 @@ def serve(n: int, speed: float, portfile: str, pin: int) -> None:
 
 
 # -- capture process --------------------------------------------------------------------------
-def capture(n: int, speed: float, ws: str, wall0: float, seconds: float, warmup: float,
+def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmup: float,
             pin: int, interval: float) -> None:
     if pin >= 0:
         _pin(pin)
@@ -143,13 +164,13 @@ def capture(n: int, speed: float, ws: str, wall0: float, seconds: float, warmup:
         if t is not None:
             lat_book.append((pc() - t) / 1000)
         if rows:
-            wire.append(time.time() * 1000 - (wall0 * 1000 + (rec.event_ts_ms - START_MS) / speed_ms))
+            wire.append(time.time() * 1000 - (rec.event_ts_ms - START_MS) / speed_ms)
         return rows
 
     def add_trade(recv_ms, rec, source, conn_id):
         orig_add_trade(recv_ms, rec, source, conn_id)
         if source == "ws" and type(rec) is AggTrade:
-            wire.append(time.time() * 1000 - (wall0 * 1000 + (rec.event_ts_ms - START_MS) / speed_ms))
+            wire.append(time.time() * 1000 - (rec.event_ts_ms - START_MS) / speed_ms)
 
     cap._on_message = on_message
     cap._book_q.put_nowait = put_nowait
@@ -192,6 +213,12 @@ def capture(n: int, speed: float, ws: str, wall0: float, seconds: float, warmup:
             print("ROW " + json.dumps(row), flush=True)
             t_prev, c_prev, n_prev = t, c, m
         t_end, c_end, n_end = time.perf_counter(), os.times(), sum(cap.messages.values())
+        try:   # the simulator's wall time at simulated START_MS (known once it started serving)
+            wall0 = float(wall0_src) if wall0_src != "file" else float(
+                Path(os.environ["BENCH_WALL0_FILE"]).read_text())
+        except (OSError, ValueError, KeyError):
+            wall0 = float("nan")
+        wire_ms = [w - wall0 * 1000 for w in wire]
         el = t_end - t_start
         res = {
             "seconds": el, "messages": n_end - n_start, "msg_s": (n_end - n_start) / el,
@@ -202,7 +229,7 @@ def capture(n: int, speed: float, ws: str, wall0: float, seconds: float, warmup:
             "book_us": {q: pct(lat_book, q) for q in (0.5, 0.99, 0.999)},
             "combined_p99_ms": pct(lat_trade + lat_book, 0.99) / 1000,
             "loop_lag_ms": {"p50": pct(lag, 0.5), "p99": pct(lag, 0.99), "max": max(lag or [0])},
-            "wire_ms": {"p50": pct(wire, 0.5), "p99": pct(wire, 0.99)},
+            "wire_ms": {"p50": pct(wire_ms, 0.5), "p99": pct(wire_ms, 0.99)},
             "feeds": len(cap._feeds), "n_trades": len(lat_trade), "n_book": len(lat_book),
         }
         stop.set()
@@ -227,12 +254,20 @@ def capture(n: int, speed: float, ws: str, wall0: float, seconds: float, warmup:
 
 # -- driver -----------------------------------------------------------------------------------
 def run(n: int, speed: float, seconds: float, warmup: float, interval: float,
-        pin: bool = True, quiet: bool = False) -> tuple[dict, list[dict]]:
+        pin: bool = True, quiet: bool = False, source: str = "pregen",
+        block_s: float = 60.0) -> tuple[dict, list[dict]]:
+    if source == "pregen":
+        t0 = time.perf_counter()
+        blk = pregen_block(n, block_s)   # generate (or load) the block before timing anything
+        if not quiet:
+            print(f"replay block: {len(blk):,} messages = {block_s:g} simulated s of {n} symbols "
+                  f"({time.perf_counter() - t0:.0f} s to generate/load)", flush=True)
+        del blk
     with tempfile.TemporaryDirectory() as d:
         portfile = os.path.join(d, "port")
         srv = subprocess.Popen([sys.executable, str(HERE), "--serve", str(n), str(speed),
-                                portfile, "1" if pin else "-1"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
+                                portfile, "1" if pin else "-1", source, str(block_s)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             for _ in range(900):
                 if os.path.exists(portfile) or srv.poll() is not None:
@@ -240,9 +275,11 @@ def run(n: int, speed: float, seconds: float, warmup: float, interval: float,
                 time.sleep(0.1)
             info = json.loads(Path(portfile).read_text())
             cmd = [sys.executable, str(HERE), "--capture", str(n), str(speed),
-                   f"ws://127.0.0.1:{info['port']}", str(info["wall0"]), str(seconds),
+                   f"ws://127.0.0.1:{info['port']}",
+                   "file" if info["wall0"] is None else str(info["wall0"]), str(seconds),
                    str(warmup), "0" if pin else "-1", str(interval)]
-            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, BENCH_WALL0_FILE=portfile + ".wall0"))
             res: dict = {}
             rows: list[dict] = []
             for line in p.stdout:
@@ -282,16 +319,22 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=8.0, help="wall seconds before measuring")
     ap.add_argument("--interval", type=float, default=20.0, help="report every N wall seconds")
     ap.add_argument("--no-pin", action="store_true", help="do not pin sim/capture to CPUs")
-    ap.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--source", choices=("pregen", "synthetic"), default="pregen",
+                    help="pregen: replay a pre-generated block of the synthetic market, looped "
+                         "(cheap to serve); synthetic: the live synthetic market (its generator "
+                         "cannot keep up with 300 symbols on a loaded 2-core machine)")
+    ap.add_argument("--block-seconds", type=float, default=60.0,
+                    help="simulated seconds in the pre-generated block")
+    ap.add_argument("--serve", nargs=6, help=argparse.SUPPRESS)
     ap.add_argument("--capture", nargs=8, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        n, speed, portfile, pin = args.serve
-        serve(int(n), float(speed), portfile, int(pin))
+        n, speed, portfile, pin, source, block_s = args.serve
+        serve(int(n), float(speed), portfile, int(pin), source, float(block_s))
         return 0
     if args.capture:
         n, speed, ws, wall0, secs, warm, pin, interval = args.capture
-        capture(int(n), float(speed), ws, float(wall0), float(secs), float(warm), int(pin),
+        capture(int(n), float(speed), ws, wall0, float(secs), float(warm), int(pin),
                 float(interval))
         return 0
     seconds = args.sim_minutes * 60 / args.speed
@@ -299,7 +342,7 @@ def main() -> int:
           f"{args.sim_minutes:g} simulated min = {seconds:.0f} s wall (+{args.warmup:g} s warm-up); "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     res, rows = run(args.symbols, args.speed, seconds, args.warmup, args.interval,
-                    pin=not args.no_pin)
+                    pin=not args.no_pin, source=args.source, block_s=args.block_seconds)
     sim = res["sim"]
     print(f"connections {res['feeds']}; {res['msg_s']:,.0f} msg/s received "
           f"({res['msg_s'] / args.speed:,.0f} msg/s per real-time second); "

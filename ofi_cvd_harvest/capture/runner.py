@@ -14,6 +14,7 @@ import asyncio
 import importlib.util
 import os
 import pyarrow as pa
+import pyarrow.parquet as pq
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from ..protocol.streams import MARKET, agg_trade_stream, plan_connections
 from ..protocol.tradegaps import DUPLICATE, TradeIdTracker, id_intervals, merge_intervals
 from ..exchange.rest import RestClient, RestError
 from ..exchange.ws import WsFeed
+from ..storage import layout
 from ..storage.fs import Storage
 from . import checkpoint as ckpt
 from .book_partial import PartialBook
@@ -42,6 +44,16 @@ from .writer import RawWriter
 
 Settings = settings_mod.Settings
 _DAY_MS = 86_400_000
+
+
+_KEY_COLS = {"agg_trade": ["agg_trade_id"], "book": ["final_update_id", "recv_ts_ms"],
+             "ops": ["recv_ts_ms", "event_type", "meta_json"]}
+
+
+def _row_keys(stream: str, table: pa.Table) -> list:
+    """Identity of a raw row for de-duplicating recovered segments against final files."""
+    cols = [table.column(c).to_pylist() for c in _KEY_COLS[stream]]
+    return cols[0] if len(cols) == 1 else list(zip(*cols))
 
 
 class CaptureError(RuntimeError):
@@ -474,6 +486,24 @@ class Capture:
         self._report_write_failures()
         self._checkpoint()
 
+    def _already_final(self, stream: str, date: str, symbol: str, table: pa.Table) -> set:
+        """Keys of recovered rows that a final file already holds: a kill between a file's
+        rename and its segment's deletion must not write those rows twice."""
+        if not table.num_rows:
+            return set()
+        lo = min(table.column("recv_ts_ms").to_pylist()) - 600_000
+        try:
+            paths = [p for p in self.storage.list_files(layout.raw_dir(date, symbol, stream))
+                     if int(p.rsplit("/", 1)[1].split("-")[1]) >= lo]
+            if not paths:
+                return set()
+            cols = _KEY_COLS[stream]
+            existing = pa.concat_tables([pq.read_table(p, columns=cols) for p in paths])
+        except (OSError, ValueError, IndexError, pa.ArrowException) as exc:
+            self.log.warning("segment recovery: cannot read existing %s files (%s)", stream, exc)
+            return set()
+        return set(_row_keys(stream, existing))
+
     def _recover_segments(self) -> None:
         """Rows a killed process had received but not finalised -> Parquet, before going live.
         Trade ids are checked against the restored checkpoint so nothing is written twice."""
@@ -489,18 +519,25 @@ class Capture:
         for r in found:
             table = r.table
             ids: list[int] = []
+            final = self._already_final(r.stream, r.date, r.symbol, table)
             if r.stream == "agg_trade" and r.symbol in self.states:
                 table = table.sort_by("agg_trade_id")
                 st = self.states[r.symbol]
                 keep = []
                 for i in table.column("agg_trade_id").to_pylist():
-                    status, gap = st.tracker.observe(i)
-                    keep.append(status != DUPLICATE)
+                    status, gap = st.tracker.observe(i)   # already-final ids are seen, too
+                    keep.append(status != DUPLICATE and i not in final)
                     if gap is not None:
                         self.healer.opened(r.symbol, gap, "restart")
-                table = table.filter(pa.array(keep))
+                if final:
+                    cur = self.durable_max[r.symbol]
+                    self.durable_max[r.symbol] = max([*final, *([cur] if cur is not None else [])])
+                table = table.filter(pa.array(keep, pa.bool_()))
                 ids = table.column("agg_trade_id").to_pylist()
                 st.restored = True
+            elif final:
+                key = _row_keys(r.stream, table)
+                table = table.filter(pa.array([k not in final for k in key], pa.bool_()))
             if table.num_rows:
                 first = min(table.column("recv_ts_ms").to_pylist())
                 batches.append(Batch(r.stream, r.date, r.symbol, table, first, ids,
@@ -571,6 +608,23 @@ class Capture:
             self.ops.emit("clock_drift", meta)
         else:
             self.ops.emit("clock_check", meta)
+
+    async def _check_symbols(self) -> None:
+        """A symbol the exchange does not list (a typo passes the syntax check) would just
+        stay silent for 72 h: say so loudly at start (not fatal: listings change)."""
+        try:
+            info = await self.rest.exchange_info()
+            listed = {d.get("symbol"): d.get("status") for d in info.get("symbols", [])
+                      if isinstance(d, dict)}
+        except (RestError, DecodeError, OSError, ValueError, AttributeError) as exc:
+            self.log.warning("exchangeInfo check skipped: %s", exc)
+            return
+        for sym in self.s.symbols:
+            status = listed.get(sym)
+            if status != "TRADING":
+                why = "not listed" if status is None else f"status {status}"
+                self.log.error("%s: %s by exchangeInfo; no data will arrive for it", sym, why)
+                self.ops.emit("symbol_unavailable", {"status": status}, symbol=sym)
 
     def _update_metrics(self, now_ms: int) -> None:
         for ep, n in self.messages.items():
@@ -697,6 +751,7 @@ class Capture:
             self._start_metrics_server()
             metrics.capture_up.set(1)
             self._spawn(self._clock_check(), "clock-check")   # REST trouble must not delay WS
+            self._spawn(self._check_symbols(), "symbol-check")
             self._feeds = self._make_feeds()
             feed_tasks = [asyncio.create_task(f.run(stop_feeds), name=f"feed-{f.endpoint}")
                           for f in self._feeds]

@@ -30,11 +30,14 @@ class SegmentLog:
         self.dir = Path(raw_dir) / DIRNAME
         self.run_id = run_id
         self.generation = 0
+        self._n = 0
         self._open: dict[Key, tuple[object, ipc.RecordBatchStreamWriter, str]] = {}
 
     def path_for(self, key: Key) -> str:
         stream, date, symbol = key
-        return str(self.dir / f"{self.run_id}-g{self.generation:06d}-{stream}-{date}-{symbol}{SUFFIX}")
+        self._n += 1
+        return str(self.dir / f"{self.run_id}-g{self.generation:06d}n{self._n}-{stream}-{date}-"
+                              f"{symbol}{SUFFIX}")
 
     def append(self, key: Key, table: pa.Table) -> str:
         """Append ``table`` to the current generation's file of ``key``; returns its path."""
@@ -45,13 +48,23 @@ class SegmentLog:
             fh = open(path, "ab")
             entry = self._open[key] = (fh, ipc.new_stream(fh, table.schema), path)
         fh, writer, path = entry
-        writer.write_table(table)
-        fh.flush()  # in the OS page cache: survives kill -9
+        try:
+            writer.write_table(table)
+            fh.flush()  # in the OS page cache: survives kill -9
+        except BaseException:
+            # a torn file keeps its complete batches (the batches staged earlier still name
+            # it and release it once written); later rows go to a fresh file
+            del self._open[key]
+            try:
+                fh.close()
+            except OSError:
+                pass
+            raise
         return path
 
     def roll(self) -> dict[Key, str]:
         """Close the current generation (at rotation); returns its files by key."""
-        out = {}
+        out: dict[Key, str] = {}
         for key, (fh, writer, path) in self._open.items():
             try:
                 writer.close()

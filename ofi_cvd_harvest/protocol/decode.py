@@ -83,10 +83,25 @@ def _levels(d: dict, key: str) -> list[tuple[float, float]]:
     if type(raw) is not list:
         raise DecodeError("bad_field", f"{key} must be a list of [price, qty]")
     out = []
+    app = out.append
     for lvl in raw:
+        # fast path (inline, the common case): ["price", "qty"] strings with sane values
+        if type(lvl) is list and len(lvl) >= 2:
+            p = lvl[0]
+            q = lvl[1]
+            if type(p) is str and type(q) is str:
+                try:
+                    fp = float(p)
+                    fq = float(q)
+                except ValueError:
+                    fp = fq = -1.0
+                if 0.0 < fp < _INF and 0.0 <= fq < _INF:
+                    app((fp, fq))
+                    continue
+        # slow path: numbers, or the precise error
         if type(lvl) is not list or len(lvl) < 2:
             raise DecodeError("bad_field", f"{key} level must be [price, qty]")
-        out.append((_num(lvl, 0), _num(lvl, 1, allow_zero=True)))  # type: ignore[arg-type]
+        app((_num(lvl, 0), _num(lvl, 1, allow_zero=True)))  # type: ignore[arg-type]
     return out
 
 

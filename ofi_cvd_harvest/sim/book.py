@@ -23,6 +23,7 @@ class BandBook:
         self.bid = np.zeros(self.width, np.int64)
         self.ask = np.zeros(self.width, np.int64)
         self.level_median = max(1.0, level_median_lots)
+        self.max_level = int(self.level_median * 1000)
         self.rng = rng
         self._pool: list[int] = []
         self._upool: list[float] = []
@@ -32,7 +33,8 @@ class BandBook:
         self.ask[self.a:self.a + depth] = self._sizes(depth)
 
     def _sizes(self, n: int) -> np.ndarray:
-        return np.maximum(1, np.round(self.rng.lognormal(np.log(self.level_median), 1.2, n))).astype(np.int64)
+        return np.clip(np.round(self.rng.lognormal(np.log(self.level_median), 1.2, n)), 1,
+                       self.max_level).astype(np.int64)
 
     def _one(self) -> int:
         """One level size from a pre-drawn pool (a numpy call per value is too slow)."""
@@ -140,11 +142,12 @@ class BandBook:
             else:
                 self.a -= 1
                 self.ask[self.a] = self._one()
-        else:
+        else:  # resize the top by a factor with E[log] ~ 0, capped: sizes cannot run away
+            cap = self.max_level
             if up:
-                self.bid[self.b] = max(1, int(self.bid[self.b] * (0.5 + 1.3 * self._unif())))
+                self.bid[self.b] = min(cap, max(1, int(self.bid[self.b] * (0.6 + 0.9 * self._unif()))))
             else:
-                self.ask[self.a] = max(1, int(self.ask[self.a] * (0.5 + 1.3 * self._unif())))
+                self.ask[self.a] = min(cap, max(1, int(self.ask[self.a] * (0.6 + 0.9 * self._unif()))))
         if self.a - self.b > 1 and kind > 0.9:  # spread refills
             if up:
                 self.a -= 1
@@ -200,12 +203,30 @@ class BandBook:
                  for i, q in zip(ai.tolist(), self.ask[ai].tolist())])
 
     def top_raw(self, n: int) -> tuple[list[int], list[int], list[int], list[int]]:
-        """Top ``n`` levels per side, best first: (bid ticks, bid lots, ask ticks, ask lots)."""
-        lo = max(0, self.b - 4 * n)
-        bi = np.flatnonzero(self.bid[lo:self.b + 1])[::-1][:n] + lo
-        ai = np.flatnonzero(self.ask[self.a:self.a + 4 * n])[:n] + self.a
-        return ((bi + self.base).tolist(), self.bid[bi].tolist(),
-                (ai + self.base).tolist(), self.ask[ai].tolist())
+        """Top ``n`` levels per side, best first: (bid ticks, bid lots, ask ticks, ask lots).
+        Pure Python over one ``tolist()`` per side: small numpy calls cost more here."""
+        lo = max(0, self.b - 4 * n + 1)
+        bq_all = self.bid[lo:self.b + 1].tolist()
+        bt, bq = [], []
+        t = self.base + self.b
+        for q in reversed(bq_all):
+            if q:
+                bt.append(t)
+                bq.append(q)
+                if len(bt) == n:
+                    break
+            t -= 1
+        aq_all = self.ask[self.a:self.a + 4 * n].tolist()
+        at, aq = [], []
+        t = self.base + self.a
+        for q in aq_all:
+            if q:
+                at.append(t)
+                aq.append(q)
+                if len(at) == n:
+                    break
+            t += 1
+        return bt, bq, at, aq
 
     def diff_raw(self, old_bid: np.ndarray, old_ask: np.ndarray
                  ) -> tuple[list[int], list[int], list[int], list[int]]:

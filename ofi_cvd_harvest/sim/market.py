@@ -32,6 +32,7 @@ import orjson
 
 from .book import BandBook
 from .pools import ArrayPool, ListPool, poisson
+from .render import DepthRenderer
 from .source import Message
 from .symbols import SymbolSpec, fmt_fixed, spec_for
 from .tradelog import TradeLog
@@ -109,7 +110,7 @@ class SymbolModel:
         self._px: dict[int, str] = {}   # tick -> price string (prices revisit the same ticks)
         self._qty: dict[int, str] = {}
         self.window = 0
-        self._pairs: dict[tuple[int, int], list[str]] = {}
+        self.render = DepthRenderer(self.sym, self.td, self.ld)
         self._init_pools(spec.depth_changes)
 
     def fpx(self, ticks: int) -> str:
@@ -237,36 +238,18 @@ class SymbolModel:
         # every window changes the book (churn), so a depth event goes out every 100 ms
         u, pu = gid[0], self.last_u
         self.last_u = u
+        rd = self.render
         if w.diff:
-            bids, asks = self._levels(*book.diff_raw(old_bid, old_ask))
-            d = {"e": "depthUpdate", "E": E, "T": T, "s": sym, "U": U, "u": u, "pu": pu,
-                 "b": bids, "a": asks}
-            out.append(Message(lsym + "@depth@100ms", d, E, _dumps(d)))
+            bt, bq, at, aq = book.diff_raw(old_bid, old_ask)
+            raw = rd.render(E, T, U, u, pu, rd.values(bt, bq), rd.values(at, aq))
+            out.append(Message(lsym + "@depth@100ms", None, E, raw))
         if w.partial:
-            bids, asks = self._levels(*book.top_raw(max(w.partial)))
+            bt, bq, at, aq = book.top_raw(max(w.partial))
+            bv, av = rd.values(bt, bq), rd.values(at, aq)
+            k = rd.k
             for lv in w.partial:
-                d = {"e": "depthUpdate", "E": E, "T": T, "s": sym, "U": U, "u": u, "pu": pu,
-                     "b": bids[:lv], "a": asks[:lv]}
-                out.append(Message(f"{lsym}@depth{lv}@100ms", d, E, _dumps(d)))
-
-    def _levels(self, bt: list[int], bq: list[int], at: list[int], aq: list[int]
-                ) -> tuple[list[list[str]], list[list[str]]]:
-        """Levels as Binance string pairs; a (tick, lots) pair is formatted once while it
-        lives in the book (most top levels survive from one window to the next)."""
-        cache = self._pairs
-        if len(cache) > 100_000:
-            cache.clear()
-        fpx, fqty = self.fpx, self.fqty
-        out = []
-        for ticks, lots in ((bt, bq), (at, aq)):
-            side = []
-            for key in zip(ticks, lots):
-                pair = cache.get(key)
-                if pair is None:
-                    pair = cache[key] = [fpx(key[0]), fqty(key[1])]
-                side.append(pair)
-            out.append(side)
-        return out[0], out[1]
+                raw = rd.render(E, T, U, u, pu, bv[:lv * k], av[:lv * k])
+                out.append(Message(f"{lsym}@depth{lv}@100ms", None, E, raw))
 
 
 _DT = WINDOW_MS / 1000.0
@@ -372,6 +355,13 @@ class SyntheticMarket:
     def ground_truth(self, symbol: str) -> list[dict[str, Any]]:
         """Every trade of ``symbol`` visible so far (numeric fields, id order)."""
         return self.models[symbol.upper()].log.records(self._visible_ms)
+
+    def visible_trade_columns(self, symbol: str) -> tuple[dict[str, np.ndarray], SymbolSpec]:
+        """Ground-truth columns of the trades visible so far, and the symbol's spec."""
+        log = self.models[symbol.upper()].log
+        T = log.columns()["T"]
+        n = int(np.searchsorted(T, self._visible_ms, side="right"))
+        return log.columns(0, n), log.spec
 
     def trade_columns(self, symbol: str) -> dict[str, np.ndarray]:
         """Raw ground-truth columns of ``symbol`` (all generated trades)."""

@@ -41,7 +41,7 @@ from .control import ConnSpec, PathError, Session, parse_path
 from .faults import FaultConfig, MessageFaults, RestFaults
 from .market import SyntheticMarket
 from .rest import RestApp
-from .source import MarketSource, Message
+from .source import MarketSource, Message, payload
 
 log = logging.getLogger("ofi_cvd_harvest.sim")
 _ws_log = logging.getLogger("ofi_cvd_harvest.sim.websockets")
@@ -304,7 +304,7 @@ class Simulator:
                             frames.append(ws_text_frame(faults.malformed(frame_payload(frame))))
                         elif kind == "badvalue":
                             frames.append(ws_text_frame(faults.bad_value(
-                                m.data, m.stream if c.session.combined else None)))
+                                payload(m), m.stream if c.session.combined else None)))
                         elif kind in ("latency", "stall"):
                             await self._flush(c, frames)
                             frames = []
@@ -466,6 +466,13 @@ class SimulatorThread:
     def ground_truth(self, symbol: str) -> list[dict[str, Any]]:
         assert self.sim is not None
         return self.call(self.sim.ground_truth, symbol)
+
+    def ground_truth_table(self, symbols: list[str] | None = None) -> Any:
+        """Every emitted trade as a pyarrow Table (columns of ``dump.SCHEMA``) — fast even
+        for millions of trades."""
+        assert self.sim is not None
+        from .dump import ground_truth_table
+        return self.call(ground_truth_table, self.sim, symbols)
 
     def dump_trades(self, path: str) -> int:
         """Write every symbol's ground truth to one Parquet file; returns the row count."""

@@ -19,7 +19,9 @@ Contract of :meth:`MarketSource.poll`:
   ``btcusdt@depth@100ms`` (diff), ``btcusdt@depth{5,10,20}@100ms`` (partial);
 * ``data`` is the exact payload dict (SPEC §4.1); ``raw`` optionally carries its orjson/JSON
   encoding so the server never serialises a message twice (it builds the combined envelope
-  ``{"stream":…,"data":<raw>}`` by concatenation).
+  ``{"stream":…,"data":<raw>}`` by concatenation). A source may leave ``data`` None when it
+  sets ``raw`` (the synthetic market renders depth payloads straight to bytes); use
+  :func:`payload` to get the dict either way.
 
 Contract of :meth:`MarketSource.agg_trades` (Binance ``GET /fapi/v1/aggTrades`` semantics,
 parameters already validated by the server): ``from_id`` → trades with ``a >= from_id``
@@ -35,15 +37,25 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
 
 @dataclass(slots=True)
 class Message:
     """One outgoing market message: ``stream`` name, payload ``data``, emission time ``ts_ms``
     (the payload's ``E``) and optionally the payload pre-encoded as JSON bytes (``raw``)."""
     stream: str
-    data: dict[str, Any]
+    data: dict[str, Any] | None
     ts_ms: int
     raw: bytes | None = None
+
+
+def payload(m: Message) -> dict[str, Any]:
+    """The payload dict of ``m`` (decoded from ``raw`` when the source left ``data`` None)."""
+    if m.data is None:
+        assert m.raw is not None, "a Message needs data or raw"
+        m.data = orjson.loads(m.raw)
+    return m.data
 
 
 @runtime_checkable

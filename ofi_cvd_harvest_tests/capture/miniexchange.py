@@ -98,7 +98,8 @@ class MiniExchange:
             if self.stalled:
                 continue
             for m in msgs:
-                frames = self.filter(m.stream, m.data) if self.filter else [envelope(m.stream, m.data)]
+                data = m.data if m.data is not None else orjson.loads(m.raw)
+                frames = self.filter(m.stream, data) if self.filter else [envelope(m.stream, data)]
                 for ws, streams in list(self.clients.items()):
                     if m.stream in streams:
                         for f in frames:

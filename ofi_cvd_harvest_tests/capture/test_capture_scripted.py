@@ -288,3 +288,28 @@ def test_checkpoint_from_another_id_sequence_is_not_trusted_blindly(ex, tmp_path
     eth = read(s.data_dir, "agg_trade", "ETHUSDT")
     assert eth["agg_trade_id"].min() == eth0
     assert ckpt.load(ckpt.path_in(s.artifacts_dir)).symbols["ETHUSDT"].open_gaps == []
+
+
+def test_segment_of_an_already_final_file_is_not_written_twice(ex, tmp_path):
+    """A kill between a file's rename and its segment's deletion leaves both behind."""
+    import pyarrow.parquet as pq
+
+    from ofi_cvd_harvest.capture.segments import SegmentLog
+    from .rawcheck import files
+
+    s = capture_settings(tmp_path, ex.ws_url, ex.rest_url)
+    run_capture_sync(s, run_seconds=2)
+    seg = SegmentLog(s.data_dir / "raw", "999x1")
+    for stream in ("agg_trade", "book", "ops"):
+        f = files(s.data_dir, stream, "BTCUSDT")[-1]
+        date = f.parts[-4].split("=")[1]
+        seg.append((stream, date, "BTCUSDT"), pq.read_table(f))
+    seg.close()
+    run_capture_sync(s, run_seconds=2.5)
+    trades = read(s.data_dir, "agg_trade", "BTCUSDT")
+    assert_trades_complete(trades, ex.ground_truth_ids("BTCUSDT"))   # no duplicate ids
+    book = read(s.data_dir, "book", "BTCUSDT")
+    assert book["final_update_id"].n_unique() == len(book)
+    ops = read(s.data_dir, "ops", "BTCUSDT")
+    assert (ops["event_type"] == "capture_start").sum() == 2
+    assert not list((s.data_dir / "raw" / "_segments").glob("*"))

@@ -89,3 +89,14 @@ def test_metrics_track_the_run(tmp_path):
     assert metric("latency_ms_count", symbol="BTCUSDT") - lat0 >= n * 0.5
     assert metric("capture_up") == 0
     assert metric("recv_rate_tps", symbol="BTCUSDT") > 0
+
+
+def test_symbol_the_exchange_does_not_list_is_reported(tmp_path):
+    with MiniExchange(["BTCUSDT"], seed=15) as ex:
+        ex.market.exchange_info = lambda: {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING"}]}
+        s = capture_settings(tmp_path, ex.ws_url, ex.rest_url, symbols=("BTCUSDT", "BTCUSTD"))
+        summary = run_capture_sync(s, run_seconds=2)
+    assert summary.symbols["BTCUSTD"].trades_written == 0
+    ops = read(s.data_dir, "ops", "BTCUSTD")
+    assert "symbol_unavailable" in set(ops["event_type"])
+    assert "symbol_unavailable" not in set(read(s.data_dir, "ops", "BTCUSDT")["event_type"])

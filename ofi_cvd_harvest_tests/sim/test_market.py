@@ -9,7 +9,7 @@ import pytest
 from ofi_cvd_harvest.protocol import decode
 from ofi_cvd_harvest.protocol.records import AggTrade
 from ofi_cvd_harvest.sim.market import SyntheticMarket
-from ofi_cvd_harvest.sim.source import MarketSource
+from ofi_cvd_harvest.sim.source import MarketSource, payload
 from ofi_cvd_harvest.sim.symbols import spec_for
 
 START = 1_790_000_000_000
@@ -92,8 +92,8 @@ def test_update_id_chain_global_and_per_symbol():
     syms = ["BTCUSDT", "ETHUSDT"]
     m = SyntheticMarket(syms, seed=2, start_ms=START)
     msgs = [x for x in run(m, 30, streams_for(syms, ("depth@100ms", "depth10@100ms")))]
-    diff = [x.data for x in msgs if x.stream.endswith("@depth@100ms")]
-    part = [x.data for x in msgs if "@depth10@" in x.stream]
+    diff = [payload(x) for x in msgs if x.stream.endswith("@depth@100ms")]
+    part = [payload(x) for x in msgs if "@depth10@" in x.stream]
     assert len(diff) == len(part) > 500
     prev: dict[str, int] = {}
     last_u = 0
@@ -127,7 +127,7 @@ def test_diff_stream_rebuilds_partial_depth_and_book_ticker_exactly():
     last_ticker = None
     checked = 0
     for x in msgs:
-        d = x.data
+        d = payload(x)
         if x.stream.endswith("@bookTicker"):
             last_ticker = d
             continue
@@ -169,8 +169,8 @@ def test_tick_sizes_and_prices_on_grid():
     assert ticks["ETHUSDT"] == "0.01"
     msgs = run(m, 10, streams_for(["ETHUSDT", "FOOUSDT"], ("aggTrade",)))
     for x in msgs:
-        dec = spec_for(x.data["s"]).tick_decimals
-        p = x.data["p"]
+        dec = spec_for(payload(x)["s"]).tick_decimals
+        p = payload(x)["p"]
         assert len(p.split(".")[1]) == dec if dec else "." not in p
 
 
