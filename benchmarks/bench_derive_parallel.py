@@ -155,6 +155,9 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="bench_dagster_home_")
     env = dict(os.environ, DAGSTER_HOME=home, DATA_DIR=root, SYMBOLS=",".join(syms),
                PARTITIONS_START_DATE="2025-01-01")
+    # create the instance's SQLite storage once (concurrent first runs would race on it)
+    subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get()"],
+                   env=env, check=True)
     keys = [f"{args.date}|{s}" for s in syms]
     execs = ("in_process", "multiprocess") if args.executor == "both" else (args.executor,)
     print(f"{len(keys)} partitions, {args.concurrent} runs at a time; {os.cpu_count()} CPUs, "

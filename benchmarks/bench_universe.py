@@ -133,6 +133,8 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
                       data_dir=tmp / "data", artifacts_dir=tmp / "art", prometheus_port=0,
                       log_level="WARNING")
     cap = Capture(s)
+    if os.environ.get("BENCH_NO_LIVE_CVD"):   # diagnostic: the capture without the live CVD monitor
+        cap.live_cvd = None
     proc = psutil.Process()
     pc = time.perf_counter_ns
     lat_trade: list[float] = []     # receipt -> buffered, µs
@@ -319,6 +321,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=8.0, help="wall seconds before measuring")
     ap.add_argument("--interval", type=float, default=20.0, help="report every N wall seconds")
     ap.add_argument("--no-pin", action="store_true", help="do not pin sim/capture to CPUs")
+    ap.add_argument("--no-live-cvd", action="store_true",
+                    help="diagnostic: run the capture without the live CVD monitor")
     ap.add_argument("--source", choices=("pregen", "synthetic"), default="pregen",
                     help="pregen: replay a pre-generated block of the synthetic market, looped "
                          "(cheap to serve); synthetic: the live synthetic market (its generator "
@@ -337,10 +341,13 @@ def main() -> int:
         capture(int(n), float(speed), ws, wall0, float(secs), float(warm), int(pin),
                 float(interval))
         return 0
+    if args.no_live_cvd:
+        os.environ["BENCH_NO_LIVE_CVD"] = "1"
     seconds = args.sim_minutes * 60 / args.speed
     print(f"{args.symbols} symbols x (aggTrade + depth10@100ms), speed {args.speed:g}x: "
           f"{args.sim_minutes:g} simulated min = {seconds:.0f} s wall (+{args.warmup:g} s warm-up); "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+          + ("; live CVD monitor OFF (diagnostic)" if args.no_live_cvd else ""))
     res, rows = run(args.symbols, args.speed, seconds, args.warmup, args.interval,
                     pin=not args.no_pin, source=args.source, block_s=args.block_seconds)
     sim = res["sim"]

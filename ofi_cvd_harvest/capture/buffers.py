@@ -175,27 +175,47 @@ class RawBuffers:
         return out
 
     # -- drain --------------------------------------------------------------------------------
+    def swap(self) -> "Swapped":
+        """Hand the filled columns over (O(1), on the event loop); the buffers start empty.
+        :func:`build` turns them into Arrow tables, off the loop."""
+        out = Swapped(self.trades, self.book, self.ops)
+        self.trades, self.book, self.ops = {}, {}, {}
+        return out
+
     def drain(self) -> list[Batch]:
         """Everything buffered as Arrow tables (buffers are emptied)."""
-        out: list[Batch] = []
-        trades, self.trades = self.trades, {}
-        book, self.book = self.book, {}
-        ops, self.ops = self.ops, {}
-        for (date, sym), c in trades.items():
-            if len(c):
-                out.append(Batch("agg_trade", date, sym, trade_table(sym, c), min(c.recv),
-                                 c.agg_id))
-        for (date, sym), c in book.items():
-            if len(c):
-                t = c.table()
-                out.append(Batch("book", date, sym, t, min(c.recv_ts_ms)))  # type: ignore
-        for (date, sym), c in ops.items():
-            if len(c):
-                t = pa.table({"recv_ts_ms": c.recv, "symbol": c.symbol,
-                              "event_type": c.event_type, "meta_json": c.meta_json},
-                             schema=schemas.OPS)
-                out.append(Batch("ops", date, sym, t, min(c.recv)))
+        return build(self.swap())
+
+
+@dataclass
+class Swapped:
+    """Column buffers taken out of :class:`RawBuffers`; nobody appends to them any more."""
+    trades: dict
+    book: dict
+    ops: dict
+
+    def trade_ids(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for (_, sym), c in self.trades.items():
+            out.setdefault(sym, []).extend(c.agg_id)
         return out
+
+
+def build(sw: Swapped) -> list[Batch]:
+    """Swapped columns -> one Arrow table (exact raw schema) per (stream, date, symbol)."""
+    out: list[Batch] = []
+    for (date, sym), c in sw.trades.items():
+        if len(c):
+            out.append(Batch("agg_trade", date, sym, trade_table(sym, c), min(c.recv), c.agg_id))
+    for (date, sym), c in sw.book.items():
+        if len(c):
+            out.append(Batch("book", date, sym, c.table(), min(c.recv_ts_ms)))  # type: ignore
+    for (date, sym), c in sw.ops.items():
+        if len(c):
+            t = pa.table({"recv_ts_ms": c.recv, "symbol": c.symbol, "event_type": c.event_type,
+                          "meta_json": c.meta_json}, schema=schemas.OPS)
+            out.append(Batch("ops", date, sym, t, min(c.recv)))
+    return out
 
 
 def trade_table(symbol: str, c: TradeCols) -> pa.Table:

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ from ..storage import layout
 from ..storage.fs import Storage
 from . import checkpoint as ckpt
 from .book_partial import PartialBook
-from .buffers import Batch, RawBuffers
+from .buffers import Batch, RawBuffers, Swapped, build
 from .dedup import DedupLRU
 from .healing import Healer
 from .ops import OpsRecorder
@@ -154,6 +155,8 @@ class Capture:
                                 on_error=lambda b, a, e: self._write_failures.append(
                                     (b.stream, b.date, b.symbol, a, f"{type(e).__name__}: {e}")))
         self.pending: list[Batch] = []
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="capture-io")
+        self._io_errors: list[str] = []
         # rows drained from the buffers every segment_flush_sec, waiting for the rotation
         self.staged: dict[tuple[str, str, str], list[Batch]] = {}
         self.segments = (SegmentLog(self.storage.path("raw"), f"{os.getpid()}x{_now_ms()}")
@@ -402,35 +405,56 @@ class Capture:
             self.log.info("%s: resuming after trade id %d (%d open gaps)", sym, c.last_trade_id,
                           len(c.open_gaps))
 
-    def _checkpoint(self) -> None:
+    # -- checkpoint / staging / rotation ------------------------------------------------------
+    # Threading: the event loop owns the buffers, trackers and ops; one "capture-io" worker
+    # thread owns ``staged``, ``pending``, the segments and the writes (jobs run in FIFO order).
+    # The loop hands work over with ``RawBuffers.swap`` (O(1)) plus a snapshot of what the
+    # checkpoint needs, so Arrow conversion, segment appends, Parquet writes and fsyncs never
+    # block message handling. Start-up recovery and the final flush run while no job is live.
+
+    def _snapshots(self) -> dict[str, tuple[list[list[int]], int | None, int | None]]:
+        """What the checkpoint needs from loop-owned state (taken on the loop)."""
+        return {sym: (st.tracker.snapshot(), st.last_event_ms, st.last_u)
+                for sym, st in self.states.items()}
+
+    def _checkpoint(self, snaps: dict | None = None,
+                    held_extra: dict[str, list[int]] | None = None) -> None:
+        snaps = self._snapshots() if snaps is None else snaps
         cp = ckpt.Checkpoint()
-        for sym, st in self.states.items():
+        # trade ids received but not yet in a final file, per symbol (one pass, any universe)
+        held: dict[str, list[int]] = {k: list(v) for k, v in (held_extra or {}).items()}
+        for b in self.pending + [p for ps in self.staged.values() for p in ps]:
+            if b.stream == "agg_trade":
+                held.setdefault(b.symbol, []).extend(b.trade_ids)
+        for sym, (tracker_gaps, last_event, last_u) in snaps.items():
             dmax = self.durable_max[sym]
             gaps: list[list[int]] = []
             if dmax is not None:
-                gaps = [[a, min(b, dmax)] for a, b in st.tracker.snapshot() if a <= dmax]
-                undurable = [i for i in self.buffers.buffered_trade_ids(sym) if i <= dmax]
-                for b in self.pending + [p for k, ps in self.staged.items() for p in ps]:
-                    if b.stream == "agg_trade" and b.symbol == sym:
-                        undurable.extend(i for i in b.trade_ids if i <= dmax)
+                gaps = [[a, min(b, dmax)] for a, b in tracker_gaps if a <= dmax]
+                undurable = [i for i in held.get(sym, ()) if i <= dmax]
                 if undurable:
                     gaps = merge_intervals(gaps, id_intervals(undurable))
-            cp.symbols[sym] = ckpt.SymbolCheckpoint(dmax, gaps, st.last_event_ms, st.last_u)
+            cp.symbols[sym] = ckpt.SymbolCheckpoint(dmax, gaps, last_event, last_u)
         try:
             ckpt.save(self.checkpoint_path, cp)
         except OSError as exc:
-            self.log.error("checkpoint write failed: %s", exc)
-            self.ops.emit("checkpoint_error", {"error": str(exc)[:200]})
-            self._count_error()
-
-    # -- rotation -----------------------------------------------------------------------------
-    def _write_all(self, batches: list[Batch]) -> list[str | None]:
-        return [self.writer.write(b) for b in batches]
+            self._io_errors.append(f"checkpoint write failed: {exc}")
 
     def _stage(self) -> None:
-        """Move buffered rows to the staging area and append them to the crash-safe segments
-        (every ``segment_flush_sec``), so a hard kill loses at most that much."""
-        for b in self.buffers.drain():
+        """Every ``segment_flush_sec`` (on the loop): hand the buffered rows to the io thread,
+        which appends them to the crash-safe segments, so a hard kill loses at most that."""
+        sw = self.buffers.swap()
+        if sw.trades or sw.book or sw.ops:
+            self._io.submit(self._stage_io, sw).add_done_callback(self._io_done)
+
+    def _io_done(self, fut) -> None:
+        exc = fut.exception()
+        if exc is not None:  # a bug: make it loud (the rows of that hand-over are lost)
+            self.log.error("capture io job failed: %r", exc)
+            self._io_errors.append(f"io job failed: {exc!r}")
+
+    def _stage_io(self, sw: Swapped) -> None:
+        for b in build(sw):
             key = (b.stream, b.date, b.symbol)
             if self.segments is not None:
                 try:
@@ -457,34 +481,44 @@ class Capture:
                              segment_paths=paths))
         return out
 
-    async def _rotate(self, final: bool = False) -> None:
-        self.ops.end_window()
-        for sym, st in self.states.items():
-            if st.dups > st.dups_reported:
-                self.ops.emit("dedup_hits", {"count": st.dups - st.dups_reported,
-                                             "total": st.dups}, symbol=sym)
-                st.dups_reported = st.dups
-        self._stage()
+    def _rotate_io(self, sw: Swapped, snaps: dict) -> None:
+        """Stage the last rows, write one file per partition, then the checkpoint (io thread,
+        or exclusively at shutdown)."""
+        self._stage_io(sw)
         batches = self.pending + self._take_staged()
         self.pending = []
-        if not batches:
-            self._checkpoint()
-            return
-        if final:
-            results = self._write_all(batches)
-        else:
-            results = await asyncio.to_thread(self._write_all, batches)
-        for b, path in zip(batches, results):
+        for b in batches:
+            path = self.writer.write(b)
             if path is None:
-                self.pending.append(b)
+                self.pending.append(b)   # kept (and its segment) for the next rotation
                 continue
             SegmentLog.release(b.segment_paths)
             if b.stream == "agg_trade" and b.trade_ids:
                 mx = max(b.trade_ids)
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = mx if cur is None else max(cur, mx)
+        self._checkpoint(snaps)
+
+    def _pre_rotate(self) -> tuple[Swapped, dict]:
+        self.ops.end_window()
+        for sym, st in self.states.items():
+            if st.dups > st.dups_reported:
+                self.ops.emit("dedup_hits", {"count": st.dups - st.dups_reported,
+                                             "total": st.dups}, symbol=sym)
+                st.dups_reported = st.dups
+        return self.buffers.swap(), self._snapshots()
+
+    async def _rotate(self) -> None:
+        sw, snaps = self._pre_rotate()
+        await asyncio.get_running_loop().run_in_executor(self._io, self._rotate_io, sw, snaps)
         self._report_write_failures()
-        self._checkpoint()
+
+    def _rotate_final(self) -> None:
+        """Synchronous: only once the io thread has finished (it completes even inside a
+        cancelled task)."""
+        sw, snaps = self._pre_rotate()
+        self._rotate_io(sw, snaps)
+        self._report_write_failures()
 
     def _already_final(self, stream: str, date: str, symbol: str, table: pa.Table) -> set:
         """Keys of recovered rows that a final file already holds: a kill between a file's
@@ -563,6 +597,14 @@ class Capture:
         self._checkpoint()
 
     def _report_write_failures(self) -> None:
+        """On the loop (or exclusively): ops events, logs and the error budget for what the io
+        thread reported."""
+        errs, self._io_errors = self._io_errors, []
+        for err in errs:
+            self.log.error("%s", err)
+            self.ops.emit("checkpoint_error" if err.startswith("checkpoint") else "io_error",
+                          {"error": err[:200]})
+            self._count_error()
         fails, self._write_failures = self._write_failures, []
         for stream, date, sym, attempt, err in fails:
             final = attempt >= self.s.write_retries
@@ -638,7 +680,7 @@ class Capture:
             obs = st.lat_hist.observe
             for v in lat:
                 obs(v)
-            total = st.ws_count + st.rest_count
+            total = st.ws_count          # the live feed (REST heals come in bursts)
             st.rate.append((sec, total))
             while st.rate and st.rate[0][0] < sec - 10:
                 st.rate.popleft()
@@ -829,18 +871,11 @@ class Capture:
         self.ops.emit("shutdown", {"reason": reason,
                                    "trades": {s: st.ws_count + st.rest_count
                                               for s, st in self.states.items()}})
-        coro = self._rotate(final=True)
-        try:
-            coro.send(None)  # final=True never suspends
-        except StopIteration:
-            pass
+        self._io.shutdown(wait=True)   # in-flight hand-overs and rotations complete first
+        self._rotate_final()
         if self.pending:  # one more round of retries before giving up the rows
             time.sleep(0.5)
-            coro = self._rotate(final=True)
-            try:
-                coro.send(None)
-            except StopIteration:
-                pass
+            self._rotate_final()
         if self.segments is not None:
             self.segments.close()
         if self.live_cvd is not None:

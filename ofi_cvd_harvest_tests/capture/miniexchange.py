@@ -138,4 +138,8 @@ class MiniExchange:
         self._thread.join(10)
 
     def ground_truth_ids(self, symbol: str) -> list[int]:
-        return [int(r["agg_trade_id"]) for r in self.market.ground_truth(symbol)]
+        """Every trade id emitted so far (read on the server's loop: the market is not
+        thread-safe)."""
+        async def read() -> list[int]:
+            return [int(r["agg_trade_id"]) for r in self.market.ground_truth(symbol)]
+        return asyncio.run_coroutine_threadsafe(read(), self._loop).result(10)
