@@ -3,8 +3,10 @@
 One asyncio loop. The per-message hot path (decode -> dedup -> id tracker -> columnar
 buffer) is synchronous and allocation-light; book messages go through a queue to the
 (async) BookHandler so diff-depth snapshots can be awaited without blocking trades.
-Rotation drains the buffers every ``parquet_rotate_sec`` and at UTC midnight and writes
-files in a worker thread; shutdown (stop event, run time, signal, error budget, or any
+Every second the buffers are handed (O(1) swap) to one io thread, which builds the Arrow
+tables and appends the crash-safe segments; rotation (every ``parquet_rotate_sec`` and at UTC
+midnight) writes the files and the checkpoint on that thread too, so the loop only handles
+messages. Shutdown (stop event, run time, signal, error budget, or any
 exception including ``BaseException``) always finalises the files and the checkpoint.
 """
 
