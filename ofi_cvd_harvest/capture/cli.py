@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib.util
 import logging
 import signal
 import sys
@@ -58,11 +57,7 @@ def settings_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.precheck_only:
-        if importlib.util.find_spec("ofi_cvd_harvest.dq.precheck") is None:
-            print("ofi-cvd-harvest capture: --precheck-only needs ofi_cvd_harvest.dq.precheck, "
-                  "which is not installed", file=sys.stderr)
-            return 2
-        from ..dq.precheck import run_precheck  # type: ignore
+        from ..dq.precheck import run_precheck
         return int(run_precheck(settings, args) or 0)
     from .runner import CaptureError, run_capture
 

@@ -13,7 +13,6 @@ exception including ``BaseException``) always finalises the files and the checkp
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -133,11 +132,8 @@ def _now_ms() -> int:
 def make_book_handler(settings: Settings, rest: RestClient, on_gap, on_event) -> Any:
     """Partial depth (default) or, with ``book_source == "diff"``, ``capture.book_diff.DiffBook``."""
     if settings.book_source == "diff":
-        if importlib.util.find_spec(f"{__package__}.book_diff") is None:
-            raise CaptureError("book_source=diff needs ofi_cvd_harvest.capture.book_diff "
-                               "(not installed)")
-        from . import book_diff  # type: ignore[attr-defined]
-        return book_diff.DiffBook(settings, rest, on_gap=on_gap, on_event=on_event)
+        from .book_diff import DiffBook
+        return DiffBook(settings, rest, on_gap=on_gap, on_event=on_event)
     return PartialBook(settings.book_levels, on_gap=on_gap)
 
 
@@ -187,12 +183,10 @@ class Capture:
         self.summary = CaptureSummary(started_ms=_now_ms(), log_path=str(self.runlog.path),
                                       checkpoint_path=str(self.checkpoint_path))
 
-    # -- optional collaborators --------------------------------------------------------------
+    # -- monitoring add-on ---------------------------------------------------------------------
     def _make_live_cvd(self):
         try:
-            if importlib.util.find_spec("ofi_cvd_harvest.monitoring.live_cvd") is None:
-                return None
-            from ..monitoring.live_cvd import LiveCvd  # type: ignore
+            from ..monitoring.live_cvd import LiveCvd
             return LiveCvd(self.s)
         except Exception as exc:  # a monitoring add-on must never stop the capture
             self.log.warning("live CVD monitor unavailable: %s", exc)

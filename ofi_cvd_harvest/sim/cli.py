@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import re
 import signal
 import sys
@@ -72,11 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _replay_source(path: str, speed: float) -> Any:
-    try:
-        mod = importlib.import_module("ofi_cvd_harvest.sim.replay")
-    except ImportError as exc:
-        raise SystemExit(f"ofi-cvd-harvest simulate: --replay is not available ({exc})") from None
-    return mod.open_replay(path, speed)
+    from .replay import open_replay
+    return open_replay(path, speed)
 
 
 async def _serve(args: argparse.Namespace) -> int:

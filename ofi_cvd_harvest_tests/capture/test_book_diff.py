@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest import schemas
 from ofi_cvd_harvest.capture.book_diff import DiffBook
 from ofi_cvd_harvest.monitoring import metrics
@@ -20,7 +21,7 @@ from ofi_cvd_harvest.protocol.localbook import LocalBook
 from ofi_cvd_harvest.protocol.records import DepthSnapshot, DepthUpdate
 from ofi_cvd_harvest.sim import bookcheck, recordings
 
-REAL = Path("/work/shared/realdata")
+REAL = REALDATA
 HFT = REAL / "hftbacktest_usdm"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="realdata/ not available")
 

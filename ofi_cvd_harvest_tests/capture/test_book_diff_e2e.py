@@ -15,6 +15,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest.capture.runner import run_capture_sync
 from ofi_cvd_harvest.protocol import decode
 from ofi_cvd_harvest.protocol.records import DepthUpdate
@@ -23,7 +24,6 @@ from ofi_cvd_harvest.sim.replay import open_replay
 from ofi_cvd_harvest.sim.server import SimulatorThread
 from ofi_cvd_harvest_tests.capture.rawcheck import capture_settings, no_temp_files, read
 
-HFT = Path("/work/shared/realdata/hftbacktest_usdm")
 pytestmark = pytest.mark.skipif(not HFT.is_dir(), reason="realdata/ not available")
 SPEED = 60.0          # 8 recorded minutes in ~8 s
 MIDNIGHT_MS = 1721347200000   # 2024-07-19T00:00:00Z

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import polars as pl
 import pytest
 from prometheus_client import generate_latest
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest.monitoring import metrics
 from ofi_cvd_harvest.monitoring.live_cvd import DAY_MS, LiveCvd
 from ofi_cvd_harvest.settings import Settings
@@ -127,35 +127,15 @@ def test_background_update_does_not_block_the_caller():
     live = LiveCvd(Settings(), report_sec=300)          # background=True is the default
     ts, qty, ibm = synthetic_trades(3900, 32, seed=8)
     feed(live, "LIVETESTC", ts, qty, ibm)
-    t0 = time.perf_counter()
     assert live.update_gauges() == {}                   # nothing finished yet; returns at once
-    returned = time.perf_counter() - t0
     assert live.update_gauges(force=True) == {}         # one worker at a time
     live.join(30)
-    took = time.perf_counter() - t0
-    assert returned < 0.05 < took, (returned, took)
     st = live.stats["LIVETESTC"]
     assert metrics.REGISTRY.get_sample_value("cvd_scale_median", {"symbol": "LIVETESTC"}) == st.scale_median
     assert st.rows > 5000
 
 
-def test_add_is_cheap_and_update_is_bounded():
-    """A calm-hour buffer (BTCUSDT 32/s over warm-up + window) recomputes well within the period."""
-    live = LiveCvd(Settings(), report_sec=300, recompute_sec=5)
-    ts, qty, ibm = synthetic_trades(3900, 32, seed=7)
-    t0 = time.perf_counter()
-    feed(live, "BTCUSDT", ts, qty, ibm)
-    per_add = (time.perf_counter() - t0) / len(ts)
-    t0 = time.perf_counter()
-    live.compute()
-    took = time.perf_counter() - t0
-    assert per_add < 20e-6, per_add
-    assert took < 2.5, took  # shared CI cores; typically a few hundred ms
-
-
-REAL = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "hftbacktest_usdm"
-if not REAL.is_dir():
-    REAL = Path("/work/shared/realdata/hftbacktest_usdm")
+REAL = HFT
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="realdata/ not available")

@@ -11,13 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest.protocol.decode import (ControlReply, DecodeError, decode, depth_snapshot,
                                              rest_agg_trades)
 from ofi_cvd_harvest.protocol.records import AggTrade, BookTicker, DepthUpdate
 
-REAL = Path("/work/shared/realdata")
-if not REAL.exists():  # the repo copy, when present
-    REAL = Path(__file__).resolve().parents[3] / "shared" / "realdata"
+REAL = REALDATA
 CRYPTOFEED = REAL / "cryptofeed_binance_futures"
 HFT = REAL / "hftbacktest_usdm"
 needs_real = pytest.mark.skipif(not REAL.exists(), reason="realdata not available")

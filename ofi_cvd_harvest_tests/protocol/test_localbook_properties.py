@@ -15,11 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest.protocol import decode
 from ofi_cvd_harvest.protocol.localbook import BookProblem, BookTop, LocalBook
 from ofi_cvd_harvest.sim import recordings
 
-FILE = Path("/work/shared/realdata/hftbacktest_usdm/btcusdt_20240718.gz")
+FILE = HFT / "btcusdt_20240718.gz"
 pytestmark = pytest.mark.skipif(not FILE.is_file(), reason="realdata/ not available")
 N = 1500
 

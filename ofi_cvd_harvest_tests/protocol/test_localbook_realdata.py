@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest.protocol import decode
 from ofi_cvd_harvest.protocol.localbook import BookProblem, BookTop, LocalBook
 from ofi_cvd_harvest.sim import bookcheck, recordings
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "realdata"
-if not REAL.is_dir():
-    REAL = Path("/work/shared/realdata")
+REAL = REALDATA
 CRYPTOFEED = REAL / "cryptofeed_binance_futures" / "BINANCE_FUTURES.ws.1.0"
 HFT = REAL / "hftbacktest_usdm"
 # The removed depth message (index among BTCUSDT depth events of the 18th+19th pair). Chosen

@@ -15,9 +15,10 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest import schemas
 
-REALDATA = Path("/work/shared/realdata/hftbacktest_usdm")
+REALDATA = HFT
 FILES = ("{sym}_20240718.gz", "{sym}_20240719.gz")
 
 

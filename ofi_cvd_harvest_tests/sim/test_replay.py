@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest.protocol import decode
 from ofi_cvd_harvest.protocol.localbook import BookTop, LocalBook
 from ofi_cvd_harvest.sim import bookcheck, recordings
 from ofi_cvd_harvest.sim.replay import ReplaySource, open_replay
 from ofi_cvd_harvest.sim.source import MarketSource
 
-REAL = Path("/work/shared/realdata")
+REAL = REALDATA
 HFT = REAL / "hftbacktest_usdm"
 CRYPTOFEED = REAL / "cryptofeed_binance_futures"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="realdata/ not available")

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest import schemas
 from ofi_cvd_harvest.protocol import decode
 from ofi_cvd_harvest.protocol.localbook import BookTop, LocalBook
@@ -23,7 +24,6 @@ from ofi_cvd_harvest.sim import bookcheck, recordings
 from ofi_cvd_harvest.sim.replay import open_replay
 from ofi_cvd_harvest.storage.layout import raw_file, utc_date
 
-HFT = Path("/work/shared/realdata/hftbacktest_usdm")
 pytestmark = pytest.mark.skipif(not HFT.is_dir(), reason="realdata/ not available")
 CUT = (4000, 4030)          # book rows removed: the chain breaks once, at row 4030
 

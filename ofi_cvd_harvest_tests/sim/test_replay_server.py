@@ -12,13 +12,14 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest.protocol import decode
 from ofi_cvd_harvest.protocol.localbook import BookTop, LocalBook
 from ofi_cvd_harvest.sim import bookcheck
 from ofi_cvd_harvest.sim.replay import open_replay
 from ofi_cvd_harvest.sim.server import SimulatorThread
 
-REAL = Path("/work/shared/realdata")
+REAL = REALDATA
 CRYPTOFEED = REAL / "cryptofeed_binance_futures" / "BINANCE_FUTURES.ws.1.0"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="realdata/ not available")
 SYMS = ("AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT")
