@@ -30,6 +30,7 @@ from ..monitoring import metrics
 from ..protocol.localbook import DEFAULT_BUFFER_LIMIT, BookProblem, BookTop, LocalBook
 from ..protocol.records import DepthSnapshot, DepthUpdate
 from ..protocol.streams import diff_depth_stream
+from .bookrow import book_row
 
 FetchSnapshot = Callable[[str, int], Awaitable[DepthSnapshot]]
 OnGap = Callable[[str, dict], None]                 # (symbol, meta)
@@ -126,22 +127,8 @@ class DiffBook:
         return rows
 
     def _row(self, top: BookTop, recv_ms: int, conn_id: int, gap: bool) -> dict:
-        rec = top.rec
-        return {
-            "recv_ts_ms": recv_ms,
-            "event_ts_ms": rec.event_ts_ms,
-            "transact_ts_ms": rec.transact_ts_ms,
-            "symbol": rec.symbol,
-            "first_update_id": rec.first_update_id,
-            "final_update_id": rec.final_update_id,
-            "prev_final_update_id": rec.prev_final_update_id,
-            "bid_px": top.bid_px,
-            "bid_qty": top.bid_qty,
-            "ask_px": top.ask_px,
-            "ask_qty": top.ask_qty,
-            "gap": gap,
-            "conn_id": conn_id,
-        }
+        return book_row(top.rec, top.bid_px, top.bid_qty, top.ask_px, top.ask_qty,
+                        recv_ms, conn_id, gap)
 
     def _problem(self, p: BookProblem, conn_id: int) -> None:
         sym = p.symbol

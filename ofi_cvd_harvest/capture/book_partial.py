@@ -14,6 +14,7 @@ from ..monitoring import metrics
 from ..protocol.bookchain import GAP, STALE, BookChain
 from ..protocol.records import DepthUpdate
 from ..protocol.streams import partial_depth_stream
+from .bookrow import book_row
 
 OnGap = Callable[[str, dict], None]   # (symbol, meta) for a broken chain
 
@@ -53,21 +54,8 @@ class PartialBook:
         n = self.levels
         bids = rec.bids[:n]
         asks = rec.asks[:n]
-        return [{
-            "recv_ts_ms": recv_ms,
-            "event_ts_ms": rec.event_ts_ms,
-            "transact_ts_ms": rec.transact_ts_ms,
-            "symbol": rec.symbol,
-            "first_update_id": rec.first_update_id,
-            "final_update_id": rec.final_update_id,
-            "prev_final_update_id": rec.prev_final_update_id,
-            "bid_px": [p for p, _ in bids],
-            "bid_qty": [q for _, q in bids],
-            "ask_px": [p for p, _ in asks],
-            "ask_qty": [q for _, q in asks],
-            "gap": gap,
-            "conn_id": conn_id,
-        }]
+        return [book_row(rec, [p for p, _ in bids], [q for _, q in bids],
+                         [p for p, _ in asks], [q for _, q in asks], recv_ms, conn_id, gap)]
 
     async def on_depth(self, rec: DepthUpdate, recv_ms: int, conn_id: int) -> list[dict]:
         return self.rows_for(rec, recv_ms, conn_id)

@@ -1,0 +1,25 @@
+"""One ``book`` row (schema ``schemas.BOOK``) from a depth record and its top-N levels: the
+single place both book modes (partial and diff depth) build rows, so they cannot drift."""
+
+from __future__ import annotations
+
+from ..protocol.records import DepthUpdate
+
+
+def book_row(rec: DepthUpdate, bid_px: list[float], bid_qty: list[float], ask_px: list[float],
+             ask_qty: list[float], recv_ms: int, conn_id: int, gap: bool) -> dict:
+    return {
+        "recv_ts_ms": recv_ms,
+        "event_ts_ms": rec.event_ts_ms,
+        "transact_ts_ms": rec.transact_ts_ms,
+        "symbol": rec.symbol,
+        "first_update_id": rec.first_update_id,
+        "final_update_id": rec.final_update_id,
+        "prev_final_update_id": rec.prev_final_update_id,
+        "bid_px": bid_px,
+        "bid_qty": bid_qty,
+        "ask_px": ask_px,
+        "ask_qty": ask_qty,
+        "gap": gap,
+        "conn_id": conn_id,
+    }
