@@ -188,12 +188,7 @@ class LocalBook:
         self._buffer.clear()
 
     def _fail(self, kind: str, rec: DepthUpdate, detail: dict) -> BookProblem:
-        self.bids.clear()
-        self.asks.clear()
-        self.synced = False
-        self._snapshot_id = None
-        self.last_update_id = None
-        self._buffer.clear()
+        self.reset()
         self.resyncs += 1
         return BookProblem(kind, self.symbol, detail)
 
