@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -51,6 +52,42 @@ def _pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
     except (AttributeError, OSError):
         pass
+
+
+class Hist:
+    """Log-bucketed histogram (1 % bins): constant memory for millions of samples, so the
+    harness does not inflate the capture's RSS."""
+    __slots__ = ("b", "n", "mx")
+
+    def __init__(self) -> None:
+        self.b: dict[int, int] = {}
+        self.n = 0
+        self.mx = 0.0
+
+    def add(self, v: float) -> None:
+        k = int(math.log(v) * 100) if v > 1e-9 else -10**9
+        self.b[k] = self.b.get(k, 0) + 1
+        self.n += 1
+        if v > self.mx:
+            self.mx = v
+
+    def q(self, q: float) -> float:
+        if not self.n:
+            return float("nan")
+        c, target = 0, q * self.n
+        for k in sorted(self.b):
+            c += self.b[k]
+            if c >= target:
+                return 0.0 if k == -10**9 else min(self.mx, math.exp((k + 0.5) / 100))
+        return self.mx
+
+    def __add__(self, other: "Hist") -> "Hist":
+        h = Hist()
+        for src in (self, other):
+            for k, v in src.b.items():
+                h.b[k] = h.b.get(k, 0) + v
+        h.n, h.mx = self.n + other.n, max(self.mx, other.mx)
+        return h
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -137,10 +174,9 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         cap.live_cvd = None
     proc = psutil.Process()
     pc = time.perf_counter_ns
-    lat_trade: list[float] = []     # receipt -> buffered, µs
-    lat_book: list[float] = []
-    wire: list[float] = []          # simulator release -> buffered, ms
-    lag: list[float] = []           # event-loop overshoot, ms
+    H = {k: Hist() for k in ("trade", "book", "wire", "lag")}      # whole window
+    I = {k: Hist() for k in ("trade", "book", "lag")}              # current interval
+    wall0_ms = [None]      # simulator wall time (ms) at simulated START_MS, once known
     cur = [0]
     entry: dict[int, int] = {}
     orig_on_message = cap._on_message
@@ -153,7 +189,9 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         t = cur[0] = pc()
         orig_on_message(raw, recv_ms, conn_id, endpoint, symbols)
         if endpoint == "market":
-            lat_trade.append((pc() - t) / 1000)
+            v = (pc() - t) / 1000
+            H["trade"].add(v)
+            I["trade"].add(v)
 
     def put_nowait(item):
         if type(item[0]) is not str:
@@ -164,15 +202,17 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         rows = await orig_on_depth(rec, recv_ms, conn_id)
         t = entry.pop(id(rec), None)
         if t is not None:
-            lat_book.append((pc() - t) / 1000)
-        if rows:
-            wire.append(time.time() * 1000 - (rec.event_ts_ms - START_MS) / speed_ms)
+            v = (pc() - t) / 1000
+            H["book"].add(v)
+            I["book"].add(v)
+        if rows and wall0_ms[0] is not None:
+            H["wire"].add(time.time() * 1000 - wall0_ms[0] - (rec.event_ts_ms - START_MS) / speed_ms)
         return rows
 
     def add_trade(recv_ms, rec, source, conn_id):
         orig_add_trade(recv_ms, rec, source, conn_id)
-        if source == "ws" and type(rec) is AggTrade:
-            wire.append(time.time() * 1000 - (rec.event_ts_ms - START_MS) / speed_ms)
+        if source == "ws" and type(rec) is AggTrade and wall0_ms[0] is not None:
+            H["wire"].add(time.time() * 1000 - wall0_ms[0] - (rec.event_ts_ms - START_MS) / speed_ms)
 
     cap._on_message = on_message
     cap._book_q.put_nowait = put_nowait
@@ -183,15 +223,24 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         while not stop.is_set():
             t = time.perf_counter()
             await asyncio.sleep(0.005)
-            lag.append((time.perf_counter() - t - 0.005) * 1000)
+            v = (time.perf_counter() - t - 0.005) * 1000
+            H["lag"].add(v)
+            I["lag"].add(v)
 
     async def main() -> dict:
         stop = asyncio.Event()
         run = asyncio.create_task(cap.run(seconds + warmup + 600, stop))
         probe = asyncio.create_task(lag_probe(stop))
         await asyncio.sleep(warmup)
-        for xs in (lat_trade, lat_book, wire, lag):
-            xs.clear()
+        for k in H:
+            H[k] = Hist()
+        for k in I:
+            I[k] = Hist()
+        try:   # the simulator's wall time at simulated START_MS (known once it started serving)
+            wall0_ms[0] = 1000 * (float(wall0_src) if wall0_src != "file" else float(
+                Path(os.environ["BENCH_WALL0_FILE"]).read_text()))
+        except (OSError, ValueError, KeyError):
+            pass
         t_start = time.perf_counter()
         c_start = os.times()
         n_start = sum(cap.messages.values())
@@ -207,32 +256,28 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
                    "cpu_pct": 100 * ((c.user + c.system) - (c_prev.user + c_prev.system)) / (t - t_prev),
                    "rss_mb": r, "book_q": cap._book_q.qsize(),
                    "buffered": cap.buffers.pending_rows(),
-                   "p99_trade_us": pct(lat_trade[-50000:], 0.99),
-                   "p99_book_us": pct(lat_book[-50000:], 0.99),
-                   "p99_lag_ms": pct(lag[-2000:], 0.99),
+                   "p99_trade_us": I["trade"].q(0.99),
+                   "p99_book_us": I["book"].q(0.99),
+                   "p99_lag_ms": I["lag"].q(0.99),
                    "load": os.getloadavg()[0]}
             rows_out.append(row)
             print("ROW " + json.dumps(row), flush=True)
             t_prev, c_prev, n_prev = t, c, m
+            for k in I:
+                I[k] = Hist()
         t_end, c_end, n_end = time.perf_counter(), os.times(), sum(cap.messages.values())
-        try:   # the simulator's wall time at simulated START_MS (known once it started serving)
-            wall0 = float(wall0_src) if wall0_src != "file" else float(
-                Path(os.environ["BENCH_WALL0_FILE"]).read_text())
-        except (OSError, ValueError, KeyError):
-            wall0 = float("nan")
-        wire_ms = [w - wall0 * 1000 for w in wire]
         el = t_end - t_start
         res = {
             "seconds": el, "messages": n_end - n_start, "msg_s": (n_end - n_start) / el,
             "cpu_pct": 100 * ((c_end.user + c_end.system) - (c_start.user + c_start.system)) / el,
             "rss_first_mb": rss[0] if rss else None, "rss_max_mb": max(rss) if rss else None,
             "rss_last_mb": rss[-1] if rss else None,
-            "trade_us": {q: pct(lat_trade, q) for q in (0.5, 0.99, 0.999)},
-            "book_us": {q: pct(lat_book, q) for q in (0.5, 0.99, 0.999)},
-            "combined_p99_ms": pct(lat_trade + lat_book, 0.99) / 1000,
-            "loop_lag_ms": {"p50": pct(lag, 0.5), "p99": pct(lag, 0.99), "max": max(lag or [0])},
-            "wire_ms": {"p50": pct(wire_ms, 0.5), "p99": pct(wire_ms, 0.99)},
-            "feeds": len(cap._feeds), "n_trades": len(lat_trade), "n_book": len(lat_book),
+            "trade_us": {q: H["trade"].q(q) for q in (0.5, 0.99, 0.999)},
+            "book_us": {q: H["book"].q(q) for q in (0.5, 0.99, 0.999)},
+            "combined_p99_ms": (H["trade"] + H["book"]).q(0.99) / 1000,
+            "loop_lag_ms": {"p50": H["lag"].q(0.5), "p99": H["lag"].q(0.99), "max": H["lag"].mx},
+            "wire_ms": {"p50": H["wire"].q(0.5), "p99": H["wire"].q(0.99)},
+            "feeds": len(cap._feeds), "n_trades": H["trade"].n, "n_book": H["book"].n,
         }
         stop.set()
         summ = await run
