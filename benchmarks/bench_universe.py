@@ -192,6 +192,10 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
             v = (pc() - t) / 1000
             H["trade"].add(v)
             I["trade"].add(v)
+        elif book_sync:   # partial depth buffered inside the handler (no book queue)
+            v = (pc() - t) / 1000
+            H["book"].add(v)
+            I["book"].add(v)
 
     def put_nowait(item):
         if type(item[0]) is not str:
@@ -214,6 +218,16 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         if source == "ws" and type(rec) is AggTrade and wall0_ms[0] is not None:
             H["wire"].add(time.time() * 1000 - wall0_ms[0] - (rec.event_ts_ms - START_MS) / speed_ms)
 
+    book_sync = getattr(cap, "_book_sync", False)
+    orig_add_rows = getattr(cap, "_add_book_rows", None)
+
+    def add_book_rows(rec, rows, recv_ms):
+        orig_add_rows(rec, rows, recv_ms)
+        if rows and book_sync and wall0_ms[0] is not None:
+            H["wire"].add(time.time() * 1000 - wall0_ms[0] - (rec.event_ts_ms - START_MS) / speed_ms)
+
+    if orig_add_rows is not None:
+        cap._add_book_rows = add_book_rows
     cap._on_message = on_message
     cap._book_q.put_nowait = put_nowait
     cap.book.on_depth = on_depth

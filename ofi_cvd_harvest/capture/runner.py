@@ -167,6 +167,9 @@ class Capture:
         self.book = make_book_handler(
             settings, self.rest, self._on_book_gap,
             lambda event_type, sym, meta: self.ops.emit(event_type, meta, symbol=sym))
+        # partial depth never awaits: its rows are buffered in the message handler itself, so a
+        # book row does not wait behind a burst of frames for the book task (docs/performance.md)
+        self._book_sync = type(self.book) is PartialBook
         self.checkpoint_path = ckpt.path_in(settings.artifacts_dir)
         self.messages: dict[str, int] = {}
         self._msg_reported: dict[str, int] = {}
@@ -206,7 +209,10 @@ class Capture:
             self._on_trade(rec, recv_ms, conn_id)  # type: ignore[arg-type]
         elif t is DepthUpdate:
             if rec.symbol in self.states:  # type: ignore[union-attr]
-                self._book_q.put_nowait((rec, recv_ms, conn_id))
+                if self._book_sync:
+                    self._add_book_rows(rec, self.book.rows_for(rec, recv_ms, conn_id), recv_ms)
+                else:
+                    self._book_q.put_nowait((rec, recv_ms, conn_id))
             else:
                 self.unknown_symbol += 1
         elif t is ControlReply:
@@ -311,7 +317,6 @@ class Capture:
     async def _book_consumer(self) -> None:
         q = self._book_q
         book = self.book
-        add = self.buffers.add_book_row
         while True:
             item = await q.get()
             if item is None:
@@ -321,13 +326,16 @@ class Capture:
                     book.on_connect(sym, item[2])
                 continue
             rec, recv_ms, conn_id = item
-            rows = await book.on_depth(rec, recv_ms, conn_id)
-            st = self.states[rec.symbol]
-            st.last_book_recv = recv_ms
-            for row in rows:
-                add(row)
-                st.book_rows += 1
-                st.last_u = row["final_update_id"]
+            self._add_book_rows(rec, await book.on_depth(rec, recv_ms, conn_id), recv_ms)
+
+    def _add_book_rows(self, rec: DepthUpdate, rows: list[dict], recv_ms: int) -> None:
+        st = self.states[rec.symbol]
+        st.last_book_recv = recv_ms
+        add = self.buffers.add_book_row
+        for row in rows:
+            add(row)
+            st.book_rows += 1
+            st.last_u = row["final_update_id"]
 
     # -- connection events --------------------------------------------------------------------
     def _feed_callbacks(self, endpoint: str, url: str, symbols: tuple[str, ...]):
@@ -346,7 +354,11 @@ class Capture:
                         self.states[s].after_reconnect = True
                     self._spawn(self._probe_after_reconnect(symbols), "reconnect-probe")
             if endpoint != MARKET and kind != "rollover":
-                self._book_q.put_nowait(("connect", symbols, conn_id))
+                if self._book_sync:   # before the new connection's first message, in order
+                    for s in symbols:
+                        self.book.on_connect(s, conn_id)
+                else:
+                    self._book_q.put_nowait(("connect", symbols, conn_id))
 
         def on_close(conn_id: int, reason: str, deliberate: bool) -> None:
             self.ops.emit("disconnect", {"endpoint": endpoint, "conn_id": conn_id,
