@@ -38,20 +38,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
+from bench_throughput import _pin  # noqa: E402  (one CPU-pinning helper for both benchmarks)
 START_MS = 1_750_000_000_000
 
 
 def symbols_for(n: int) -> list[str]:
     base = ["BTCUSDT", "ETHUSDT"]
     return (base + [f"S{i:03d}USDT" for i in range(max(0, n - 2))])[:n]
-
-
-def _pin(cpu: int) -> None:
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
-    except (AttributeError, OSError):
-        pass
 
 
 class Hist:
