@@ -6,7 +6,9 @@ i.e. the SPEC §5.1 engine) instead of a streaming look-alike. It is recomputed 
 seconds over a bounded ring buffer of recent trades per symbol: the last ``report_sec`` of
 trades are reported, the ``warmup_sec`` before them warm the EW means (6 half-lives by default,
 as the derivation does at midnight). Memory is bounded by ``max_rows`` per symbol; if a very
-busy market overflows it, the warm-up is simply shorter.
+busy market overflows it, the warm-up is simply shorter. One refresh handles at most
+``rows_per_refresh`` buffered rows, taking symbols round-robin, so its cost stays bounded with
+hundreds of symbols (each symbol's gauges are then refreshed every few periods instead of every one).
 
 Usage from the capture loop::
 
@@ -107,6 +109,7 @@ class LiveCvd:
     def __init__(self, settings: Settings, *, report_sec: float = 300.0,
                  warmup_sec: float | None = None, max_rows: int = 200_000,
                  recompute_sec: float = 10.0, background: bool = True,
+                 rows_per_refresh: int = 1_000_000,
                  clock: Callable[[], float] = time.monotonic):
         if report_sec <= 0 or max_rows < 2 or recompute_sec < 0:
             raise ValueError("LiveCvd: report_sec > 0, max_rows >= 2, recompute_sec >= 0")
@@ -115,6 +118,8 @@ class LiveCvd:
         self.warmup_sec = float(6 * settings.signals.half_life_sec if warmup_sec is None else warmup_sec)
         self.max_rows = int(max_rows)
         self.recompute_sec = float(recompute_sec)
+        self.rows_per_refresh = int(rows_per_refresh)
+        self._cursor = 0                 # round-robin position among symbols
         self.background = background
         self._clock = clock
         self._worker: threading.Thread | None = None
@@ -131,10 +136,11 @@ class LiveCvd:
                 ring = self._rings[symbol] = _Ring(self.max_rows)
             ring.append(event_ts_ms, qty, is_buyer_maker)
 
-    def compute(self) -> dict[str, CvdStats]:
-        """Recompute every symbol now (no gauge update)."""
+    def compute(self, symbols: list[str] | None = None) -> dict[str, CvdStats]:
+        """Recompute ``symbols`` (default: every symbol) now (no gauge update)."""
         with self._lock:
-            snaps = {sym: ring.ordered() for sym, ring in self._rings.items()}
+            names = list(self._rings) if symbols is None else symbols
+            snaps = {sym: self._rings[sym].ordered() for sym in names if sym in self._rings}
         out = {}
         horizon_ms = int((self.warmup_sec + self.report_sec) * 1000)
         for sym, (ts, qty, ibm) in snaps.items():
@@ -176,9 +182,28 @@ class LiveCvd:
         except Exception:  # a monitoring failure must never reach the capture
             log.exception("live CVD recomputation failed; gauges keep their last values")
 
+    def next_batch(self) -> list[str]:
+        """The symbols the next refresh recomputes: round-robin, within ``rows_per_refresh``
+        buffered rows (always at least one symbol)."""
+        with self._lock:
+            order = sorted(self._rings)
+            sizes = {sym: self._rings[sym].n for sym in order}
+        if not order:
+            return []
+        start = self._cursor % len(order)
+        batch: list[str] = []
+        rows = 0
+        for sym in order[start:] + order[:start]:
+            if batch and rows + sizes[sym] > self.rows_per_refresh:
+                break
+            batch.append(sym)
+            rows += sizes[sym]
+        self._cursor = start + len(batch)
+        return batch
+
     def _refresh(self) -> None:
-        stats = self.compute()
+        stats = self.compute(self.next_batch())
         for sym, st in stats.items():
             metrics.cvd_scale_median.labels(symbol=sym).set(st.scale_median)
             metrics.cvd_floor_hit_rate.labels(symbol=sym).set(st.floor_hit_rate)
-        self.stats = stats
+        self.stats = {**self.stats, **stats}

@@ -157,3 +157,21 @@ def test_real_flow_does_not_trip_the_floor_alert(sym):
     assert n > 10_000 and st.rows > 8000
     assert st.floor_hit_rate < 0.2, st
     assert 0.01 < st.scale_median < 5, st
+
+
+def test_refresh_cost_is_bounded_round_robin_over_many_symbols():
+    """With a row budget smaller than all buffers, each refresh takes the next symbols in turn
+    and every symbol is reached within a few refreshes (bounded cost with hundreds of symbols)."""
+    live = LiveCvd(Settings(), report_sec=60, rows_per_refresh=1000, background=False,
+                   recompute_sec=0)
+    syms = [f"RR{i:02d}USDT" for i in range(6)]
+    for k, sym in enumerate(syms):
+        ts, qty, ibm = synthetic_trades(100, 4, seed=20 + k)   # 400 rows each
+        feed(live, sym, ts, qty, ibm)
+    batches = [live.next_batch() for _ in range(3)]
+    assert [len(b) for b in batches] == [2, 2, 2]              # 2 × 400 rows fit in 1000
+    assert sorted(sum(batches, [])) == sorted(syms)            # all reached, none twice
+    seen: set[str] = set()
+    for _ in range(3):
+        seen |= set(live.update_gauges(force=True))
+    assert seen == set(syms)
