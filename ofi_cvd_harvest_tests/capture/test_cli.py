@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +12,11 @@ from pathlib import Path
 
 from ofi_cvd_harvest.capture import checkpoint as ckpt
 
+from ..procs import free_port, reap, terminate
 from .miniexchange import MiniExchange
 from .rawcheck import assert_trades_complete, no_temp_files, read
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def capture_cmd(tmp_path: Path, ex: MiniExchange, *extra: str) -> list[str]:
@@ -54,12 +47,9 @@ def test_sigterm_mid_run_finalises_every_received_trade(tmp_path):
                 time.sleep(0.3)
             assert "capture_up 1.0" in body
             time.sleep(1.5)
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=30)
+            out, err = terminate(proc)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            reap(proc)
         assert proc.returncode == 0, err
         truth = {s: ex.ground_truth_ids(s) for s in ("BTCUSDT", "ETHUSDT")}
     data = tmp_path / "data"

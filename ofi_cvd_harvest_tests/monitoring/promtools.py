@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ..procs import free_port  # noqa: F401  (re-exported for the monitoring tests)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config"
@@ -31,12 +31,6 @@ def need(binary: str | None, name: str) -> str:
     if binary is None:
         pytest.skip(f"{name} binary not installed (apt-get install prometheus)")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:

@@ -7,7 +7,6 @@ CANCELED with its files finalised."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,13 @@ import pytest
 
 from ofi_cvd_harvest.orchestration.ui import restore_signals
 
+from ..procs import free_port as _free_port
 from .rawfixtures import write_raw
 
 pytest.importorskip("ofi_cvd_harvest.sim.server")
 pytest.importorskip("ofi_cvd_harvest.capture.runner")
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 BACKFILL = """

@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ import psutil
 import pytest
 
 from ofi_cvd_harvest.orchestration.ui import prepare_dagster_home, restore_signals
+from ..procs import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ASSETS = ["prices", "cvd", "ofi", "fusion", "events", "raw_agg_trade", "raw_book", "raw_ops"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:

@@ -13,6 +13,8 @@ import urllib.request
 import pyarrow.parquet as pq
 import pytest
 
+from ..procs import reap, terminate
+
 CMD = [sys.executable, "-m", "ofi_cvd_harvest.cli", "simulate"]
 
 
@@ -32,12 +34,9 @@ def test_simulate_process_serves_and_dumps_on_sigterm(tmp_path):
                                     timeout=5) as r:
             seen = json.loads(r.read())
         assert seen
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=30)
+        out, err = terminate(p)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        reap(p)
     assert p.returncode == 0, err
     assert "dumped" in out
     t = pq.read_table(dump).to_pylist()
