@@ -52,10 +52,9 @@ class PartialBook:
                 self.on_gap(rec.symbol, {"prev_u": prev, "pu": rec.prev_final_update_id,
                                          "u": rec.final_update_id, "conn_id": conn_id})
         n = self.levels
-        bids = rec.bids[:n]
-        asks = rec.asks[:n]
-        return [book_row(rec, [p for p, _ in bids], [q for _, q in bids],
-                         [p for p, _ in asks], [q for _, q in asks], recv_ms, conn_id, gap)]
+        bid_px, bid_qty = zip(*rec.bids[:n]) if rec.bids else ((), ())
+        ask_px, ask_qty = zip(*rec.asks[:n]) if rec.asks else ((), ())
+        return [book_row(rec, bid_px, bid_qty, ask_px, ask_qty, recv_ms, conn_id, gap)]
 
     async def on_depth(self, rec: DepthUpdate, recv_ms: int, conn_id: int) -> list[dict]:
         return self.rows_for(rec, recv_ms, conn_id)

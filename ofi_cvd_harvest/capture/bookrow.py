@@ -3,11 +3,14 @@ single place both book modes (partial and diff depth) build rows, so they cannot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..protocol.records import DepthUpdate
 
 
-def book_row(rec: DepthUpdate, bid_px: list[float], bid_qty: list[float], ask_px: list[float],
-             ask_qty: list[float], recv_ms: int, conn_id: int, gap: bool) -> dict:
+def book_row(rec: DepthUpdate, bid_px: Sequence[float], bid_qty: Sequence[float],
+             ask_px: Sequence[float], ask_qty: Sequence[float], recv_ms: int, conn_id: int,
+             gap: bool) -> dict:
     return {
         "recv_ts_ms": recv_ms,
         "event_ts_ms": rec.event_ts_ms,

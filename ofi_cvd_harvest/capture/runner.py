@@ -685,9 +685,7 @@ class Capture:
         sec = now_ms // 1000
         for sym, st in self.states.items():
             lat, st.lat = st.lat, []
-            obs = st.lat_hist.observe
-            for v in lat:
-                obs(v)
+            metrics.observe_many(st.lat_hist, lat)
             total = st.ws_count          # the live feed (REST heals come in bursts)
             st.rate.append((sec, total))
             while st.rate and st.rate[0][0] < sec - 10:

@@ -7,6 +7,7 @@ Names follow the original guide (``recv_rate_tps``, ``ws_reconnects_total``, …
 
 from __future__ import annotations
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry()
@@ -62,6 +63,25 @@ empty_buckets_total = Counter("empty_buckets_total", "Closed 1-minute buckets wi
                               ["symbol"], registry=REGISTRY)
 duplicate_rate = Gauge("duplicate_rate", "Duplicates / received aggTrades since start",
                        ["symbol"], registry=REGISTRY)
+
+
+def observe_many(hist, values) -> None:
+    """``hist.observe(v)`` for every ``v`` of ``values``, in one vectorised pass.
+
+    Why: the capture observes one latency per trade; at 50k+ msg/s the per-call cost of
+    ``Histogram.observe`` (a bound scan and two locked increments) was ~10 % of the capture's
+    CPU. This bins the values once per tick and adds each bucket's count in one increment. It
+    relies on prometheus_client's histogram child layout (``_upper_bounds``, ``_buckets``,
+    ``_sum``); ``test_metrics_batch`` pins the result to ``observe`` one by one."""
+    if len(values) == 0:
+        return
+    arr = np.asarray(values, dtype=np.float64)
+    bounds = hist._upper_bounds          # ascending, the last is +Inf
+    counts = np.bincount(np.searchsorted(bounds, arr, side="left"), minlength=len(bounds))
+    hist._sum.inc(float(arr.sum()))
+    buckets = hist._buckets
+    for i in np.flatnonzero(counts[:len(bounds)]).tolist():
+        buckets[i].inc(int(counts[i]))
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from .fastpath import try_decode
 from .records import AggTrade, BookTicker, DepthSnapshot, DepthUpdate
 
 _INF = math.inf
@@ -151,7 +152,16 @@ def decode(raw: bytes | str) -> tuple[str | None, Record]:
 
     ``stream`` is the envelope's stream name, None for raw payloads and control replies.
     Raises :class:`DecodeError` (with a ``sample`` of the message) for anything else.
+    Well-formed market data takes the typed fast path (:mod:`.fastpath`, same result).
     """
+    fast = try_decode(raw)
+    if fast is not None:
+        return fast
+    return decode_strict(raw)
+
+
+def decode_strict(raw: bytes | str) -> tuple[str | None, Record]:
+    """:func:`decode` without the fast path: the reference the fast path must agree with."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -1,0 +1,44 @@
+"""``observe_many`` gives exactly the series of ``Histogram.observe`` called value by value."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from ofi_cvd_harvest.monitoring.metrics import LATENCY_BUCKETS_MS, observe_many
+
+
+def _pair():
+    reg_a, reg_b = CollectorRegistry(), CollectorRegistry()
+    a = Histogram("lat", "x", ["symbol"], buckets=LATENCY_BUCKETS_MS, registry=reg_a)
+    b = Histogram("lat", "x", ["symbol"], buckets=LATENCY_BUCKETS_MS, registry=reg_b)
+    return (reg_a, a.labels("BTCUSDT")), (reg_b, b.labels("BTCUSDT"))
+
+
+def _series(reg) -> list[str]:
+    return [ln for ln in generate_latest(reg).decode().splitlines()
+            if ln.startswith("lat_") and "_created" not in ln]
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(st.one_of(
+    st.integers(-50, 20_000), st.sampled_from(list(LATENCY_BUCKETS_MS))), max_size=60), max_size=4))
+def test_same_exposition_as_one_by_one(batches):
+    (reg_a, a), (reg_b, b) = _pair()
+    for batch in batches:
+        for v in batch:
+            a.observe(v)
+        observe_many(b, batch)
+    assert _series(reg_a) == _series(reg_b)
+
+
+def test_boundary_values_fall_in_their_own_bucket():
+    (_, _), (reg, h) = _pair()
+    observe_many(h, [5, 5, 6, 5000, 5001])
+    lines = dict(ln.rsplit(" ", 1) for ln in _series(reg))
+    assert float(lines['lat_bucket{le="5.0",symbol="BTCUSDT"}']) == 2
+    assert float(lines['lat_bucket{le="10.0",symbol="BTCUSDT"}']) == 3
+    assert float(lines['lat_bucket{le="5000.0",symbol="BTCUSDT"}']) == 4
+    assert float(lines['lat_bucket{le="+Inf",symbol="BTCUSDT"}']) == 5
+    assert float(lines['lat_count{symbol="BTCUSDT"}']) == 5
+    assert float(lines['lat_sum{symbol="BTCUSDT"}']) == 5 + 5 + 6 + 5000 + 5001
