@@ -38,6 +38,7 @@ from . import checkpoint as ckpt
 from .book_partial import PartialBook
 from .buffers import Batch, RawBuffers, Swapped, build
 from .dedup import DedupLRU
+from .gctune import capture_gc
 from .healing import Healer
 from .ops import OpsRecorder
 from .runlog import RunLog
@@ -775,6 +776,14 @@ class Capture:
                   stop: asyncio.Event | None = None) -> CaptureSummary:
         s = self.s
         run_seconds = s.run_hours * 3600 if run_seconds is None else run_seconds
+        with capture_gc():
+            await self._run(run_seconds, stop)
+        if self.fatal is not None:
+            raise self.fatal
+        return self.summary
+
+    async def _run(self, run_seconds: float, stop: asyncio.Event | None) -> None:
+        s = self.s
         deadline = time.monotonic() + run_seconds
         tasks: list[asyncio.Task] = []
         feed_tasks: list[asyncio.Task] = []
@@ -817,9 +826,6 @@ class Capture:
             stopper.cancel()
         finally:
             await self._shutdown(stop_feeds, feed_tasks, consumer, tasks)
-        if self.fatal is not None:
-            raise self.fatal
-        return self.summary
 
     async def _watch(self, stop: asyncio.Event) -> None:
         await stop.wait()
