@@ -3,9 +3,11 @@
 Composes the orchestration modules into one ``Definitions``: raw tables as external assets,
 the five derived assets and their DQ checks, ``capture_job`` and ``derive_job``, and the
 sensors that keep the capture alive, report raw partitions and refresh derivations.
-Runs execute in process: a derive run is one process computing the five tables in order
-(cheaper than five subprocesses on a small machine), and a terminated capture run receives
-the interrupt in its op directly.
+Runs execute in process by default: a derive run is one process computing the five tables in
+order (cheaper than five subprocesses on a small machine), and a terminated capture run
+receives the interrupt in its op directly. ``derive_job`` can also run each step in its own
+process (run config ``execution: config: multiprocess: max_concurrent: N``); its steps then
+share one computation of the partition through the disk (``signals/staging.py``).
 """
 
 from __future__ import annotations

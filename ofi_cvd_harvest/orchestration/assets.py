@@ -1,16 +1,22 @@
 """The five derived tables as date×symbol partitioned Dagster assets, and ``derive_job``.
 
 The math lives in :mod:`ofi_cvd_harvest.signals.derive`; an asset here only (1) calls
-``derive_kind`` for its partition (recomputed from raw with the previous day's warm-up and
-memoised, so the five assets of one run cost about one computation), (2) ``write_kind``
-(atomic replacement of the partition's file) and (3) describes the result as materialisation
-metadata (row count, time range, path, a preview, null and flag counts). The Dagster ``deps``
-are the lineage of SPEC §3.2, so the UI shows what is stale after new raw data. Partitions are
-addressed by ``context.partition_key``, never by "the latest materialisation" (which races in
-concurrent backfills).
+``derive_kind`` for its partition (recomputed from raw with the previous day's warm-up;
+memoised in the process and, when the run's steps are separate processes, shared through the
+disk, so the five assets of one run cost about one computation under either executor),
+(2) ``write_kind`` (atomic replacement of the partition's file) and (3) describes the result as
+materialisation metadata (row count, time range, path, a preview, null and flag counts). The
+Dagster ``deps`` are the lineage of SPEC §3.2, so the UI shows what is stale after new raw
+data. Partitions are addressed by ``context.partition_key``, never by "the latest
+materialisation" (which races in concurrent backfills).
+
+``derive_job`` runs in process by default; run config selects Dagster's multiprocess executor
+(``execution: config: multiprocess: max_concurrent: 2``), see :data:`derive_executor`.
 """
 
+import contextlib
 import datetime as dt
+import logging
 from typing import Any
 
 import dagster as dg
@@ -84,19 +90,82 @@ def summarize(df: pl.DataFrame) -> dict[str, Any]:
     return out
 
 
+# derive_job's executor: Dagster's multi_or_in_process_executor (same config: `in_process`, or
+# `multiprocess` with max_concurrent, retries, start_method, tag_concurrency_limits), but with
+# in-process as the default, which a partitioned job's static run config cannot set.
+derive_executor = dg.multi_or_in_process_executor.configured(
+    lambda config: config, name="in_process_or_multiprocess",
+    config_schema=dg.Field(dg.multi_or_in_process_executor.config_schema.config_type,
+                           default_value={"in_process": {}},
+                           description="in_process (default): one process computes the "
+                                       "partition once; multiprocess: a process per step, "
+                                       "sharing one computation through the disk"),
+    description="In process by default; `execution: config: multiprocess: max_concurrent: N` "
+                "runs each asset step in its own process.")
+
+
+def steps_share_process(context: dg.AssetExecutionContext) -> bool:
+    """Whether every step of this run executes in this process (in-process executor), so the
+    in-process memo alone serves the five kinds and nothing needs staging on disk. Unknown
+    executors count as multi-process (staging is then merely redundant)."""
+    name = context.job_def.executor_def.name
+    execution = (context.run.run_config or {}).get("execution") or {}
+    chosen = (execution.get("config") or {}) if isinstance(execution, dict) else {}
+    if name == dg.in_process_executor.name:
+        return True
+    if name == derive_executor.name:
+        return "multiprocess" not in chosen
+    if name == dg.multi_or_in_process_executor.name:
+        return "in_process" in chosen
+    return False
+
+
+class _ToDagsterLog(logging.Handler):
+    def __init__(self, log):
+        super().__init__(logging.INFO)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.log.log(record.levelno, record.getMessage())
+        except Exception:  # logging must never fail the step
+            pass
+
+
+@contextlib.contextmanager
+def _signals_log_to(log):
+    """Forward the derivation's own log lines (computed / read from staging, and how long the
+    step waited for the partition's lock) to the Dagster run log."""
+    if log is None:
+        yield
+        return
+    logger = logging.getLogger("ofi_cvd_harvest.signals")
+    handler, level = _ToDagsterLog(log), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def materialize_kind(kind: str, harvest: HarvestSettings, date: str, symbol: str,
-                     log=None) -> dg.MaterializeResult:
+                     log=None, share: bool = False) -> dg.MaterializeResult:
     """Derive one table for one partition, write it atomically, describe it.
 
     Upstream tables are not read back from their files: ``derive_kind`` recomputes from the raw
     partition plus the previous day's warm-up tail (which the day tables lack) and memoises
-    the partition, so the five assets of one run cost about one computation."""
+    the partition, so the five assets of one run cost about one computation. ``share``: the
+    run's steps are separate processes; the first computes the partition and stages it on disk
+    for the others (``signals.staging``)."""
     from ..signals.derive import derive_kind, write_kind  # lazy: keeps definitions importable
 
     settings = harvest.settings()
     storage = Storage(settings.data_dir)
-    df = derive_kind(kind, storage, settings, date, symbol)
-    path = write_kind(storage, date, symbol, kind, df)
+    with _signals_log_to(log):
+        df = derive_kind(kind, storage, settings, date, symbol, share=share)
+        path = write_kind(storage, date, symbol, kind, df)
     info = summarize(df)
     metadata: dict[str, Any] = {
         "dagster/row_count": info["rows"],
@@ -136,7 +205,8 @@ def _build(kind: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, harvest: HarvestSettings) -> dg.MaterializeResult:
         date, symbol = split_key(context.partition_key)
-        return materialize_kind(kind, harvest, date, symbol, log=context.log)
+        return materialize_kind(kind, harvest, date, symbol, log=context.log,
+                                share=not steps_share_process(context))
 
     return _asset
 
@@ -148,6 +218,9 @@ derive_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*DERIVED_ORDER),  # partitions inferred from the assets
     description="Derive prices, ofi, cvd, fusion and events (and run their DQ checks) for one "
                 "date|SYMBOL partition. Backfill a range from the UI or run with "
-                "--tags '{\"dagster/partition\": \"2024-07-19|BTCUSDT\"}'.",
+                "--tags '{\"dagster/partition\": \"2024-07-19|BTCUSDT\"}'. In process by "
+                "default; run config `execution: config: multiprocess: max_concurrent: 2` runs "
+                "each step in its own process (one computation shared through the disk).",
     tags={"ofi_cvd/role": "derive"},
+    executor_def=derive_executor,
 )

@@ -1,13 +1,19 @@
 """Materialise the five derived assets for one date|SYMBOL partition in a real Dagster run."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from ofi_cvd_harvest.orchestration.assets import derived_assets, markdown_preview, summarize
+from ofi_cvd_harvest.orchestration.assets import (derive_job, derived_assets, markdown_preview,
+                                                  summarize)
 from ofi_cvd_harvest.orchestration.raw_assets import raw_specs
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 from ofi_cvd_harvest.schemas import DERIVED_SCHEMAS
@@ -18,6 +24,8 @@ pytest.importorskip("ofi_cvd_harvest.signals.derive")
 
 KINDS = ["prices", "ofi", "cvd", "fusion", "events"]
 PARTITION = "2024-07-19|BTCUSDT"
+ROOT = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
 @pytest.fixture
@@ -86,3 +94,47 @@ def test_summary_and_preview_helpers():
     assert info["regime_counts"] == {"A_H": 1, "warmup": 1}
     md = markdown_preview(df, n=1)
     assert md.splitlines()[0] == "| ts_ms | gap | regime | x |" and "1 more rows" in md
+
+
+def _derive_job_cli(tmp_path, data, run_config: dict | None) -> str:
+    """``dagster job execute -j derive_job`` for PARTITION on a real instance; its output."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DATA_DIR": str(data), "SYMBOLS": "BTCUSDT"}
+    env.pop("OFI_CVD_CAPTURE_AUTOSTART", None)
+    args = [DAGSTER, "job", "execute", "-m", "ofi_cvd_harvest.definitions", "-j", "derive_job",
+            "--tags", json.dumps({"dagster/partition": PARTITION})]
+    if run_config is not None:
+        cfg = tmp_path / "run_config.json"
+        cfg.write_text(json.dumps(run_config))
+        args += ["-c", str(cfg)]
+    proc = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "RUN_SUCCESS" in out, out[-4000:]
+    return out
+
+
+def test_derive_job_multiprocess_executor_computes_once_same_tables(tmp_path):
+    """derive_job runs in process by default; with the multiprocess executor each asset step is
+    its own process, the partition is computed once (staged on disk for the other steps) and
+    the five tables equal the in-process run's."""
+    assert derive_job.executor_def.name == "in_process_or_multiprocess"
+    data = tmp_path / "data"
+    write_raw(data, "2024-07-19", "BTCUSDT", minutes=6)
+    base = data / "ofi_cvd/date=2024-07-19/symbol=BTCUSDT"
+
+    out = _derive_job_cli(tmp_path, data, None)            # the default: in process
+    assert "Executing steps in process" in out
+    assert out.count("computed from") == 1 and "read from staging" not in out
+    assert not (data / "ofi_cvd/_staged").exists()         # nothing staged in process
+    in_process = {k: (base / f"kind={k}/part-00000.parquet").read_bytes() for k in KINDS}
+    shutil.rmtree(data / "ofi_cvd")
+
+    out = _derive_job_cli(tmp_path, data, {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}})
+    assert "Executing steps using multiprocess executor" in out
+    assert out.count("computed from") == 1, out            # one step computed ...
+    assert out.count("read from staging") == 4, out        # ... the four others read its tables
+    for k in KINDS:   # the same tables, down to the bytes of the files
+        assert (base / f"kind={k}/part-00000.parquet").read_bytes() == in_process[k], k
+    assert not (data / "ofi_cvd/_staged").exists()         # staging cleaned after the five
