@@ -20,6 +20,14 @@ code changed):
 * backlog: the capture's book queue, its buffered rows, and the simulator's per-client send
   queues (frames the capture has not read yet); CPU % (process, all threads) and RSS.
 
+Memory (issue 8.2): each interval also prints where the capture's memory is -- glibc malloc's
+bytes in use and freed-but-retained (``mallinfo2``), live Python blocks, pyarrow's pool, the
+rows the live CVD monitor holds, and the per-symbol dedup LRUs (ids and an estimate of their
+bytes). Diagnostics to attribute RSS growth: ``--no-live-cvd`` (capture without the monitor),
+``--live-cvd-impl FILE`` (another live_cvd.py, for before/after), ``--dedup-lru N`` (another
+DEDUP_LRU), and ``BENCH_TRACEMALLOC=1`` in the environment (top tracemalloc growers at each
+interval -- costly: it slows the capture several times, use it only to find suspects).
+
     .venv/bin/python benchmarks/bench_universe.py [--symbols 300] [--speed 2.5] [--sim-minutes 10]
 """
 
@@ -81,6 +89,48 @@ class Hist:
                 h.b[k] = h.b.get(k, 0) + v
         h.n, h.mx = self.n + other.n, max(self.mx, other.mx)
         return h
+
+
+def mem_diag(cap) -> dict:
+    """Where the capture's memory is (diagnostics for the RSS column): glibc malloc's in-use
+    and free-but-retained bytes (``mallinfo2``), live Python blocks, pyarrow's pool, the rows
+    the live CVD monitor holds, the threads."""
+    import ctypes
+    import threading
+    out: dict = {"py_blocks": sys.getallocatedblocks(), "threads": threading.active_count()}
+    try:
+        class MI2(ctypes.Structure):
+            _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks",
+                        "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MI2
+        mi = libc.mallinfo2()
+        out.update(malloc_used_mb=(mi.uordblks + mi.hblkhd) / 2**20, malloc_free_mb=mi.fordblks / 2**20,
+                   malloc_mmap_mb=mi.hblkhd / 2**20)
+    except (OSError, AttributeError):
+        pass
+    try:
+        import pyarrow as pa
+        out["arrow_mb"] = pa.total_allocated_bytes() / 2**20
+    except ImportError:
+        pass
+    states = getattr(cap, "states", {})
+    ids = dedup_b = 0
+    for st in list(states.values()):   # DedupLRU: a set + a deque of int objects per symbol
+        d = getattr(st, "dedup", None)
+        if d is not None and hasattr(d, "_set"):
+            n = len(d._set)
+            ids += n
+            dedup_b += sys.getsizeof(d._set) + sys.getsizeof(d._ring) + 32 * n
+    out.update(dedup_ids=ids, dedup_mb=dedup_b / 2**20)
+    live = getattr(cap, "live_cvd", None)
+    if live is not None:
+        held = getattr(live, "rows_held", None)
+        if callable(held):
+            out["cvd_rows"] = held()
+        elif hasattr(live, "_rings"):
+            out["cvd_rows"] = sum(r.n for r in list(live._rings.values()))
+    return out
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -161,10 +211,15 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
     rest = ws.replace("ws://", "http://")
     s = load_settings(env={}, symbols=tuple(symbols_for(n)), ws_base_url=ws, rest_base_url=rest,
                       data_dir=tmp / "data", artifacts_dir=tmp / "art", prometheus_port=0,
-                      log_level="WARNING")
+                      log_level="WARNING",
+                      **({"dedup_lru": int(os.environ["BENCH_DEDUP_LRU"])}
+                         if os.environ.get("BENCH_DEDUP_LRU") else {}))
     cap = Capture(s)
     if os.environ.get("BENCH_NO_LIVE_CVD"):   # diagnostic: the capture without the live CVD monitor
         cap.live_cvd = None
+    elif os.environ.get("BENCH_LIVE_CVD_IMPL"):   # diagnostic: another live_cvd.py (before/after)
+        from bench_live_cvd_memory import load_impl
+        cap.live_cvd = load_impl(os.environ["BENCH_LIVE_CVD_IMPL"])(s)
     proc = psutil.Process()
     pc = time.perf_counter_ns
     H = {k: Hist() for k in ("trade", "book", "wire", "lag")}      # whole window
@@ -248,6 +303,11 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
                 Path(os.environ["BENCH_WALL0_FILE"]).read_text()))
         except (OSError, ValueError, KeyError):
             pass
+        trace = int(os.environ.get("BENCH_TRACEMALLOC", "0") or 0)   # diagnostic: top growers
+        if trace:
+            import tracemalloc
+            tracemalloc.start(trace)
+            snap0 = tracemalloc.take_snapshot()
         t_start = time.perf_counter()
         c_start = os.times()
         n_start = sum(cap.messages.values())
@@ -266,7 +326,16 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
                    "p99_trade_us": I["trade"].q(0.99),
                    "p99_book_us": I["book"].q(0.99),
                    "p99_lag_ms": I["lag"].q(0.99),
-                   "load": os.getloadavg()[0]}
+                   "load": os.getloadavg()[0], **mem_diag(cap)}
+            if trace:
+                cur_b, _peak = tracemalloc.get_traced_memory()
+                row["traced_mb"] = cur_b / 2**20
+                snap = tracemalloc.take_snapshot()
+                top = snap.compare_to(snap0, "traceback" if trace > 1 else "lineno")[:12]
+                print("TRACE " + json.dumps([f"{st.size_diff / 2**20:+8.1f} MB {st.count_diff:+9d} "
+                                             + " <- ".join(str(fr) for fr in st.traceback)
+                                             for st in top]), flush=True)
+                del snap
             rows_out.append(row)
             print("ROW " + json.dumps(row), flush=True)
             t_prev, c_prev, n_prev = t, c, m
@@ -346,6 +415,19 @@ def run(n: int, speed: float, seconds: float, warmup: float, interval: float,
                               f"{r['buffered']:7,d}  p99 trade {r['p99_trade_us']:6.0f} us  book "
                               f"{r['p99_book_us']:7.0f} us  loop lag p99 {r['p99_lag_ms']:5.1f} ms"
                               f"  load {r['load']:.2f}", flush=True)
+                        if "malloc_used_mb" in r:
+                            print(f"         mem: malloc in use {r['malloc_used_mb']:6.0f} MB (mmap "
+                                  f"{r['malloc_mmap_mb']:.0f}), free "
+                                  f"retained {r['malloc_free_mb']:6.0f} MB, pyarrow "
+                                  f"{r.get('arrow_mb', 0):5.0f} MB, py blocks "
+                                  f"{r['py_blocks']:,}, live CVD rows {r.get('cvd_rows', 0):,}, "
+                                  f"threads {r['threads']}; dedup {r.get('dedup_ids', 0):,} ids "
+                                  f"{r.get('dedup_mb', 0):.0f} MB"
+                                  + (f"; traced {r['traced_mb']:.0f} MB" if "traced_mb" in r else ""),
+                                  flush=True)
+                elif line.startswith("TRACE ") and not quiet:
+                    for x in json.loads(line[6:]):
+                        print("         trace " + x, flush=True)
                 elif line.startswith("RESULT "):
                     res = json.loads(line[7:])
             p.wait(120)
@@ -375,6 +457,12 @@ def main() -> int:
     ap.add_argument("--no-pin", action="store_true", help="do not pin sim/capture to CPUs")
     ap.add_argument("--no-live-cvd", action="store_true",
                     help="diagnostic: run the capture without the live CVD monitor")
+    ap.add_argument("--live-cvd-impl", metavar="FILE",
+                    help="diagnostic: run the capture with another version of live_cvd.py "
+                         "(e.g. the previous one, for a before/after comparison)")
+    ap.add_argument("--dedup-lru", type=int, default=None,
+                    help="diagnostic: DEDUP_LRU of the capture (default: the settings' 8192); "
+                         "shows how much of the RSS the per-symbol dedup LRUs take")
     ap.add_argument("--source", choices=("pregen", "synthetic"), default="pregen",
                     help="pregen: replay a pre-generated block of the synthetic market, looped "
                          "(cheap to serve); synthetic: the live synthetic market (its generator "
@@ -395,11 +483,17 @@ def main() -> int:
         return 0
     if args.no_live_cvd:
         os.environ["BENCH_NO_LIVE_CVD"] = "1"
+    if args.live_cvd_impl:
+        os.environ["BENCH_LIVE_CVD_IMPL"] = str(Path(args.live_cvd_impl).resolve())
+    if args.dedup_lru is not None:
+        os.environ["BENCH_DEDUP_LRU"] = str(args.dedup_lru)
     seconds = args.sim_minutes * 60 / args.speed
     print(f"{args.symbols} symbols x (aggTrade + depth10@100ms), speed {args.speed:g}x: "
           f"{args.sim_minutes:g} simulated min = {seconds:.0f} s wall (+{args.warmup:g} s warm-up); "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
-          + ("; live CVD monitor OFF (diagnostic)" if args.no_live_cvd else ""))
+          + ("; live CVD monitor OFF (diagnostic)" if args.no_live_cvd else "")
+          + (f"; DEDUP_LRU={args.dedup_lru} (diagnostic)" if args.dedup_lru is not None else "")
+          + (f"; live CVD from {args.live_cvd_impl} (diagnostic)" if args.live_cvd_impl else ""))
     res, rows = run(args.symbols, args.speed, seconds, args.warmup, args.interval,
                     pin=not args.no_pin, source=args.source, block_s=args.block_seconds)
     sim = res["sim"]

@@ -3,12 +3,27 @@
 Why: the ``CvdFloorHitRateHigh`` alert must describe the numbers researchers will see in the
 ``cvd`` table, so this runs the very same code (:func:`ofi_cvd_harvest.signals.cvd.cvd_frame`,
 i.e. the SPEC §5.1 engine) instead of a streaming look-alike. It is recomputed every few
-seconds over a bounded ring buffer of recent trades per symbol: the last ``report_sec`` of
-trades are reported, the ``warmup_sec`` before them warm the EW means (6 half-lives by default,
-as the derivation does at midnight). Memory is bounded by ``max_rows`` per symbol; if a very
-busy market overflows it, the warm-up is simply shorter. One refresh handles at most
-``rows_per_refresh`` buffered rows, taking symbols round-robin, so its cost stays bounded with
-hundreds of symbols (each symbol's gauges are then refreshed every few periods instead of every one).
+seconds over a bounded window of recent trades per symbol: the last ``report_sec`` of trades
+are reported, the ``warmup_sec`` before them warm the EW means (6 half-lives by default, as the
+derivation does at midnight). One refresh handles at most ``rows_per_refresh`` held rows, taking
+symbols round-robin, so its cost stays bounded with hundreds of symbols (each symbol's gauges
+are then refreshed every few periods instead of every one).
+
+Memory is bounded by design and proportional to the trades actually held:
+
+* ``add`` appends one tuple to a single staging list (no lock, no numpy scalar stores: a list
+  append is atomic under the GIL). The staging list is drained by the refresh thread (before
+  and during each refresh), and by ``add`` itself if it ever reaches ``stage_rows`` rows
+  (nobody refreshing), so it never holds more than ``stage_rows`` trades.
+* Drained rows go to per-symbol growable numpy columns (int64 time, float64 qty, bool side:
+  17 bytes a trade) that are trimmed on every drain to the horizon -- rows whose engine clock
+  (running max of the event time) is within ``warmup_sec + report_sec`` of the newest -- and
+  to at most ``max_rows`` rows (oldest dropped; if a very busy market overflows it, the warm-up
+  is simply shorter). A column is sized 1.25x the rows it holds when it grows and is
+  reallocated smaller once above 2x (256 rows minimum): a quiet symbol gives its memory back
+  after a burst.
+* A refresh copies and computes one symbol at a time, so the transient polars frames are those
+  of a single symbol's window, not of the whole batch.
 
 Usage from the capture loop::
 
@@ -28,6 +43,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Callable
 
 import numpy as np
@@ -39,6 +55,9 @@ from . import metrics
 
 DAY_MS = 86_400_000
 log = logging.getLogger(__name__)
+_MIN_CAPACITY = 256
+_NO_CLOCK = np.iinfo(np.int64).min
+_SYM, _TS, _QTY, _IBM = (itemgetter(i) for i in range(4))   # fields of a staged row
 
 
 @dataclass(frozen=True)
@@ -51,36 +70,98 @@ class CvdStats:
     buffered: int
 
 
-class _Ring:
-    """Fixed-capacity ring of (event_ts_ms, qty, is_buyer_maker) in arrival order."""
+def _clock_prefix(ts: np.ndarray, pre: int, cutoff: int) -> int:
+    """How many leading rows have an engine clock (running max of ``ts``, starting from
+    ``pre``) at or before ``cutoff``. Scans a growing prefix: usually only a few rows go."""
+    if pre > cutoff:
+        return 0
+    n = len(ts)
+    m = 256
+    while True:
+        t = np.maximum.accumulate(ts[:m])
+        if t[0] < pre:
+            np.maximum(t, pre, out=t)
+        if t[-1] > cutoff or m >= n:
+            return int(np.searchsorted(t, cutoff, side="right"))
+        m *= 4
 
-    __slots__ = ("ts", "qty", "ibm", "n", "head")
 
-    def __init__(self, capacity: int):
-        self.ts = np.zeros(capacity, dtype=np.int64)
-        self.qty = np.zeros(capacity, dtype=np.float64)
-        self.ibm = np.zeros(capacity, dtype=np.bool_)
-        self.n = 0      # rows held (≤ capacity)
-        self.head = 0   # next write position
+class _Series:
+    """One symbol's held trades, oldest first: rows ``head .. head + n`` of three growable
+    numpy columns. ``clock`` is the engine clock (running max of event time) at the last row
+    dropped or held; ``pre`` the clock just before the first held row."""
 
-    def append(self, ts: int, qty: float, ibm: bool) -> None:
-        i = self.head
-        self.ts[i] = ts
-        self.qty[i] = qty
-        self.ibm[i] = ibm
+    __slots__ = ("ts", "qty", "ibm", "head", "n", "pre", "clock")
+
+    def __init__(self) -> None:
+        self.ts = np.empty(_MIN_CAPACITY, dtype=np.int64)
+        self.qty = np.empty(_MIN_CAPACITY, dtype=np.float64)
+        self.ibm = np.empty(_MIN_CAPACITY, dtype=np.bool_)
+        self.head = 0
+        self.n = 0
+        self.pre = _NO_CLOCK
+        self.clock = _NO_CLOCK
+
+    def view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sl = slice(self.head, self.head + self.n)
+        return self.ts[sl], self.qty[sl], self.ibm[sl]
+
+    def extend(self, ts: np.ndarray, qty: np.ndarray, ibm: np.ndarray, horizon_ms: int,
+               max_rows: int) -> None:
+        """Append rows (arrival order), then drop the oldest held rows whose engine clock is at
+        or before ``newest clock - horizon_ms`` and any beyond ``max_rows``."""
+        k = len(ts)
+        if k == 0:
+            return
+        t_new = np.maximum.accumulate(ts)
+        if t_new[0] < self.clock:
+            np.maximum(t_new, self.clock, out=t_new)
+        clock = int(t_new[-1])
+        cutoff = clock - horizon_ms
+        held_ts = self.ts[self.head:self.head + self.n]
+        drop_old = _clock_prefix(held_ts, self.pre, cutoff) if self.n else 0
+        drop_new = int(np.searchsorted(t_new, cutoff, side="right")) if drop_old == self.n else 0
+        excess = (self.n - drop_old) + (k - drop_new) - max_rows
+        if excess > 0:                      # the hard row cap: oldest first
+            extra_old = min(excess, self.n - drop_old)
+            drop_old += extra_old
+            drop_new += excess - extra_old
+        # the clock just before the first row kept
+        if drop_new:
+            pre = int(t_new[drop_new - 1])
+        elif drop_old:
+            pre = int(max(self.pre, held_ts[:drop_old].max()))
+        else:
+            pre = self.pre
+        keep_old = self.n - drop_old
+        ts, qty, ibm = ts[drop_new:], qty[drop_new:], ibm[drop_new:]
+        k = len(ts)
+        need = keep_old + k
+        start = self.head + drop_old
         cap = len(self.ts)
-        self.head = i + 1 if i + 1 < cap else 0
-        if self.n < cap:
-            self.n += 1
-
-    def ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Copies of the held rows, oldest first."""
-        if self.n < len(self.ts):
-            sl = slice(0, self.n)
-            return self.ts[sl].copy(), self.qty[sl].copy(), self.ibm[sl].copy()
-        h = self.head
-        return (np.concatenate((self.ts[h:], self.ts[:h])), np.concatenate((self.qty[h:], self.qty[:h])),
-                np.concatenate((self.ibm[h:], self.ibm[:h])))
+        too_big = cap > max(_MIN_CAPACITY, 2 * need)
+        if start + need > cap or too_big:
+            # move the kept rows to the front: of the same columns if that leaves 1/8 free
+            # (a move then costs at most 8 row copies per row appended), else of new ones
+            # sized 1.25x
+            if too_big or need + need // 8 > cap:
+                new_cap = max(_MIN_CAPACITY, need + need // 4)
+                nts = np.empty(new_cap, dtype=np.int64)
+                nqty = np.empty(new_cap, dtype=np.float64)
+                nibm = np.empty(new_cap, dtype=np.bool_)
+            else:
+                nts, nqty, nibm = self.ts, self.qty, self.ibm
+            end = start + keep_old
+            nts[:keep_old] = self.ts[start:end]
+            nqty[:keep_old] = self.qty[start:end]
+            nibm[:keep_old] = self.ibm[start:end]
+            self.ts, self.qty, self.ibm = nts, nqty, nibm
+            start = 0
+        end = start + keep_old
+        self.ts[end:end + k] = ts
+        self.qty[end:end + k] = qty
+        self.ibm[end:end + k] = ibm
+        self.head, self.n, self.pre, self.clock = start, need, pre, clock
 
 
 def window_stats(ts: np.ndarray, qty: np.ndarray, ibm: np.ndarray, settings: Settings,
@@ -95,8 +176,10 @@ def window_stats(ts: np.ndarray, qty: np.ndarray, ibm: np.ndarray, settings: Set
     last = int(trades["t"][-1])
     day_start = last - last % DAY_MS  # session of the newest trade (matters for Z_MODE=level)
     frame = cvd_frame(trades, day_start, settings.signals)
+    del trades
     cutoff = last - int(report_sec * 1000)
     recent = frame.filter((pl.col("t") > cutoff) & pl.col("z_raw").is_not_null())
+    del frame
     if recent.height == 0:
         return CvdStats(math.nan, math.nan, 0, n)
     return CvdStats(float(recent["scale"].median()), float(recent["floor_used"].cast(pl.Float64).mean()),
@@ -110,45 +193,114 @@ class LiveCvd:
                  warmup_sec: float | None = None, max_rows: int = 200_000,
                  recompute_sec: float = 10.0, background: bool = True,
                  rows_per_refresh: int = 1_000_000,
-                 clock: Callable[[], float] = time.monotonic):
-        if report_sec <= 0 or max_rows < 2 or recompute_sec < 0:
-            raise ValueError("LiveCvd: report_sec > 0, max_rows >= 2, recompute_sec >= 0")
+                 clock: Callable[[], float] = time.monotonic,
+                 stage_rows: int = 65_536):
+        if report_sec <= 0 or max_rows < 2 or recompute_sec < 0 or stage_rows < 1:
+            raise ValueError("LiveCvd: report_sec > 0, max_rows >= 2, recompute_sec >= 0, "
+                             "stage_rows >= 1")
         self.settings = settings
         self.report_sec = float(report_sec)
         self.warmup_sec = float(6 * settings.signals.half_life_sec if warmup_sec is None else warmup_sec)
         self.max_rows = int(max_rows)
         self.recompute_sec = float(recompute_sec)
         self.rows_per_refresh = int(rows_per_refresh)
+        self.stage_rows = int(stage_rows)
+        self._horizon_ms = int((self.warmup_sec + self.report_sec) * 1000)
         self._cursor = 0                 # round-robin position among symbols
         self.background = background
         self._clock = clock
         self._worker: threading.Thread | None = None
-        self._rings: dict[str, _Ring] = {}
-        self._lock = threading.Lock()
+        # (symbol, event_ts_ms, qty, is_buyer_maker) in arrival order, not yet drained. Only
+        # ever appended to (add) and cut from the front under ``_lock`` (_drain): never rebound.
+        self._pending: list[tuple[str, int, float, bool]] = []
+        self._series: dict[str, _Series] = {}
+        self._lock = threading.Lock()    # drains and reads of ``_series``; ``add`` never takes it
         self._last_compute: float | None = None
         self.stats: dict[str, CvdStats] = {}
 
     def add(self, symbol: str, event_ts_ms: int, qty: float, is_buyer_maker: bool) -> None:
         """Record one unique trade (call after dedup, in arrival order)."""
+        pending = self._pending
+        pending.append((symbol, event_ts_ms, qty, is_buyer_maker))
+        if len(pending) >= self.stage_rows:   # nobody is draining: keep the staging bounded
+            try:
+                self._drain()
+            except Exception:  # a monitoring failure must never reach the capture
+                log.exception("live CVD: staged trades dropped")
+
+    def _drain(self) -> None:
+        """Move the staged rows into the per-symbol columns (trimmed to the horizon/cap)."""
         with self._lock:
-            ring = self._rings.get(symbol)
-            if ring is None:
-                ring = self._rings[symbol] = _Ring(self.max_rows)
-            ring.append(event_ts_ms, qty, is_buyer_maker)
+            pending = self._pending
+            k = len(pending)
+            if not k:
+                return
+            rows = pending[:k]
+            del pending[:k]              # appends made meanwhile stay (they are after row k)
+            names = sorted(set(map(_SYM, rows)))
+            codes = {sym: i for i, sym in enumerate(names)}
+            code = np.fromiter(map(codes.__getitem__, map(_SYM, rows)), dtype=np.int32, count=k)
+            ts_a = np.fromiter(map(_TS, rows), dtype=np.int64, count=k)
+            qty_a = np.fromiter(map(_QTY, rows), dtype=np.float64, count=k)
+            ibm_a = np.fromiter(map(_IBM, rows), dtype=np.bool_, count=k)
+            del rows
+            if len(names) > 1:           # group by symbol, arrival order kept within each
+                order = np.argsort(code, kind="stable")
+                ts_a, qty_a, ibm_a = ts_a[order], qty_a[order], ibm_a[order]
+                bounds = np.searchsorted(code[order], np.arange(len(names) + 1))
+            else:
+                bounds = np.array([0, k])
+            for i, sym in enumerate(names):
+                a, b = int(bounds[i]), int(bounds[i + 1])
+                series = self._series.get(sym)
+                if series is None:
+                    series = self._series[sym] = _Series()
+                series.extend(ts_a[a:b], qty_a[a:b], ibm_a[a:b], self._horizon_ms, self.max_rows)
+
+    def rows_held(self, symbol: str | None = None) -> int:
+        """Trades held for ``symbol`` (default: all symbols), staged ones included."""
+        with self._lock:
+            if symbol is None:
+                return sum(s.n for s in self._series.values()) + len(self._pending)
+            series = self._series.get(symbol)
+            staged = sum(1 for r in self._pending[:] if r[0] == symbol)
+            return (series.n if series is not None else 0) + staged
+
+    def bytes_held(self) -> int:
+        """Bytes of the per-symbol columns (allocated capacity; staging not included)."""
+        with self._lock:
+            return sum(s.ts.nbytes + s.qty.nbytes + s.ibm.nbytes for s in self._series.values())
+
+    def _snapshot(self, sym: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        with self._lock:
+            series = self._series.get(sym)
+            if series is None:
+                return None
+            ts, qty, ibm = series.view()
+            return ts.copy(), qty.copy(), ibm.copy()
 
     def compute(self, symbols: list[str] | None = None) -> dict[str, CvdStats]:
         """Recompute ``symbols`` (default: every symbol) now (no gauge update)."""
-        with self._lock:
-            names = list(self._rings) if symbols is None else symbols
-            snaps = {sym: self._rings[sym].ordered() for sym in names if sym in self._rings}
+        self._drain()
+        if symbols is None:
+            with self._lock:
+                symbols = list(self._series)
         out = {}
-        horizon_ms = int((self.warmup_sec + self.report_sec) * 1000)
-        for sym, (ts, qty, ibm) in snaps.items():
-            if len(ts):  # drop rows older than warm-up + report window (by the engine clock)
+        horizon_ms = self._horizon_ms
+        for sym in symbols:
+            if len(self._pending) >= 4096:   # a long refresh: keep the staging small
+                self._drain()
+            snap = self._snapshot(sym)
+            if snap is None:
+                continue
+            ts, qty, ibm = snap
+            if len(ts):  # rows older than warm-up + report window (by the window's engine clock)
                 t = np.maximum.accumulate(ts)
                 start = int(np.searchsorted(t, t[-1] - horizon_ms, side="right"))
-                ts, qty, ibm = ts[start:], qty[start:], ibm[start:]
+                if start:
+                    ts, qty, ibm = ts[start:], qty[start:], ibm[start:]
             out[sym] = window_stats(ts, qty, ibm, self.settings, self.report_sec)
+            del ts, qty, ibm, snap
         return out
 
     def update_gauges(self, force: bool = False, block: bool | None = None) -> dict[str, CvdStats]:
@@ -184,10 +336,11 @@ class LiveCvd:
 
     def next_batch(self) -> list[str]:
         """The symbols the next refresh recomputes: round-robin, within ``rows_per_refresh``
-        buffered rows (always at least one symbol)."""
+        held rows (always at least one symbol)."""
+        self._drain()
         with self._lock:
-            order = sorted(self._rings)
-            sizes = {sym: self._rings[sym].n for sym in order}
+            order = sorted(self._series)
+            sizes = {sym: self._series[sym].n for sym in order}
         if not order:
             return []
         start = self._cursor % len(order)

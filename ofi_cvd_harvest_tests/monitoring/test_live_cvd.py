@@ -175,3 +175,104 @@ def test_refresh_cost_is_bounded_round_robin_over_many_symbols():
     for _ in range(3):
         seen |= set(live.update_gauges(force=True))
     assert seen == set(syms)
+
+
+def held_by_clock(ts, horizon_ms, max_rows):
+    """Rows of ``ts`` (arrival order) within ``horizon_ms`` of the newest engine clock (running
+    max of the event time), at most the newest ``max_rows``."""
+    t = np.maximum.accumulate(ts)
+    in_horizon = int((t > t[-1] - horizon_ms).sum())
+    return min(in_horizon, max_rows)
+
+
+@pytest.mark.parametrize("stage_rows", [1, 97, 65_536])
+def test_memory_is_bounded_by_the_horizon_and_the_row_cap(stage_rows):
+    """Whatever the staging size, once drained the rows held are exactly those within
+    warm-up + report seconds of the newest trade (by the engine clock) and never more than
+    ``max_rows``; the columns' capacity stays within 2x the rows held."""
+    s = Settings()
+    ts, qty, ibm = synthetic_trades(3 * 3600, 5, seed=30)
+    ts[::50] -= 1500                        # some late (out-of-order) event times
+    live = LiveCvd(s, report_sec=300, warmup_sec=1800, max_rows=7000, stage_rows=stage_rows)
+    horizon_ms = (1800 + 300) * 1000
+    step = 4000
+    for end in range(step, len(ts) + step, step):
+        end = min(end, len(ts))
+        feed(live, "BTCUSDT", ts[end - step:end], qty[end - step:end], ibm[end - step:end])
+        live.next_batch()                   # drains the staged rows (as each refresh does)
+        held = live.rows_held("BTCUSDT")
+        assert held == held_by_clock(ts[:end], horizon_ms, 7000)
+        assert held <= 7000
+        assert live.bytes_held() <= 17 * max(256, 2 * held)
+    # in the last hour 5 trades/s over 2100 s is ~10 500 rows > 7000: the cap is what binds
+    assert live.rows_held() == 7000
+    st = live.compute()["BTCUSDT"]
+    med, hit, rows = table_stats(ts[-7000:], qty[-7000:], ibm[-7000:], 300, s)
+    assert (st.buffered, st.rows, st.scale_median, st.floor_hit_rate) == (7000, rows, med, hit)
+
+
+def test_a_burst_gives_its_memory_back_once_out_of_the_horizon():
+    s = Settings()
+    live = LiveCvd(s, report_sec=60, warmup_sec=60, stage_rows=1000)
+    burst = synthetic_trades(10, 5000, seed=31)              # 50 000 trades in 10 s
+    feed(live, "ETHUSDT", *burst)
+    live.next_batch()
+    assert live.rows_held() == 50_000
+    big = live.bytes_held()
+    quiet = synthetic_trades(600, 2, seed=32, t0=int(burst[0][-1]))
+    feed(live, "ETHUSDT", *quiet)
+    live.next_batch()
+    held = live.rows_held()
+    assert held == held_by_clock(np.concatenate((burst[0], quiet[0])), 120_000, 200_000) < 300
+    assert live.bytes_held() <= 17 * max(256, 2 * held) < big / 50
+
+
+@pytest.mark.parametrize("stage_rows", [97, 10**9])   # drained by add too / by the refresh only
+def test_add_never_loses_or_duplicates_rows_under_concurrent_refreshes(stage_rows):
+    """One thread adds (the capture), another drains and recomputes (the refresh thread), both
+    as often as possible, with the thread switch forced every few microseconds: every symbol
+    then holds exactly the rows it was given, in order -- its statistics equal the cvd table's
+    over the full history."""
+    import sys
+    import threading
+
+    s = Settings()
+    syms = [f"CONC{i}USDT" for i in range(3)]
+    data = {sym: synthetic_trades(600, 15, seed=40 + i) for i, sym in enumerate(syms)}
+    order = [(sym, j) for sym in syms for j in range(len(data[sym][0]))]
+    order.sort(key=lambda x: (int(data[x[0]][0][x[1]]), x[0]))   # interleaved by event time
+    live = LiveCvd(s, report_sec=300, warmup_sec=10_000, stage_rows=stage_rows, recompute_sec=0,
+                   rows_per_refresh=5000)
+    stop, started = threading.Event(), threading.Event()
+    refreshes = [0]
+
+    def refresher():
+        started.set()
+        while not stop.is_set():
+            if refreshes[0] % 20 == 0:
+                live.update_gauges(force=True, block=True)
+            live.next_batch()               # a drain
+            live.rows_held()
+            refreshes[0] += 1
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    th = threading.Thread(target=refresher)
+    th.start()
+    started.wait(60)
+    try:
+        cols = {sym: tuple(c.tolist() for c in data[sym]) for sym in syms}
+        for sym, j in order:
+            ts, qty, ibm = cols[sym]
+            live.add(sym, ts[j], qty[j], ibm[j])
+    finally:
+        stop.set()
+        th.join(60)
+        sys.setswitchinterval(old)
+    assert live.rows_held() == len(order)
+    got = live.compute()
+    for sym in syms:
+        ts, qty, ibm = data[sym]
+        med, hit, rows = table_stats(ts, qty, ibm, 300, s)
+        assert live.rows_held(sym) == len(ts) == got[sym].buffered
+        assert (got[sym].rows, got[sym].scale_median, got[sym].floor_hit_rate) == (rows, med, hit)
