@@ -1,41 +1,49 @@
-"""Per-symbol LRU of recent ``agg_trade_id``s (``DEDUP_LRU``, SPEC §7).
+"""Per-symbol memory of recent ``agg_trade_id``s (``DEDUP_LRU`` of them, SPEC §7).
 
 Duplicates come from server re-sends, roll-over overlap and REST heals racing late WebSocket
-deliveries. Ids arrive almost in order, so a set plus a FIFO ring of the same ids is an LRU
-in practice and costs one set lookup per trade.
+deliveries. agg ids are consecutive per symbol, so instead of a set plus a FIFO of Python ints
+(~100 bytes per id, and a 300-symbol universe kept growing for hours while the LRUs filled)
+this is a direct-mapped window: slot ``id % capacity`` of a fixed int64 array holds the
+highest id seen for that slot. For ids arriving nearly in order it remembers exactly the last
+``capacity`` ids, in 8 bytes each, allocated once. An id older than its slot's occupant is
+simply "not recent" — as an evicted id was for the LRU — and the exact id tracker behind it
+(``protocol/tradegaps.py``) still tells a late duplicate from a healed gap.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
+
+_EMPTY = -(2**63)
 
 
 class DedupLRU:
-    __slots__ = ("capacity", "_set", "_ring", "hits")
+    __slots__ = ("capacity", "_slots", "_filled", "hits")
 
     def __init__(self, capacity: int):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
-        self._set: set[int] = set()
-        self._ring: deque[int] = deque()
+        self._slots = array("q", [_EMPTY]) * capacity
+        self._filled = 0
         self.hits = 0
 
     def seen(self, key: int) -> bool:
         """True if ``key`` is a recent duplicate (counted); otherwise remember it."""
-        s = self._set
-        if key in s:
+        i = key % self.capacity
+        cur = self._slots[i]
+        if cur == key:
             self.hits += 1
             return True
-        s.add(key)
-        ring = self._ring
-        ring.append(key)
-        if len(ring) > self.capacity:
-            s.discard(ring.popleft())
+        if key > cur:
+            if cur == _EMPTY:
+                self._filled += 1
+            self._slots[i] = key
         return False
 
     def __contains__(self, key: int) -> bool:
-        return key in self._set
+        return self._slots[key % self.capacity] == key
 
     def __len__(self) -> int:
-        return len(self._set)
+        """How many ids are remembered (at most ``capacity``)."""
+        return self._filled

@@ -38,7 +38,7 @@ from . import checkpoint as ckpt
 from .book_partial import PartialBook
 from .buffers import Batch, RawBuffers, Swapped, build
 from .dedup import DedupLRU
-from .gctune import capture_gc
+from .memory import capture_gc, trim_heap
 from .healing import Healer
 from .ops import OpsRecorder
 from .runlog import RunLog
@@ -507,6 +507,7 @@ class Capture:
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = mx if cur is None else max(cur, mx)
         self._checkpoint(snaps)
+        trim_heap()   # the rotation's peak of freed buffers back to the OS (capture/memory.py)
 
     def _pre_rotate(self) -> tuple[Swapped, dict]:
         self.ops.end_window()

@@ -13,3 +13,27 @@ def test_lru_catches_recent_and_bounds_memory():
     assert d.hits == 2
     with pytest.raises(ValueError):
         DedupLRU(0)
+
+
+def test_out_of_order_and_late_ids():
+    d = DedupLRU(8)
+    for i in (100, 102, 101, 103):          # reordered delivery
+        assert not d.seen(i)
+    assert d.seen(101) and d.seen(103) and 102 in d
+    assert not d.seen(95)                   # older than its slot's occupant (103): not recent,
+    assert not d.seen(95)                   # never remembered over the newer id
+    assert 103 in d and 95 not in d
+    assert not d.seen(111)                  # a newer id takes the slot of 103
+    assert 103 not in d and d.seen(111)
+    assert len(d) == 4
+
+
+def test_fixed_memory_whatever_the_number_of_ids():
+    import sys
+    d = DedupLRU(8192)
+    size = sys.getsizeof(d._slots)
+    for i in range(1_000_000, 1_050_000):
+        d.seen(i)
+    assert sys.getsizeof(d._slots) == size and len(d) == 8192
+    assert all(d.seen(i) for i in range(1_050_000 - 8192, 1_050_000))
+    assert not d.seen(1_050_000 - 8193)
