@@ -90,7 +90,7 @@ def bench_capture(frames: list[bytes], rotate_every: int, tmp: Path) -> tuple[fl
         cap.writer.write(b)
     elapsed = time.perf_counter() - t0
     cap.runlog.close()
-    return len(frames) / elapsed, len(cap.writer.files), write_time / elapsed
+    return len(frames) / elapsed, cap.writer.files_written, write_time / elapsed
 
 
 def main() -> None:
