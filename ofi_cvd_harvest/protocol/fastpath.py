@@ -95,6 +95,13 @@ def _pos(s: str) -> float:
     return x
 
 
+def _nonneg(s: str) -> float:
+    x = float(s)
+    if not (0.0 <= x < _INF):
+        raise ValueError(s)
+    return x
+
+
 def try_decode(raw: bytes) -> tuple[str | None, AggTrade | DepthUpdate | BookTicker] | None:
     """(stream, record) for a well-formed aggTrade / depthUpdate / bookTicker frame (combined
     envelope or raw payload), else ``None`` (the strict decoder then decides)."""
@@ -109,10 +116,7 @@ def try_decode(raw: bytes) -> tuple[str | None, AggTrade | DepthUpdate | BookTic
             return stream, AggTrade(d.E, d.s, d.a, _pos(d.p), _pos(d.q), d.f, d.l, d.T, d.m)
         if t is _Depth:
             return stream, DepthUpdate(d.E, d.T, d.s, d.U, d.u, d.pu, _side(d.b), _side(d.a))
-        bid_qty = float(d.B)
-        ask_qty = float(d.A)
-        if not (0.0 <= bid_qty < _INF and 0.0 <= ask_qty < _INF):
-            return None
-        return stream, BookTicker(d.u, d.E, d.T, d.s, _pos(d.b), bid_qty, _pos(d.a), ask_qty)
+        return stream, BookTicker(d.u, d.E, d.T, d.s, _pos(d.b), _nonneg(d.B), _pos(d.a),
+                                  _nonneg(d.A))
     except (*_Error, ValueError, TypeError):
         return None

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..storage import layout
-from ..storage.fs import Storage
+from ..storage.fs import Storage, parquet_options
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,12 @@ TTL_SEC = 3600.0                   # a run's steps use a staged partition within
 # Fast to write and read back (the final files are zstd): lz4, no dictionary, no statistics,
 # int64 delta-packed, and a CRC per page so a damaged file is detected instead of silently read.
 # A bench partition (2 M trades): ~0.9 s to write, ~0.6 s to read all five, 138 MB.
-WRITE_OPTS = dict(compression="lz4", use_dictionary=False, write_statistics=False,
-                  write_page_checksum=True, row_group_size=256_000)
+WRITE_OPTS = dict(compression="lz4", compression_level=None, use_dictionary=False,
+                  write_statistics=False, write_page_checksum=True)
 
 
 def _write_options(schema: pa.Schema) -> dict:
-    delta = {f.name: "DELTA_BINARY_PACKED" for f in schema if f.type == pa.int64()}
-    return {**WRITE_OPTS, "column_encoding": delta} if delta else dict(WRITE_OPTS)
+    return parquet_options(schema, **WRITE_OPTS)   # the final files' int64 delta rule, lz4
 
 
 Fingerprint = tuple[tuple[str, int, int], ...]   # signals.rawread.raw_fingerprint

@@ -19,7 +19,7 @@ TMP_SUFFIX = ".tmp"
 PARQUET_OPTS = dict(compression="zstd", compression_level=3, row_group_size=256_000)
 
 
-def parquet_options(schema: pa.Schema) -> dict:
+def parquet_options(schema: pa.Schema, **overrides) -> dict:
     """Write options for ``schema``: zstd, and every int64 column (timestamps, ids, counts —
     near-monotonic or small) DELTA_BINARY_PACKED instead of dictionary-encoded.
 
@@ -27,12 +27,14 @@ def parquet_options(schema: pa.Schema) -> dict:
     per page; delta packing stores consecutive ids in a few bits. On the capture's raw trades
     it cut the write cost from 1.06 to 0.15 µs/row and the size from 20 to 6 bytes/row (book
     rows: 2.0 → 1.35 µs, 70 → 66 B; benchmarks/bench_storage.py, docs/performance.md). DuckDB,
-    polars and pyarrow all read it."""
+    polars and pyarrow all read it. ``overrides`` replace any other ``pq.write_table`` option
+    (e.g. a cache's faster codec)."""
     delta = [f.name for f in schema if f.type == pa.int64()]
     opts: dict = dict(PARQUET_OPTS)
     if delta:
         opts["column_encoding"] = dict.fromkeys(delta, "DELTA_BINARY_PACKED")
         opts["use_dictionary"] = [f.name for f in schema if f.name not in set(delta)]
+    opts.update(overrides)
     return opts
 
 
