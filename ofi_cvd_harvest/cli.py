@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "derive": ("ofi_cvd_harvest.signals.cli", "derive prices/ofi/cvd/fusion/events partitions"),
     "validate": ("ofi_cvd_harvest.dq.cli", "evaluate the DQ gate (DoD) and write a report"),
     "demo": ("ofi_cvd_harvest.demo", "quick start: simulator + 2-minute capture + summary"),
+    "settings": ("ofi_cvd_harvest.settings.cli", "show the effective settings, or the table as Markdown"),
 }
 
 

@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..settings import load_settings
+from ..settings import check_value, load_settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
+    """Settings with the flags over file and environment; a bad flag is a ``SettingsError``
+    naming it (exit 2), like a bad setting."""
+    if args.run_seconds is not None:   # positive and finite: nan would run forever
+        check_value("--run-seconds", args.run_seconds, "run_hours")
+    if args.run_hours is not None:
+        check_value("--run-hours", args.run_hours, "run_hours")
     over: dict = {}
     if args.symbols:
         over["symbols"] = tuple(x.strip().upper() for x in args.symbols.split(",") if x.strip())

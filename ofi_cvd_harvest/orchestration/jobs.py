@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import queue
 import signal
@@ -144,8 +145,8 @@ def effective_settings(harvest: HarvestSettings, config: CaptureConfig) -> tuple
         seconds = float(config.run_hours) * 3600.0
     else:
         seconds = settings.run_hours * 3600.0
-    if seconds <= 0:
-        raise dg.Failure(f"capture duration must be > 0 s (got {seconds})")
+    if not (seconds > 0 and math.isfinite(seconds)):   # nan would run forever
+        raise dg.Failure(f"capture duration must be a finite number > 0 s (got {seconds})")
     groups = [group_name(g) for g in capture_groups(settings)]
     if len(groups) > 1:
         # Several captures side by side must not share a checkpoint, run log or metrics port.

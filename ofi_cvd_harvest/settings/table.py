@@ -1,0 +1,134 @@
+"""The settings table: every setting once — key, environment name, kind (type and range),
+default and meaning. Loading, validation, error messages, the ``Settings`` dataclasses and the
+README's settings table are all derived from it (README.md "Settings"; docs/capture.md).
+
+Adding a setting is one line here. Keys are dotted paths under ``data_harvest`` in
+``config/system.yaml``; a key under ``signals.`` becomes an attribute of ``SignalSettings``, under
+``data_quality.acceptance_criteria.`` of ``AcceptanceCriteria``, anything else of ``Settings``
+(named by its last part unless ``attr`` says otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .kinds import Choice, Float, Int, Kind, Numbers, PathKind, Symbols, Text
+
+# key prefix -> (attribute of Settings, dataclass name); the rest are attributes of Settings
+GROUPS: dict[str, tuple[str, str]] = {
+    "data_quality.acceptance_criteria": ("acceptance", "AcceptanceCriteria"),
+    "signals": ("signals", "SignalSettings"),
+}
+
+SECONDS = Float(gt=0)          # an interval, back-off or time-out: zero or negative is a typo
+DEDUP_MAX = 1 << 20            # 8 B per remembered id per symbol: 8 MiB each (capture/dedup.py)
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str                    # dotted path under data_harvest
+    kind: Kind
+    default: Any
+    doc: str                    # one line, for the README table
+    env: str | None = None      # environment variable overriding the file
+    attr: str | None = None     # dataclass attribute, when not the key's last part
+
+    @property
+    def group(self) -> str:
+        """Attribute of ``Settings`` holding this setting's dataclass ('' = Settings itself)."""
+        for prefix, (attr, _) in GROUPS.items():
+            if self.key.startswith(prefix + "."):
+                return attr
+        return ""
+
+    @property
+    def name(self) -> str:
+        return self.attr or self.key.rsplit(".", 1)[-1]
+
+
+S = Setting
+TABLE: tuple[Setting, ...] = (
+    S("symbols", Symbols(), ("BTCUSDT", "ETHUSDT"), "symbols to capture and derive (comma-separated in the environment)", "SYMBOLS"),
+    S("run_hours", Float(gt=0), 72.0, "capture duration in hours", "RUN_HOURS"),
+    S("parquet_rotate_sec", Float(gt=0, le=86400), 60.0, "seconds between raw Parquet files (and at each UTC midnight)", "PARQUET_ROTATE_SEC"),
+    S("dedup_lru", Int(ge=16, le=DEDUP_MAX), 8192, "recent trade ids remembered per symbol for dedup (8 bytes each, allocated at start)", "DEDUP_LRU"),
+    S("data_dir", PathKind(), Path("data"), "data root holding raw/ and ofi_cvd/", "DATA_DIR"),
+    S("artifacts_dir", PathKind(), Path("artifacts"), "checkpoint, run logs and reports", "ARTIFACTS_DIR"),
+    S("log_level", Choice(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True), "INFO", "log level of the capture", "LOG_LEVEL"),
+    S("exchange.ws_base_url", Text(("ws://", "wss://")), "wss://fstream.binance.com", "WebSocket base URL (default: the real Binance USDT-M host)", "WS_BASE_URL"),
+    S("exchange.rest_base_url", Text(("http://", "https://")), "https://fapi.binance.com", "REST base URL (default: the real Binance USDT-M host)", "REST_BASE_URL"),
+    S("exchange.max_streams_per_connection", Int(ge=1, le=200), 200, "streams per WebSocket connection (Binance allows 200)"),
+    S("exchange.rest_weight_limit_per_min", Int(ge=1, le=2400), 2400, "REST request weight per minute the client stays under (Binance: 2400 per IP)"),
+    S("websocket.ping_interval", Float(gt=0, le=3600), 20.0, "client keep-alive ping every N s (the server pings every 180 s)", "WSS_PING_INTERVAL"),
+    S("websocket.heartbeat_timeout", Float(gt=0, le=3600), 30.0, "no pong or no data for N s: reconnect"),
+    S("websocket.reconnect_base_sec", Float(ge=0.01, le=60), 0.5, "first reconnect back-off (s), doubled per failure with jitter"),
+    S("websocket.reconnect_max_sec", Float(ge=0.01, le=3600), 30.0, "longest reconnect back-off (s); at least reconnect_base_sec"),
+    S("websocket.rollover_sec", Float(gt=0, lt=86400), 82800.0, "open a replacement connection after N s, before the exchange's 24 h cut"),
+    S("book.source", Choice(("partial", "diff")), "partial", "partial: <sym>@depth10@100ms; diff: <sym>@depth@100ms + REST snapshot", "BOOK_SOURCE", attr="book_source"),
+    S("book.levels", Choice((5, 10, 20)), 10, "book levels per side captured", attr="book_levels"),
+    S("reliability.write_retries", Int(ge=0, le=100), 3, "immediate retries of a failed Parquet write"),
+    S("reliability.max_errors_per_hour", Int(ge=0), 100, "more write errors than this in an hour stop the capture"),
+    S("reliability.error_cooldown_sec", SECONDS, 300.0, "the sensor relaunches a failed capture after N s"),
+    S("reliability.clock_check_interval_sec", Float(gt=0, le=86400), 600.0, "compare the local clock with /fapi/v1/time every N s"),
+    S("reliability.max_clock_drift_ms", Float(gt=0), 200.0, "clock drift above N ms is logged and recorded"),
+    S("reliability.segment_flush_sec", Float(gt=0, le=60), 1.0, "crash-safe on-disk segment flush interval (s)"),
+    S("monitoring.prometheus_port", Int(ge=0, le=65535, note="0 = off"), 8009, "Prometheus metrics port", "PROMETHEUS_PORT"),
+    S("monitoring.prometheus_host", Text(), "127.0.0.1", "address the metrics endpoint binds"),
+    S("data_quality.precheck_minutes", Float(gt=0), 10.0, "capture length of --precheck-only"),
+    S("data_quality.acceptance_criteria.max_empty_bucket_rate", Float(ge=0, le=1), 0.001, "DoD: largest share of empty 1 s buckets"),
+    S("data_quality.acceptance_criteria.max_duplicate_rate", Float(ge=0, le=1), 0.005, "DoD: largest share of duplicate trades"),
+    S("data_quality.acceptance_criteria.max_latency_p99_ms", Float(gt=0), 120.0, "DoD: largest p99 latency (ms)"),
+    S("data_quality.acceptance_criteria.max_latency_p50_ms", Float(gt=0), 60.0, "DoD: largest p50 latency (ms)"),
+    S("data_quality.acceptance_criteria.min_events_per_72h", Float(ge=0), 1000.0, "DoD: fewest signal events per 72 h"),
+    S("data_quality.acceptance_criteria.min_winsor_effect", Float(ge=0), 0.1, "DoD: smallest winsorisation effect"),
+    S("signals.z_mode", Choice(("delta", "level")), "delta", "z of the CVD delta or of the CVD level", "Z_MODE"),
+    S("signals.scale_mode", Choice(("ewma", "mad", "hybrid")), "hybrid", "scale of the z engine", "SCALE_MODE"),
+    S("signals.mad_multiplier", Float(gt=0), 1.8, "k of the MAD floor k·1.4826·MAD", "MAD_MULTIPLIER"),
+    S("signals.scale_fast_weight", Float(ge=0, le=1), 0.2, "weight of the fast EWMA in the hybrid scale", "SCALE_FAST_WEIGHT"),
+    S("signals.half_life_sec", SECONDS, 600.0, "slow EWMA half-life (s)", "HALF_LIFE_SEC"),
+    S("signals.fast_half_life_sec", SECONDS, 60.0, "fast EWMA half-life (s)"),
+    S("signals.winsor_limit", Float(gt=0), 8.0, "|z| is clipped at this value", "WINSOR_LIMIT"),
+    S("signals.floor_window", Int(ge=2), 200, "rows in the MAD floor window"),
+    S("signals.level_window", Int(ge=2), 150, "rows of CVD history for Z_MODE=level"),
+    S("signals.warmup_rows", Int(ge=0), 20, "z is null for the first N rows"),
+    S("signals.silence_sec", SECONDS, 5.0, "a silence longer than N s restarts the warm-up"),
+    S("signals.silence_warmup_rows", Int(ge=0), 2, "rows of null z after a silence"),
+    S("signals.ofi_levels", Int(ge=1, le=20), 5, "book levels in the multi-level OFI; at most book.levels"),
+    S("signals.ofi_level_weights", Numbers(Float(ge=0)), (0.4, 0.25, 0.2, 0.1, 0.05), "OFI weight per level; exactly ofi_levels of them"),
+    S("signals.w_ofi", Float(ge=0), 0.6, "fusion weight of the OFI z"),
+    S("signals.w_cvd", Float(ge=0), 0.4, "fusion weight of the CVD z"),
+    S("signals.fusion_tolerance_ms", Int(ge=1), 5000, "as-of join tolerance between OFI and CVD rows (ms)"),
+    S("signals.regime_window_sec", SECONDS, 300.0, "regime activity/volatility window (s)"),
+    S("signals.regime_half_life_sec", SECONDS, 3600.0, "regime EW mean half-life (s)"),
+    S("signals.fusion_threshold", Float(gt=0), 2.0, "fusion event fires at |score z| above this"),
+    S("signals.fusion_rearm", Float(ge=0), 1.0, "fusion event re-arms below this |score z|"),
+    S("signals.extreme_threshold", Float(gt=0), 3.0, "OFI/CVD extreme event fires at |z| above this"),
+    S("signals.extreme_rearm", Float(ge=0), 1.0, "extreme event re-arms below this |z|"),
+    S("signals.divergence_window_sec", SECONDS, 900.0, "price/CVD divergence look-back (s)"),
+    S("signals.warmup_half_lives", Float(ge=0), 6.0, "derivation warm-up before 00:00 UTC, in half-lives"),
+)
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A rule between settings, reported against ``key`` (the setting to change)."""
+
+    key: str
+    holds: Callable[[Any], bool]   # Settings -> bool
+    allowed: Callable[[Any], str]  # Settings -> the allowed range, with the other value
+
+
+RELATIONS: tuple[Relation, ...] = (
+    Relation("websocket.reconnect_max_sec", lambda s: s.reconnect_max_sec >= s.reconnect_base_sec,
+             lambda s: f">= websocket.reconnect_base_sec ({s.reconnect_base_sec})"),
+    Relation("signals.ofi_levels", lambda s: s.signals.ofi_levels <= s.book_levels,
+             lambda s: f"1..book.levels ({s.book_levels})"),
+    Relation("signals.ofi_level_weights",
+             lambda s: len(s.signals.ofi_level_weights) == s.signals.ofi_levels,
+             lambda s: f"exactly signals.ofi_levels ({s.signals.ofi_levels}) weights"),
+)
+
+BY_KEY: dict[str, Setting] = {s.key: s for s in TABLE}
+ENV_VARS: dict[str, str] = {s.env: s.key for s in TABLE if s.env}
