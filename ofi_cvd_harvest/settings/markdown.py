@@ -14,7 +14,9 @@ END = "<!-- settings-table:end -->"
 
 def _default(value: Any) -> str:
     if isinstance(value, tuple):
-        return ", ".join(str(x) for x in value)
+        return ", ".join(_default(x) for x in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 

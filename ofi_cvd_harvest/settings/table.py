@@ -66,7 +66,7 @@ TABLE: tuple[Setting, ...] = (
     S("websocket.reconnect_base_sec", Float(ge=0.01, le=60), 0.5, "first reconnect back-off (s), doubled per failure with jitter"),
     S("websocket.reconnect_max_sec", Float(ge=0.01, le=3600), 30.0, "longest reconnect back-off (s); at least reconnect_base_sec"),
     S("websocket.rollover_sec", Float(gt=0, lt=86400), 82800.0, "open a replacement connection after N s, before the exchange's 24 h cut"),
-    S("book.source", Choice(("partial", "diff")), "partial", "partial: <sym>@depth10@100ms; diff: <sym>@depth@100ms + REST snapshot", "BOOK_SOURCE", attr="book_source"),
+    S("book.source", Choice(("partial", "diff")), "partial", "partial: `<sym>@depth10@100ms`; diff: `<sym>@depth@100ms` + REST snapshot", "BOOK_SOURCE", attr="book_source"),
     S("book.levels", Choice((5, 10, 20)), 10, "book levels per side captured", attr="book_levels"),
     S("reliability.write_retries", Int(ge=0, le=100), 3, "immediate retries of a failed Parquet write"),
     S("reliability.max_errors_per_hour", Int(ge=0), 100, "more write errors than this in an hour stop the capture"),
