@@ -327,3 +327,10 @@ def test_cli_settings_command(tmp_path):
     assert out["websocket.heartbeat_timeout"].endswith(f"7.0  ({p})")
     assert out["dedup_lru"].endswith("64  (DEDUP_LRU)")
     assert out["book.levels"].endswith("10  (default)")
+
+
+def test_yaml_merge_keys_still_work_and_may_be_overridden(tmp_path):
+    text = ("data_harvest:\n  websocket: &w\n    ping_interval: 5\n  signals:\n"
+            "    <<: {half_life_sec: 100, winsor_limit: 3}\n    winsor_limit: 4\n")
+    s = load_settings(cfg(tmp_path, text), env={})
+    assert (s.ping_interval, s.signals.half_life_sec, s.signals.winsor_limit) == (5.0, 100.0, 4.0)
