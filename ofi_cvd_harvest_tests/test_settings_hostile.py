@@ -334,3 +334,16 @@ def test_yaml_merge_keys_still_work_and_may_be_overridden(tmp_path):
             "    <<: {half_life_sec: 100, winsor_limit: 3}\n    winsor_limit: 4\n")
     s = load_settings(cfg(tmp_path, text), env={})
     assert (s.ping_interval, s.signals.half_life_sec, s.signals.winsor_limit) == (5.0, 100.0, 4.0)
+
+
+@pytest.mark.parametrize("config", [{"run_seconds": math.nan}, {"run_seconds": -5},
+                                    {"run_seconds": 0}, {"run_hours": math.inf}])
+def test_dagster_capture_duration_positive_finite(config):
+    """The capture op's run config gets the same rule as the CLI flags (nan would run forever)."""
+    dg = pytest.importorskip("dagster")
+    from ofi_cvd_harvest.orchestration.jobs import CaptureConfig, effective_settings
+    from ofi_cvd_harvest.orchestration.resources import HarvestSettings
+
+    with pytest.raises(dg.Failure, match="finite number > 0"):
+        effective_settings(HarvestSettings(), CaptureConfig(**config))
+    assert effective_settings(HarvestSettings(), CaptureConfig(run_seconds=0.5))[1] == 0.5
