@@ -77,6 +77,13 @@ def test_unknown_key_in_every_section(tmp_path, section):
     assert f"unknown setting {full} (allowed here: " in msg
 
 
+def test_hostile_key_stays_one_short_line(tmp_path):
+    msg = refused(cfg(tmp_path, 'data_harvest:\n  "a\\nb": 1\n'), env={})
+    assert "unknown setting data_harvest.'a\\nb'" in msg
+    msg = refused(cfg(tmp_path, "data_harvest:\n  " + "x" * 1000 + ": 2\n"), env={})
+    assert len(msg) < 400
+
+
 def test_key_given_twice_is_refused(tmp_path):
     text = "data_harvest:\n  websocket:\n    ping_interval: 5\n  websocket:\n    heartbeat_timeout: 9\n"
     msg = refused(cfg(tmp_path, text), env={})

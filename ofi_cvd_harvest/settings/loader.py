@@ -77,6 +77,8 @@ def _unknown(path: Path, where: tuple, key: Any, here: dict) -> SettingsError:
     """Unknown key: suggest a close key in the same section, else the same or a close name
     anywhere (a key put in the wrong section), else list what the section allows."""
     key = str(key)
+    if not key.isprintable() or len(key) > 60:     # the message stays one readable line
+        key = repr(key[:60])
     full = ".".join(where + (key,))
     hint = ""
     close = difflib.get_close_matches(key, [str(k) for k in here], n=1, cutoff=0.6)
