@@ -203,9 +203,11 @@ def test_prometheus_port_zero_means_off_and_is_allowed():
 
 def test_typed_override_is_validated_too():
     """CLI flags and Settings.replace go through the same table."""
-    assert "setting monitoring.prometheus_port: invalid value True" in refused(
+    assert "setting monitoring.prometheus_port (PROMETHEUS_PORT): invalid value True" in refused(
         env={}, prometheus_port=True)
-    with pytest.raises(SettingsError, match=r"^setting run_hours: invalid value inf "):
+    assert refused(env={}, symbols=("BTC/USD",)).startswith(
+        "setting symbols (SYMBOLS): invalid value ('BTC/USD',) (symbol 'BTC/USD'; allowed: ")
+    with pytest.raises(SettingsError, match=r"^setting run_hours \(RUN_HOURS\): invalid value inf "):
         Settings().replace(run_hours=math.inf)
 
 

@@ -88,7 +88,8 @@ def validate(settings: Any) -> None:
         try:
             entry.kind.check(value)
         except Invalid as exc:
-            raise invalid(entry.key, value, allowed_text(entry), exc.reason) from None
+            name = f"{entry.key} ({entry.env})" if entry.env else entry.key   # a flag or override
+            raise invalid(name, value, allowed_text(entry), exc.reason) from None
     for rel in RELATIONS:
         if not rel.holds(settings):
             raise invalid(rel.key, current(settings, BY_KEY[rel.key]), rel.allowed(settings))
