@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .settings import load_settings
+from .settings import check_value, load_settings
 from .storage.fs import Storage
 
 
@@ -42,6 +42,7 @@ def _validate(settings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_value("--run-seconds", args.run_seconds, "run_hours")   # finite and > 0, exit 2
     from .capture.runner import run_capture_sync
     from .sim.server import SimulatorThread
     from .signals.derive import derive_all, write_kind

@@ -356,3 +356,10 @@ def test_dagster_capture_duration_positive_finite(config):
     with pytest.raises(dg.Failure, match="finite number > 0"):
         effective_settings(HarvestSettings(), CaptureConfig(**config))
     assert effective_settings(HarvestSettings(), CaptureConfig(run_seconds=0.5))[1] == 0.5
+
+
+def test_cli_demo_bad_duration_exit_2_one_line(tmp_path):
+    rc, lines = _cli(tmp_path, "demo", "--run-seconds", "nan", "--data-dir", "d")
+    assert rc == 2 and lines == ["ofi-cvd-harvest: setting --run-seconds: invalid value nan "
+                                 "(not finite; allowed: number > 0)"]
+    assert not (tmp_path / "d").exists()
