@@ -8,9 +8,9 @@ with :class:`SettingsError` naming the setting, because a 72-hour run must not d
 hour 40 (README.md "Settings").
 """
 
-from .kinds import SYMBOL_RE, SettingsError
+from .kinds import SYMBOL_RE, Invalid, SettingsError
 from .loader import CONFIG_ENV, DEFAULT_CONFIG, collect, load_settings
-from .model import AcceptanceCriteria, Settings, SignalSettings, validate
+from .model import AcceptanceCriteria, Settings, SignalSettings, describe, invalid, validate
 from .table import BY_KEY, ENV_VARS, TABLE
 
 __all__ = [
@@ -23,8 +23,6 @@ __all__ = [
 def check_value(name: str, value, key: str | None = None, kind=None):
     """Check one value outside the file (a CLI flag) with a table entry's ``kind`` (or ``kind``),
     raising the same one-line :class:`SettingsError` naming ``name``; returns ``value``."""
-    from .kinds import Invalid
-    from .model import describe, invalid
     kind = kind if kind is not None else BY_KEY[key].kind
     try:
         kind.check(value)
