@@ -33,6 +33,7 @@ class AcceptanceCriteria:
     max_latency_p50_ms: float = 60.0
     min_events_per_72h: float = 1000.0
     min_winsor_effect: float = 0.1
+    max_events_per_hour: float = 300.0   # signal events per symbol-hour above this: a warning
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class SignalSettings:
     extreme_threshold: float = 3.0
     extreme_rearm: float = 1.0
     divergence_window_sec: float = 900.0
+    # event state machines (docs/signals.md "Events"): re-arm after |z| < rearm level for
+    # rearm_sec and cooldown_sec since that type and direction last fired
+    rearm_sec: float = 5.0
+    cooldown_sec: float = 120.0
+    divergence_cooldown_sec: float = 900.0
     # derivation warm-up from the previous date: z engines start warmup_half_lives × max(half-life)
     # before 00:00 UTC, the regime warmup_half_lives × regime_half_life_sec (+ its window) before
     warmup_half_lives: float = 6.0
@@ -251,6 +257,16 @@ def validate(s: Settings) -> None:
            f"1..book.levels ({s.book_levels})")
     _check(len(g.ofi_level_weights) == g.ofi_levels, "ofi_level_weights", g.ofi_level_weights,
            f"needs exactly ofi_levels ({g.ofi_levels}) weights")
+    for name, thr, rearm in (("fusion_rearm", g.fusion_threshold, g.fusion_rearm),
+                             ("extreme_rearm", g.extreme_threshold, g.extreme_rearm)):
+        _check(0 < rearm < thr, name, rearm, f"0 < re-arm level < threshold ({thr})")
+    _check(g.rearm_sec >= 0, "rearm_sec", g.rearm_sec, "must be >= 0")
+    _check(g.cooldown_sec >= 0, "cooldown_sec", g.cooldown_sec, "must be >= 0")
+    _check(g.divergence_window_sec > 0, "divergence_window_sec", g.divergence_window_sec, "must be > 0")
+    _check(g.divergence_cooldown_sec >= 0, "divergence_cooldown_sec", g.divergence_cooldown_sec,
+           "must be >= 0")
+    _check(s.acceptance.max_events_per_hour > 0, "max_events_per_hour",
+           s.acceptance.max_events_per_hour, "must be > 0")
     _check(g.warmup_half_lives >= 0, "warmup_half_lives", g.warmup_half_lives, "must be >= 0")
 
 
