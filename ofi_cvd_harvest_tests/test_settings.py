@@ -55,3 +55,23 @@ def test_cli_bad_setting_exits_nonzero_with_one_line(tmp_path):
     assert proc.returncode == 2
     lines = [l for l in proc.stderr.strip().splitlines() if l]
     assert len(lines) == 1 and "SYMBOLS" in lines[0]
+
+
+def test_event_settings_from_the_file():
+    s = load_settings(env={})
+    assert (s.signals.rearm_sec, s.signals.cooldown_sec, s.signals.divergence_cooldown_sec) == (5, 120, 900)
+    assert s.acceptance.max_events_per_hour == 300
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("signals", "rearm_sec", -1), ("signals", "cooldown_sec", -0.5),
+    ("signals", "divergence_cooldown_sec", -900), ("signals", "cooldown_sec", "soon"),
+    ("signals", "fusion_rearm", 2.5), ("signals", "extreme_rearm", 0),
+    ("data_quality:\n    acceptance_criteria", "max_events_per_hour", 0),
+])
+def test_event_settings_are_range_checked(tmp_path, section, key, value):
+    cfg = tmp_path / "system.yaml"
+    cfg.write_text(f"data_harvest:\n  {section}:\n      {key}: {value}\n")
+    with pytest.raises(SettingsError, match=key) as err:
+        load_settings(cfg, env={})
+    assert "\n" not in str(err.value)

@@ -141,14 +141,22 @@ def latency_p50(ev: Evaluation) -> MetricResult:
     return _latency_metric(ev, "latency_p50_ms", "p50", ev.settings.acceptance.max_latency_p50_ms)
 
 
+def _signal_counts(ev: Evaluation) -> tuple[dict[str, int], int]:
+    """Signal events by type and the number of ops events (one query pair, shared)."""
+    if "signal_counts" not in ev.cache:
+        by_type = dict(ev.scope.sql(f"SELECT event_type, count(*) FROM events WHERE {CATEGORY_SQL} = 'signal' "
+                                    "GROUP BY 1 ORDER BY 1"))
+        (ops_events,) = ev.scope.one(f"SELECT count(*) FROM events WHERE {CATEGORY_SQL} <> 'signal'")
+        ev.cache["signal_counts"] = (by_type, ops_events)
+    return ev.cache["signal_counts"]
+
+
 def events_per_72h(ev: Evaluation) -> MetricResult:
     """Signal events scaled to 72 h by the covered hours (``count · 72 / hours``)."""
     thr, op, name = ev.settings.acceptance.min_events_per_72h, ">=", "events_per_72h"
     if not ev.scope.has("events"):
         return ev.missing(name, "events", thr, op)
-    by_type = dict(ev.scope.sql(f"SELECT event_type, count(*) FROM events WHERE {CATEGORY_SQL} = 'signal' "
-                                "GROUP BY 1 ORDER BY 1"))
-    (ops_events,) = ev.scope.one(f"SELECT count(*) FROM events WHERE {CATEGORY_SQL} <> 'signal'")
+    by_type, ops_events = _signal_counts(ev)
     count = sum(by_type.values())
     w = ev.window
     hours = w.hours if w else 0.0
@@ -164,26 +172,64 @@ def events_per_72h(ev: Evaluation) -> MetricResult:
     return MetricResult(name, value, thr, gate(value, thr, op), details, op)
 
 
+def events_per_hour(ev: Evaluation) -> MetricResult:
+    """Signal events per covered hour, in total (the value) and per type: above
+    ``max_events_per_hour`` the signals look like noise. A warning, never blocking
+    (:data:`WARN_METRICS`)."""
+    thr, op, name = ev.settings.acceptance.max_events_per_hour, "<=", "events_per_hour"
+    if not ev.scope.has("events"):
+        return ev.missing(name, "events", thr, op)
+    by_type, _ = _signal_counts(ev)
+    count = sum(by_type.values())
+    w = ev.window
+    hours = w.hours if w else 0.0
+    details = {"signal_events": count, "covered_hours": round(hours, 6), **ev.window_details()}
+    if hours <= 0:
+        details["error"] = "no covered window to divide by"
+        return MetricResult(name, None, thr, False, details, op)
+    value = count / hours
+    details["by_type_per_hour"] = {k: v / hours for k, v in by_type.items()}
+    if not gate(value, thr, op):
+        details["warning"] = (f"{value:.4g} signal events per hour > {thr:g}: the signals look like "
+                              "noise (see docs/signals.md, Events)")
+    return MetricResult(name, value, thr, gate(value, thr, op), details, op)
+
+
+WINSOR_QS = (0.5, 0.9, 0.99, 0.999)
+
+
 def winsor_effect(ev: Evaluation) -> MetricResult:
-    """``1 − std(z_cvd) / std(z_raw)``: how much winsorising tames the tails; share clipped beside."""
+    """``1 − std(z_cvd) / std(z_raw)``: how much winsorising tames the tails. Beside it: the share
+    clipped and the |z_raw| percentiles. Gated only with ``Z_MODE=delta``: a level z rarely
+    reaches the clip by construction, so with ``Z_MODE=level`` it is reported (``passed=None``)."""
     thr, op, name = ev.settings.acceptance.min_winsor_effect, ">=", "winsor_effect"
     if not ev.scope.has("cvd"):
         return ev.missing(name, "cvd", thr, op)
-    n, sd_raw, sd_cvd, clipped, max_cvd, max_raw = ev.scope.one(
+    n, sd_raw, sd_cvd, clipped, max_cvd, max_raw, qs = ev.scope.one(
         "SELECT count(*), stddev_samp(z_raw), stddev_samp(z_cvd), "
-        "avg(CASE WHEN abs(z_cvd - z_raw) > 1e-12 THEN 1.0 ELSE 0.0 END), max(abs(z_cvd)), max(abs(z_raw)) "
+        "avg(CASE WHEN abs(z_cvd - z_raw) > 1e-12 THEN 1.0 ELSE 0.0 END), max(abs(z_cvd)), max(abs(z_raw)), "
+        f"quantile_cont(abs(z_raw), {list(WINSOR_QS)}) "
         "FROM cvd WHERE z_raw IS NOT NULL AND z_cvd IS NOT NULL AND isfinite(z_raw) AND isfinite(z_cvd)")
     floor_rate, scale_qs = ev.scope.one(
         "SELECT avg(CASE WHEN floor_used THEN 1.0 ELSE 0.0 END), "
         "quantile_cont(scale, [0.1, 0.5, 0.9]) FROM cvd WHERE scale IS NOT NULL")
     value = 1.0 - sd_cvd / sd_raw if sd_raw else None
+    z_mode = ev.settings.signals.z_mode
+    pct = dict(zip(("p50", "p90", "p99", "p99_9"), qs or [None] * len(WINSOR_QS)))
     details = {"rows": n, "std_z_raw": sd_raw, "std_z_cvd": sd_cvd, "share_clipped": clipped,
+               "abs_z_raw_percentiles": {**pct, "max": max_raw},
                "max_abs_z_cvd": max_cvd, "max_abs_z_raw": max_raw,
-               "winsor_limit": ev.settings.signals.winsor_limit, "floor_hit_rate": floor_rate,
+               "winsor_limit": ev.settings.signals.winsor_limit, "z_mode": z_mode,
+               "floor_hit_rate": floor_rate,
                "scale_p10": (scale_qs or [None] * 3)[0], "scale_median": (scale_qs or [None] * 3)[1],
                "scale_p90": (scale_qs or [None] * 3)[2]}
     if value is None:
         details["error"] = "z_raw has no spread (fewer than 2 rows with z or constant z)"
+    if z_mode != "delta":
+        details["not_gated"] = (f"Z_MODE={z_mode}: the level z is scaled by the spread of recent "
+                                "levels, so it rarely reaches the winsor limit by construction; "
+                                "the effect is reported, gated only with Z_MODE=delta")
+        return MetricResult(name, value, thr, None, details, op)
     return MetricResult(name, value, thr, gate(value, thr, op), details, op)
 
 
@@ -196,11 +242,14 @@ METRICS: dict[str, MetricFn] = {
     "latency_p99_ms": latency_p99,
     "latency_p50_ms": latency_p50,
     "events_per_72h": events_per_72h,
+    "events_per_hour": events_per_hour,
     "winsor_effect": winsor_effect,
     **integrity.METRICS,
 }
 DOD_METRICS = ("empty_bucket_rate", "duplicate_rate", "latency_p99_ms", "latency_p50_ms",
-               "events_per_72h", "winsor_effect")
+               "events_per_72h", "winsor_effect", "events_per_hour")
+# a failure of these is a warning (Dagster severity WARN, not blocking; not in the verdict)
+WARN_METRICS = frozenset({"events_per_hour"})
 
 
 def evaluate(ev: Evaluation, names: Iterable[str] | None = None) -> list[MetricResult]:

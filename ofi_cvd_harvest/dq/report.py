@@ -20,7 +20,7 @@ from typing import Any
 
 from ..settings import Settings
 from .base import MetricResult
-from .metrics import DOD_METRICS, scope_metrics
+from .metrics import DOD_METRICS, WARN_METRICS, scope_metrics
 
 
 def _get(ms: dict[str, MetricResult], name: str, key: str | None = None) -> Any:
@@ -35,7 +35,8 @@ def symbol_section(results: list[MetricResult]) -> dict[str, Any]:
     ms = {r.name: r for r in results}
     window = _get(ms, "empty_bucket_rate", "window") or _get(ms, "missing_trades", "window")
     lat = ms.get("latency_p99_ms")
-    gated = [r for r in results if r.passed is not None]
+    gated = [r for r in results if r.passed is not None and r.name not in WARN_METRICS]
+    warned = [r for r in results if r.passed is False and r.name in WARN_METRICS]
     return {
         "coverage_hours": window["hours"] if window else 0.0,
         "window": window,
@@ -62,12 +63,16 @@ def symbol_section(results: list[MetricResult]) -> dict[str, Any]:
             "ops_events": _get(ms, "events_per_72h", "ops_events"),
             "events_per_72h": _get(ms, "events_per_72h"),
             "scaled_from_hours": _get(ms, "events_per_72h", "covered_hours"),
+            "events_per_hour": _get(ms, "events_per_hour"),
+            "by_type_per_hour": _get(ms, "events_per_hour", "by_type_per_hour"),
+            "max_events_per_hour": ms["events_per_hour"].threshold if "events_per_hour" in ms else None,
         },
         "consistency": {
             "winsor_effect": _get(ms, "winsor_effect"),
             **{k: _get(ms, "winsor_effect", k) for k in (
                 "share_clipped", "floor_hit_rate", "scale_median", "scale_p10", "scale_p90",
-                "std_z_raw", "std_z_cvd", "max_abs_z_cvd")},
+                "std_z_raw", "std_z_cvd", "max_abs_z_cvd", "abs_z_raw_percentiles", "z_mode",
+                "not_gated")},
         },
         "book": {
             "rows": _get(ms, "book_pu_gaps", "rows"),
@@ -80,8 +85,11 @@ def symbol_section(results: list[MetricResult]) -> dict[str, Any]:
         "clock_drift": {"events": _get(ms, "clock_drift_events"),
                         "max_abs_drift_ms": _get(ms, "clock_drift_events", "max_abs_drift_ms")},
         "criteria": {r.name: {"value": r.as_dict()["value"], "threshold": r.threshold, "op": r.op,
-                              "passed": r.passed} for r in gated},
+                              "passed": r.passed,
+                              "severity": "warn" if r.name in WARN_METRICS else "error"}
+                     for r in results if r.passed is not None},
         "failed": [r.name for r in gated if not r.passed],
+        "warnings": [r.name for r in warned],
         "verdict": "PASS" if all(r.passed for r in gated) else "FAIL",
         "metrics": [r.as_dict() for r in results],
     }
@@ -105,6 +113,7 @@ def overall_section(sections: dict[str, dict]) -> dict[str, Any]:
         op = entries[0][1]["op"]
         sym, val = _worst([(s, e["value"]) for s, e in entries], op)
         criteria[n] = {"value": val, "worst_symbol": sym, "threshold": entries[0][1]["threshold"],
+                       "severity": entries[0][1].get("severity", "error"),
                        "op": op, "passed": all(e["passed"] for _, e in entries)}
     total = lambda path: sum((sec[path[0]].get(path[1]) or 0) for sec in sections.values())  # noqa: E731
     return {
@@ -117,6 +126,7 @@ def overall_section(sections: dict[str, dict]) -> dict[str, Any]:
         "criteria": criteria,
         "dod": {n: criteria[n] for n in DOD_METRICS if n in criteria},
         "failed": sorted({f"{s}:{n}" for s, sec in sections.items() for n in sec["failed"]}),
+        "warnings": sorted({f"{s}:{n}" for s, sec in sections.items() for n in sec.get("warnings", [])}),
         "verdict": "PASS" if sections and all(sec["verdict"] == "PASS" for sec in sections.values()) else "FAIL",
     }
 
@@ -186,17 +196,24 @@ def summary_text(report: dict[str, Any]) -> str:
                      f"{_fmt(sec['signals']['signal_events'])} signal events, "
                      f"{_fmt(sec['book']['gap_rows'])} book gaps)")
         for name, c in sec["criteria"].items():
-            mark = "ok  " if c["passed"] else "FAIL"
+            mark = "ok  " if c["passed"] else ("WARN" if c.get("severity") == "warn" else "FAIL")
             lines.append(f"  {mark} {name:<22} {_fmt(c['value']):>12}  (needs {c['op']} {_fmt(c['threshold'])})")
         ev = next((m for m in sec["metrics"] if m["name"] == "events_per_72h"), None)
         if ev and ev["details"].get("note"):
             lines.append(f"       events_per_72h {ev['details']['note']}")
         for m in sec["metrics"]:
+            if m["name"] == "winsor_effect" and m["passed"] is None and m["details"].get("not_gated"):
+                lines.append(f"  n/g  winsor_effect          {_fmt(m['value']):>12}  "
+                             f"(reported, not gated: Z_MODE={m['details']['z_mode']})")
+            if m["passed"] is False and "warning" in m["details"]:
+                lines.append(f"       {m['name']}: {m['details']['warning']}")
             if m["passed"] is False and "error" in m["details"]:
                 lines.append(f"       {m['name']}: {m['details']['error']}")
     lines.append(f"\nOVERALL: {report['overall']['verdict']}")
     if report["overall"]["failed"]:
         lines.append("failed: " + ", ".join(report["overall"]["failed"]))
+    if report["overall"].get("warnings"):
+        lines.append("warnings: " + ", ".join(report["overall"]["warnings"]))
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import dagster as dg
 
 from ..dq.base import MetricResult
-from ..dq.metrics import METRICS, partition_metrics
+from ..dq.metrics import METRICS, WARN_METRICS, partition_metrics
 from ..dq.source import UnusableInput
 from .partitions import date_symbol_partitions, split_key
 from .resources import HarvestSettings
@@ -28,7 +28,7 @@ CHECKS_BY_ASSET: dict[str, tuple[str, ...]] = {
     "cvd": ("winsor_effect", "schema_cvd", "monotonic_cvd", "regime_labels_seen"),
     "ofi": ("crossed_book_rows", "book_pu_gaps", "schema_ofi", "schema_raw_book", "monotonic_ofi"),
     "fusion": ("schema_fusion", "monotonic_fusion"),
-    "events": ("events_per_72h", "schema_events", "schema_raw_ops", "monotonic_events",
+    "events": ("events_per_72h", "events_per_hour", "schema_events", "schema_raw_ops", "monotonic_events",
                "clock_drift_events"),
 }
 REPORTED_ONLY = {"book_pu_gaps", "regime_labels_seen", "clock_drift_events"}
@@ -40,6 +40,7 @@ DESCRIPTIONS = {
     "latency_p50_ms": "p50 of latency_ms over ws rows of prices",
     "missing_trades": "Holes in the agg_trade_id sequence inside the covered window (must be 0)",
     "events_per_72h": "Signal events scaled to 72 h by covered hours",
+    "events_per_hour": "Signal events per covered hour, per type and in total (warns above the bound)",
     "winsor_effect": "1 - std(z_cvd)/std(z_raw); share clipped reported beside it",
     "crossed_book_rows": "Raw book rows with best bid >= best ask (must be 0)",
     "book_pu_gaps": "Book pu-chain gaps (reported, not gated)",
@@ -78,21 +79,23 @@ def _result(key: dg.AssetCheckKey, r: MetricResult) -> dg.AssetCheckResult:
     if r.passed is None:
         passed, verdict = True, "reported"
     else:
-        passed, verdict = bool(r.passed), ("pass" if r.passed else "FAIL")
+        passed = bool(r.passed)
+        verdict = "pass" if passed else ("WARN" if r.name in WARN_METRICS else "FAIL")
     value = f"{r.value:.6g}" if isinstance(r.value, float) else r.value
     text = (f"{r.name} = {value} (needs {r.op} {r.threshold}): {verdict}" if r.passed is not None
             else f"{r.name} = {value} (reported)")
     if "error" in r.details:
         text += f" — {r.details['error']}"
     return dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=passed,
-                               severity=dg.AssetCheckSeverity.ERROR, metadata=metadata(r),
+                               severity=(dg.AssetCheckSeverity.WARN if r.name in WARN_METRICS
+                                         else dg.AssetCheckSeverity.ERROR), metadata=metadata(r),
                                description=text)
 
 
 def _build(asset: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
     with warnings.catch_warnings():   # partitioned check specs are "preview" in Dagster 1.13
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        specs = [dg.AssetCheckSpec(n, asset=dg.AssetKey(asset), blocking=n not in REPORTED_ONLY,
+        specs = [dg.AssetCheckSpec(n, asset=dg.AssetKey(asset), blocking=n not in REPORTED_ONLY | WARN_METRICS,
                                    description=_describe(n), partitions_def=date_symbol_partitions)
                  for n in names]
 

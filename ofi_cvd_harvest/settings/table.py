@@ -83,6 +83,7 @@ TABLE: tuple[Setting, ...] = (
     S("data_quality.acceptance_criteria.max_latency_p50_ms", Float(gt=0), 60.0, "DoD: largest p50 latency (ms)"),
     S("data_quality.acceptance_criteria.min_events_per_72h", Float(ge=0), 1000.0, "DoD: fewest signal events per 72 h"),
     S("data_quality.acceptance_criteria.min_winsor_effect", Float(ge=0), 0.1, "DoD: smallest winsorisation effect"),
+    S("data_quality.acceptance_criteria.max_events_per_hour", Float(gt=0), 300.0, "signal events per symbol-hour above this: a warning (not blocking)"),
     S("signals.z_mode", Choice(("delta", "level")), "delta", "z of the CVD delta or of the CVD level", "Z_MODE"),
     S("signals.scale_mode", Choice(("ewma", "mad", "hybrid")), "hybrid", "scale of the z engine", "SCALE_MODE"),
     S("signals.mad_multiplier", Float(gt=0), 1.8, "k of the MAD floor k·1.4826·MAD", "MAD_MULTIPLIER"),
@@ -107,6 +108,9 @@ TABLE: tuple[Setting, ...] = (
     S("signals.extreme_threshold", Float(gt=0), 3.0, "OFI/CVD extreme event fires at |z| above this"),
     S("signals.extreme_rearm", Float(ge=0), 1.0, "extreme event re-arms below this |z|"),
     S("signals.divergence_window_sec", SECONDS, 900.0, "price/CVD divergence look-back (s)"),
+    S("signals.rearm_sec", Float(ge=0), 5.0, "an event type re-arms after |z| stays below its re-arm level for N s"),
+    S("signals.cooldown_sec", Float(ge=0), 120.0, "an event type and direction fires again only N s after it last fired"),
+    S("signals.divergence_cooldown_sec", Float(ge=0), 900.0, "a new divergence episode of the same direction needs this gap (s)"),
     S("signals.warmup_half_lives", Float(ge=0), 6.0, "derivation warm-up before 00:00 UTC, in half-lives"),
 )
 
@@ -128,6 +132,10 @@ RELATIONS: tuple[Relation, ...] = (
     Relation("signals.ofi_level_weights",
              lambda s: len(s.signals.ofi_level_weights) == s.signals.ofi_levels,
              lambda s: f"exactly signals.ofi_levels ({s.signals.ofi_levels}) weights"),
+    Relation("signals.fusion_rearm", lambda s: 0 < s.signals.fusion_rearm < s.signals.fusion_threshold,
+             lambda s: f"> 0 and < signals.fusion_threshold ({s.signals.fusion_threshold})"),
+    Relation("signals.extreme_rearm", lambda s: 0 < s.signals.extreme_rearm < s.signals.extreme_threshold,
+             lambda s: f"> 0 and < signals.extreme_threshold ({s.signals.extreme_threshold})"),
 )
 
 BY_KEY: dict[str, Setting] = {s.key: s for s in TABLE}

@@ -1,19 +1,28 @@
-"""Signal events (SPEC §5.6) and the partition's ops events, as ``events`` rows.
+"""Signal events (docs/signals.md "Events") and the partition's ops events, as ``events`` rows.
 
-Hysteresis without a row loop: per direction, a row is a *trigger* candidate when z is past
-the threshold and a *re-arm* when |z| < re-arm level; the state before row i is the kind of
-the last marked row before i (forward fill), armed at the start. A candidate fires when armed;
-candidates that do not fire keep the state disarmed, exactly like the sequential machine.
-Null z (warm-up) leaves the state unchanged. Divergence: price sets a new low (high) against
-the previous ``divergence_window_sec`` — rows strictly earlier in time — while the cumulative
-delta does not; it fires on the row where that condition starts (one event per episode), and
-only once a full window of history exists.
+Every signal type is a state machine per direction with time in it, because a per-row
+hysteresis that re-arms on the next ordinary trade fired on 5–7 % of all trades (noise):
+
+* **fire** when z is past the threshold while armed (armed at the start of the window);
+* **re-arm** at the first row where |z| has stayed below the re-arm level for ``rearm_sec`` of
+  event time (measured from the first row of that below-run to this row) **and** at least
+  ``cooldown_sec`` have passed since this type and direction last fired. Null z (warm-up)
+  neither breaks nor extends a below-run.
+
+The per-row work is vectorised (candidate rows, re-arm-ready rows); only the hops from one
+event to the next are sequential — a binary search each, so the loop runs once per *event*.
+Divergence: price sets a new low (high) against the previous ``divergence_window_sec`` (rows
+strictly earlier in time) while the cumulative delta does not; an episode fires on its first
+row, and an episode that starts within ``divergence_cooldown_sec`` of the last event of that
+direction is skipped. Times are the engine clock ``t`` (running max of event time), which also
+stamps the event, so event times never go back and the cool-down holds in the output table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -22,40 +31,80 @@ from ..settings import SignalSettings
 EVENT_COLUMNS = ["ts_ms", "event_type", "meta_json"]
 
 
-def hysteresis_fire(z: pl.Series, threshold: float, rearm: float, direction: int) -> pl.Series:
-    """Boolean Series: rows where a ``direction`` (+1 above +thr, −1 below −thr) event fires."""
-    cand = (z > threshold) if direction > 0 else (z < -threshold)
-    reset = z.abs() < rearm
-    mark = pl.select(
-        pl.when(cand.fill_null(False)).then(pl.lit(-1, pl.Int8))
-        .when(reset.fill_null(False)).then(pl.lit(1, pl.Int8))
-        .otherwise(None)
-    ).to_series()
-    armed = (mark.shift(1).forward_fill().fill_null(1)) == 1
-    return (cand.fill_null(False) & armed).alias("fire")
+def _hops(starts: np.ndarray, t: np.ndarray, cooldown_ms: int,
+          ready: np.ndarray | None = None) -> list[int]:
+    """Sequential part of the machine, one iteration per fire: fire at the first candidate
+    (``starts``, ascending row indices) at or after the armed position; then, if ``ready`` is
+    given, re-arm at the first ready row after the fire whose time is ≥ fire + cooldown, else
+    the next candidate must itself be ≥ fire + cooldown."""
+    fires: list[int] = []
+    pos = 0
+    while True:
+        i = int(np.searchsorted(starts, pos))
+        if i == len(starts):
+            return fires
+        k = int(starts[i])
+        fires.append(k)
+        after = max(int(np.searchsorted(t, t[k] + cooldown_ms, side="left")), k + 1)
+        if ready is None:
+            pos = after
+            continue
+        j = int(np.searchsorted(ready, after))
+        if j == len(ready):
+            return fires
+        pos = int(ready[j]) + 1
+
+
+def threshold_fires(t_ms: pl.Series, z: pl.Series, threshold: float, rearm: float,
+                    rearm_sec: float, cooldown_sec: float, direction: int) -> np.ndarray:
+    """Row indices where a ``direction`` (+1: z > +thr, −1: z < −thr) event fires.
+
+    ``t_ms`` must be non-decreasing (the engine clock); ``rearm < threshold``."""
+    t = t_ms.cast(pl.Int64).to_numpy()
+    zz = z.cast(pl.Float64).to_numpy()          # null -> NaN
+    n = len(zz)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    valid = ~np.isnan(zz)
+    cand = valid & ((zz > threshold) if direction > 0 else (zz < -threshold))
+    below = valid & (np.abs(np.where(valid, zz, np.inf)) < rearm)
+    idx = np.arange(n)
+    # a below-run starts at the first below row after the last valid row that is not below
+    last_break = np.maximum.accumulate(np.where(valid & ~below, idx, -1))
+    next_below = np.minimum.accumulate(np.where(below, idx, n - 1)[::-1])[::-1]
+    run_start = next_below[np.minimum(last_break + 1, n - 1)]
+    ready = below & (t - t[run_start] >= int(round(rearm_sec * 1000)))
+    fires = _hops(np.flatnonzero(cand), t, int(round(cooldown_sec * 1000)), np.flatnonzero(ready))
+    return np.asarray(fires, dtype=np.int64)
 
 
 def _encode(rows: list[dict]) -> list[str]:
-    """JSON object strings; events are rare, so a loop over *events* (not rows) is fine."""
+    """JSON object strings; ops rows are rare, so a loop over them (not over rows) is fine."""
     return [orjson.dumps(r).decode() for r in rows]
 
 
-def _events(df: pl.DataFrame, fire: pl.Series, event_type: str, meta_cols: list[str],
+def _events(df: pl.DataFrame, rows: np.ndarray, event_type: str, meta_cols: list[str],
             extra: dict) -> pl.DataFrame:
-    """Rows where ``fire``: meta_json = {"category": "signal", <meta_cols>, <extra>}."""
+    """The fired ``rows`` as events stamped with the engine clock ``t``; meta_json =
+    {"category": "signal", <meta_cols>, <extra>, "since_prev_sec": s since the previous event
+    of this type and direction in the window (null for the first)}."""
+    fired = df[pl.Series(rows, dtype=pl.Int64)] if len(rows) else df.clear()
+    fired = fired.with_columns((pl.col("t").cast(pl.Int64).diff() / 1000.0).alias("since_prev_sec"))
     meta = pl.struct(pl.lit("signal").alias("category"), *[pl.col(c) for c in meta_cols],
-                     *[pl.lit(v).alias(k) for k, v in extra.items()]).struct.json_encode()
-    return df.filter(fire).select(
-        pl.col("ts_ms").cast(pl.Int64), pl.lit(event_type).alias("event_type"),
-        meta.alias("meta_json"))
+                     *[pl.lit(v).alias(k) for k, v in extra.items()],
+                     pl.col("since_prev_sec")).struct.json_encode()
+    return fired.select(pl.col("t").cast(pl.Int64).alias("ts_ms"),
+                        pl.lit(event_type).alias("event_type"), meta.alias("meta_json"))
 
 
 def threshold_events(df: pl.DataFrame, zcol: str, threshold: float, rearm: float,
-                     up_type: str, down_type: str, meta_cols: list[str]) -> list[pl.DataFrame]:
+                     up_type: str, down_type: str, meta_cols: list[str],
+                     sig: SignalSettings) -> list[pl.DataFrame]:
     out = []
     for direction, etype in ((1, up_type), (-1, down_type)):
-        fire = hysteresis_fire(df[zcol], threshold, rearm, direction)
-        out.append(_events(df, fire, etype, meta_cols,
+        rows = threshold_fires(df["t"], df[zcol], threshold, rearm, sig.rearm_sec,
+                               sig.cooldown_sec, direction)
+        out.append(_events(df, rows, etype, meta_cols,
                            {"direction": "up" if direction > 0 else "down", "threshold": threshold}))
     return out
 
@@ -79,11 +128,14 @@ def divergence_events(cvd: pl.DataFrame, sig: SignalSettings) -> list[pl.DataFra
     bull = ready & (pl.col("price") < pl.col("price_low")) & (pl.col("cum_delta") >= pl.col("cvd_low"))
     bear = ready & (pl.col("price") > pl.col("price_high")) & (pl.col("cum_delta") <= pl.col("cvd_high"))
     df = df.with_columns(bull.fill_null(False).alias("bull"), bear.fill_null(False).alias("bear"))
+    t = df["t"].cast(pl.Int64).to_numpy()
+    cooldown_ms = int(round(sig.divergence_cooldown_sec * 1000))
     out = []
     for col, etype, ref in (("bull", "divergence_bullish", "price_low"),
                             ("bear", "divergence_bearish", "price_high")):
-        fire = df[col] & ~df[col].shift(1).fill_null(False)
-        out.append(_events(df, fire, etype, ["price", ref, "cum_delta",
+        start = (df[col] & ~df[col].shift(1).fill_null(False)).to_numpy()
+        rows = np.asarray(_hops(np.flatnonzero(start), t, cooldown_ms), dtype=np.int64)
+        out.append(_events(df, rows, etype, ["price", ref, "cum_delta",
                                              "cvd_low" if col == "bull" else "cvd_high", "regime"],
                            {"window_sec": sig.divergence_window_sec}))
     return out
@@ -91,13 +143,15 @@ def divergence_events(cvd: pl.DataFrame, sig: SignalSettings) -> list[pl.DataFra
 
 def signal_events(cvd: pl.DataFrame, ofi: pl.DataFrame, fusion: pl.DataFrame,
                   sig: SignalSettings) -> pl.DataFrame:
-    """All signal events over the computation window (callers keep the date's rows)."""
+    """All signal events over the computation window (callers keep the date's rows; computing
+    from the window's anchor carries the machines' state across midnight)."""
     parts = threshold_events(fusion, "score_z", sig.fusion_threshold, sig.fusion_rearm,
-                             "fusion_long", "fusion_short", ["score_z", "score", "ofi_z", "z_cvd", "regime"])
+                             "fusion_long", "fusion_short",
+                             ["score_z", "score", "ofi_z", "z_cvd", "regime"], sig)
     parts += threshold_events(ofi, "ofi_z", sig.extreme_threshold, sig.extreme_rearm,
-                              "ofi_extreme", "ofi_extreme", ["ofi_z", "ofi_value", "regime"])
+                              "ofi_extreme", "ofi_extreme", ["ofi_z", "ofi_value", "regime"], sig)
     parts += threshold_events(cvd, "z_cvd", sig.extreme_threshold, sig.extreme_rearm,
-                              "cvd_extreme", "cvd_extreme", ["z_cvd", "delta", "cvd", "regime"])
+                              "cvd_extreme", "cvd_extreme", ["z_cvd", "delta", "cvd", "regime"], sig)
     parts += divergence_events(cvd, sig)
     return pl.concat(parts) if parts else empty_events()
 

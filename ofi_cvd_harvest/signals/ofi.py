@@ -68,9 +68,14 @@ def ofi_values(book: pl.DataFrame, weights: tuple[float, ...]) -> pl.DataFrame:
              - pl.when(ap <= ap.shift(1)).then(aq).otherwise(0.0)
              + pl.when(ap >= ap.shift(1)).then(aq.shift(1)).otherwise(0.0))
         terms.append(w * e)
+    # a chained + in level order: pl.sum_horizontal adds in an order that depends on the thread
+    # pool, and derived values must be bit-identical with any POLARS_MAX_THREADS (docs/signals.md)
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
     gap = pl.col("gap") | (pl.int_range(pl.len()) == 0)
     return book.with_columns(gap.alias("gap")).with_columns(
-        pl.when(pl.col("gap")).then(0.0).otherwise(pl.sum_horizontal(terms)).alias("ofi_value"),
+        pl.when(pl.col("gap")).then(0.0).otherwise(total).alias("ofi_value"),
         pl.when(pl.col("bp0").is_finite()).then(pl.col("bp0")).alias("best_bid"),
         pl.when(pl.col("ap0").is_finite()).then(pl.col("ap0")).alias("best_ask"),
     )

@@ -190,6 +190,17 @@ def strip_events(b: Built) -> None:
     rewrite(b, "events", read(b, "events").filter(~pl.col("meta_json").str.contains('"signal"')))
 
 
+def flood_events(b: Built, per_hour: float) -> None:
+    """Signal events at ``per_hour`` per covered hour (one every trade-ish: noise)."""
+    ev = read(b, "events")
+    hours = (b.disconnect_ms - b.connect_ms) / 3_600_000
+    n = int(per_hour * hours)
+    ts = np.linspace(b.connect_ms + 1000, b.disconnect_ms - 1000, n).astype(np.int64)
+    extra = pl.DataFrame({"ts_ms": ts, "symbol": b.symbol, "event_type": "cvd_extreme",
+                          "meta_json": json.dumps({"category": "signal", "z_cvd": 3.5})})
+    rewrite(b, "events", pl.concat([ev, extra.select(ev.columns)]).sort("ts_ms"))
+
+
 def unwinsorise(b: Built) -> None:
     rewrite(b, "cvd", read(b, "cvd").with_columns(z_cvd=pl.col("z_raw")))
 

@@ -47,7 +47,21 @@ def test_every_check_is_attached_and_blocking_where_gated():
     assert specs["crossed_book_rows"].asset_key == dg.AssetKey("ofi")
     assert specs["events_per_72h"].asset_key == dg.AssetKey("events")
     assert all(s.blocking for n, s in specs.items()
-               if n not in ("book_pu_gaps", "regime_labels_seen", "clock_drift_events"))
+               if n not in ("book_pu_gaps", "regime_labels_seen", "clock_drift_events", "events_per_hour"))
+    assert specs["events_per_hour"].asset_key == dg.AssetKey("events")
+    assert not specs["events_per_hour"].blocking
+
+
+def test_too_many_events_warn_without_blocking(clean):
+    ds.flood_events(clean, per_hour=1000)
+    ev = evaluations(run_checks_only(clean.root, "events"))
+    warn = ev["events_per_hour"]
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN
+    assert warn.description.endswith("WARN")
+    meta = warn.metadata
+    assert meta["value"].value > 1000 and meta["threshold"].value == 300
+    assert meta["by_type_per_hour"].value["cvd_extreme"] > 990
+    assert all(e.passed for n, e in ev.items() if n != "events_per_hour")
 
 
 def test_clean_partition_materialises_everything_and_passes(clean):

@@ -96,6 +96,52 @@ def test_events_are_scaled_by_covered_hours_and_marked(clean, settings):
     assert r.details["scaled"] is True and "extrapolated" in r.details["note"]
 
 
+def test_events_per_hour_in_total_and_by_type(clean, settings):
+    r = metrics(clean, settings, "events_per_hour")["events_per_hour"]
+    hours = (40 * 60 + 40) / 3600
+    assert r.value == pytest.approx(30 / hours) and r.passed is True and r.op == "<="
+    assert r.threshold == settings.acceptance.max_events_per_hour == 300
+    assert r.details["by_type_per_hour"] == pytest.approx({"cvd_extreme": 6 / hours, "divergence_bullish": 6 / hours,
+                                                           "fusion_long": 6 / hours, "fusion_short": 6 / hours,
+                                                           "ofi_extreme": 6 / hours})
+    assert "warning" not in r.details
+
+
+def test_flooded_events_trip_the_events_per_hour_warning(clean, settings):
+    ds.flood_events(clean, per_hour=1000)
+    res = metrics(clean, settings, "events_per_hour", "events_per_72h")
+    r = res["events_per_hour"]
+    assert r.passed is False and r.value > 1000 and "look like noise" in r.details["warning"]
+    assert r.details["by_type_per_hour"]["cvd_extreme"] > 990
+    assert res["events_per_72h"].passed is True          # the lower gate is unaffected
+
+
+def test_max_events_per_hour_comes_from_the_config(clean, tmp_path):
+    cfg = tmp_path / "strict.yaml"
+    cfg.write_text("data_harvest:\n  data_quality:\n    acceptance_criteria:\n"
+                   "      max_events_per_hour: 20\n")
+    r = metrics(clean, load_settings(cfg, env={}), "events_per_hour")["events_per_hour"]
+    assert r.threshold == 20 and r.passed is False
+
+
+def test_winsor_effect_reports_abs_z_raw_percentiles(clean, settings):
+    r = metrics(clean, settings, "winsor_effect")["winsor_effect"]
+    z = ds.read(clean, "cvd")["z_raw"].drop_nulls().abs()
+    pct = r.details["abs_z_raw_percentiles"]
+    assert list(pct) == ["p50", "p90", "p99", "p99_9", "max"]
+    assert pct["p50"] == pytest.approx(z.quantile(0.5, "linear"))
+    assert pct["p99_9"] == pytest.approx(z.quantile(0.999, "linear")) and pct["max"] == z.max()
+    assert r.passed is True and r.details["z_mode"] == "delta" and "not_gated" not in r.details
+
+
+def test_winsor_effect_is_reported_not_gated_in_level_mode(clean):
+    ds.unwinsorise(clean)                                   # would fail the gate in delta mode
+    level = load_settings(env={"Z_MODE": "level"})
+    r = metrics(clean, level, "winsor_effect")["winsor_effect"]
+    assert r.passed is None and r.value == pytest.approx(0.0, abs=1e-12)
+    assert "Z_MODE=level" in r.details["not_gated"] and "rarely reaches" in r.details["not_gated"]
+
+
 def test_non_winsorised_column_fails_winsor_effect(clean, settings):
     ds.unwinsorise(clean)
     r = metrics(clean, settings, "winsor_effect")["winsor_effect"]

@@ -98,8 +98,36 @@ def test_overall_takes_the_worst_symbol_and_fails_if_any_fails(two_symbols, sett
     assert o["criteria"]["empty_bucket_rate"]["worst_symbol"] == "ETHUSDT"
     assert o["totals"]["prices_rows"] == sum(ps[s]["dedup"]["prices_rows"] for s in ps)
     assert set(o["dod"]) == {"empty_bucket_rate", "duplicate_rate", "latency_p99_ms", "latency_p50_ms",
-                             "events_per_72h", "winsor_effect"}
+                             "events_per_72h", "winsor_effect", "events_per_hour"}
     assert report["thresholds"]["max_latency_p99_ms"] == settings.acceptance.max_latency_p99_ms
+
+
+def test_too_many_events_warn_in_the_report_without_failing_it(two_symbols, settings):
+    root, built = two_symbols
+    ds.flood_events(built["BTCUSDT"], per_hour=1000)
+    report = build_report(root / "ofi_cvd", root / "raw", settings, ["BTCUSDT"], [ds.DATE])
+    sec = report["per_symbol"]["BTCUSDT"]
+    assert sec["verdict"] == "PASS" and sec["failed"] == [] and sec["warnings"] == ["events_per_hour"]
+    assert sec["criteria"]["events_per_hour"]["severity"] == "warn"
+    assert sec["criteria"]["events_per_hour"]["passed"] is False
+    assert sec["signals"]["events_per_hour"] > 1000 and sec["signals"]["max_events_per_hour"] == 300
+    assert sec["signals"]["by_type_per_hour"]["cvd_extreme"] > 990
+    assert report["overall"]["verdict"] == "PASS"
+    assert report["overall"]["warnings"] == ["BTCUSDT:events_per_hour"]
+    text = summary_text(report)
+    assert "WARN events_per_hour" in text and "look like noise" in text and "OVERALL: PASS" in text
+
+
+def test_report_shows_winsor_percentiles_and_level_mode_reason(two_symbols):
+    from ofi_cvd_harvest.settings import load_settings
+    root, _ = two_symbols
+    level = load_settings(env={"Z_MODE": "level"})
+    report = build_report(root / "ofi_cvd", root / "raw", level, ["BTCUSDT"], [ds.DATE])
+    cons = report["per_symbol"]["BTCUSDT"]["consistency"]
+    assert set(cons["abs_z_raw_percentiles"]) == {"p50", "p90", "p99", "p99_9", "max"}
+    assert cons["z_mode"] == "level" and "Z_MODE=level" in cons["not_gated"]
+    assert "winsor_effect" not in report["per_symbol"]["BTCUSDT"]["criteria"]
+    assert "reported, not gated: Z_MODE=level" in summary_text(report)
 
 
 def test_written_report_is_strict_json_with_timestamped_name(two_symbols, settings, tmp_path):

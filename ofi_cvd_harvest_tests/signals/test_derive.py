@@ -90,6 +90,24 @@ def test_events_carry_category(split_tables):
     assert orjson.loads(ops["meta_json"][0]) == {"category": "ops", "conn_id": 1}
 
 
+def test_event_state_is_carried_across_midnight(split, split_tables):
+    """The machines run from the warm-up anchor: the date's events are the window's events cut
+    at 00:00, so a type that fired just before midnight is still cooling down after it."""
+    ev = split_tables["events"].filter(pl.col("meta_json").str.contains('"category":"signal"'))
+    firsts = {}
+    for ts, etype, meta in zip(ev["ts_ms"], ev["event_type"], ev["meta_json"]):
+        m = orjson.loads(meta)
+        firsts.setdefault((etype, m.get("direction")), (ts, m["since_prev_sec"]))
+    # the first event of the date of some type and direction follows one from before midnight,
+    # and that one's cool-down is respected across 00:00
+    carried = {k: v for k, v in firsts.items() if v[1] is not None}
+    assert carried
+    for (etype, _), (ts, since) in carried.items():
+        assert ts - since * 1000 < D0
+        assert since >= (S.signals.divergence_cooldown_sec if etype.startswith("divergence")
+                         else S.signals.cooldown_sec)
+
+
 def test_derive_kind_matches_derive_all(split, split_tables):
     for kind in schemas.DERIVED_KINDS:
         assert D.derive_kind(kind, split, S, DAY, SYM).equals(split_tables[kind])

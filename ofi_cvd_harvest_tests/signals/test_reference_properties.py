@@ -8,30 +8,45 @@ import polars as pl
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from ofi_cvd_harvest.signals.events import hysteresis_fire
+from ofi_cvd_harvest.signals.events import threshold_fires
 from ofi_cvd_harvest.signals.ofi import book_from_raw, ofi_values
 
 from .helpers import D0, book_table
 
 
-def seq_hysteresis(z, thr, rearm, direction):
-    armed, out = True, []
-    for v in z:
+def seq_machine(t, z, thr, rearm, rearm_ms, cooldown_ms, direction):
+    """The SPEC's event state machine, row by row: fire when past the threshold while armed;
+    re-arm once |z| < rearm has held for rearm_ms (from the first row of the below-run) and
+    cooldown_ms have passed since the last fire; null z changes nothing."""
+    armed, last_fire, below_since, out = True, None, None, []
+    for ti, v in zip(t, z):
         fire = False
         if v is not None:
-            if (v > thr) if direction > 0 else (v < -thr):
-                fire, armed = armed, False
-            elif abs(v) < rearm:
-                armed = True
+            if abs(v) < rearm:
+                below_since = ti if below_since is None else below_since
+                if (not armed and ti - below_since >= rearm_ms
+                        and ti - last_fire >= cooldown_ms):
+                    armed = True
+            else:
+                below_since = None
+                if ((v > thr) if direction > 0 else (v < -thr)) and armed:
+                    fire, armed, last_fire = True, False, ti
         out.append(fire)
     return out
 
 
-@given(st.lists(st.one_of(st.none(), st.floats(-5, 5)), max_size=200), st.sampled_from([1, -1]))
-@hsettings(max_examples=200, deadline=None)
-def test_hysteresis_matches_state_machine(z, direction):
-    got = hysteresis_fire(pl.Series(z, dtype=pl.Float64), 2.0, 1.0, direction).to_list()
-    assert got == seq_hysteresis(z, 2.0, 1.0, direction)
+@given(st.lists(st.tuples(st.integers(0, 1500), st.one_of(st.none(), st.floats(-5, 5))), max_size=200),
+       st.sampled_from([1, -1]), st.sampled_from([0, 500, 2000]), st.sampled_from([0, 1000, 5000]))
+@hsettings(max_examples=300, deadline=None)
+def test_threshold_machine_matches_sequential_reference(rows, direction, rearm_ms, cooldown_ms):
+    t, z, acc = [], [], 0
+    for dt_, v in rows:
+        acc += dt_
+        t.append(acc); z.append(v)
+    got = threshold_fires(pl.Series(t, dtype=pl.Int64), pl.Series(z, dtype=pl.Float64), 2.0, 1.0,
+                          rearm_ms / 1000, cooldown_ms / 1000, direction).tolist()
+    want = seq_machine(t, z, 2.0, 1.0, rearm_ms, cooldown_ms, direction)
+    assert got == [i for i, f in enumerate(want) if f]
 
 
 def seq_ofi(rows, weights):
@@ -74,28 +89,33 @@ def test_ofi_matches_per_row_formula(books):
     assert got["ofi_value"].to_list() == pytest.approx(seq_ofi(rows, weights))
 
 
-def seq_divergence(t, price, delta, window_ms):
+def seq_divergence(t, price, delta, window_ms, cooldown_ms):
     cum, bull, bear = [], [], []
     c = 0.0
     for d in delta:
         c += d
         cum.append(c)
     prev_b = prev_s = False
+    last_b = last_s = None
     for i in range(len(t)):
         js = [j for j in range(len(t)) if t[i] - window_ms <= t[j] < t[i]]
         ready = t[i] >= t[0] + window_ms and js
         b = bool(ready) and price[i] < min(price[j] for j in js) and cum[i] >= min(cum[j] for j in js)
         s = bool(ready) and price[i] > max(price[j] for j in js) and cum[i] <= max(cum[j] for j in js)
-        bull.append(b and not prev_b)
-        bear.append(s and not prev_s)
+        fb = b and not prev_b and (last_b is None or t[i] - last_b >= cooldown_ms)
+        fs = s and not prev_s and (last_s is None or t[i] - last_s >= cooldown_ms)
+        last_b = t[i] if fb else last_b
+        last_s = t[i] if fs else last_s
+        bull.append(fb)
+        bear.append(fs)
         prev_b, prev_s = b, s
     return bull, bear
 
 
 @given(st.lists(st.tuples(st.integers(0, 400), st.integers(-3, 3), st.floats(-5, 5)),
-                min_size=1, max_size=80))
+                min_size=1, max_size=80), st.sampled_from([0, 1500, 4000]))
 @hsettings(max_examples=150, deadline=None)
-def test_divergence_matches_definition(steps):
+def test_divergence_matches_definition(steps, cooldown_ms):
     from ofi_cvd_harvest.signals.events import divergence_events
     from .helpers import settings
 
@@ -105,10 +125,11 @@ def test_divergence_matches_definition(steps):
         tt += dt_ * 10
         pp += dp * 0.5
         t.append(tt); p.append(pp); d.append(dd)
-    sig = settings(divergence_window_sec=1.0).signals     # 1000 ms window
+    sig = settings(divergence_window_sec=1.0,                # 1000 ms window
+                   divergence_cooldown_sec=cooldown_ms / 1000).signals
     df = pl.DataFrame({"ts_ms": t, "t": t, "price": p, "delta": d, "regime": ["x"] * len(t)})
     bull, bear = divergence_events(df, sig)
-    rb, rs = seq_divergence(t, p, d, 1000)
+    rb, rs = seq_divergence(t, p, d, 1000, cooldown_ms)
     assert bull["ts_ms"].to_list() == [t[i] for i, v in enumerate(rb) if v]
     assert bear["ts_ms"].to_list() == [t[i] for i, v in enumerate(rs) if v]
 
