@@ -16,7 +16,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 TMP_SUFFIX = ".tmp"
-PARQUET_OPTS = dict(compression="zstd", compression_level=3, row_group_size=256_000)
+# a CRC per page, so bit-rot inside a page is detected (storage/verify.py) instead of being
+# read as wrong numbers or an anonymous decompression error (docs/dq.md "Raw files")
+PARQUET_OPTS = dict(compression="zstd", compression_level=3, row_group_size=256_000,
+                    write_page_checksum=True)
 
 
 def parquet_options(schema: pa.Schema, **overrides) -> dict:
@@ -27,7 +30,7 @@ def parquet_options(schema: pa.Schema, **overrides) -> dict:
     per page; delta packing stores consecutive ids in a few bits. On the capture's raw trades
     it cut the write cost from 1.06 to 0.15 µs/row and the size from 20 to 6 bytes/row (book
     rows: 2.0 → 1.35 µs, 70 → 66 B; benchmarks/bench_storage.py, docs/performance.md). DuckDB,
-    polars and pyarrow all read it. ``overrides`` replace any other ``pq.write_table`` option
+    polars and pyarrow all read it. Pages carry CRCs (``write_page_checksum``). ``overrides`` replace any other ``pq.write_table`` option
     (e.g. a cache's faster codec)."""
     delta = [f.name for f in schema if f.type == pa.int64()]
     opts: dict = dict(PARQUET_OPTS)
@@ -87,7 +90,8 @@ class Storage:
         """Read and concatenate files (None when there are none); ``columns`` projects."""
         if not paths:
             return None
-        tables = [pq.read_table(p, filesystem=self.fs, columns=columns) for p in paths]
+        tables = [pq.read_table(p, filesystem=self.fs, columns=columns,
+                                page_checksum_verification=True) for p in paths]
         return pa.concat_tables(tables, promote_options="default")
 
     def delete(self, rel_or_abs: str) -> None:
