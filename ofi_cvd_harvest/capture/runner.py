@@ -41,6 +41,7 @@ from .dedup import DedupLRU
 from .memory import capture_gc, trim_heap
 from .healing import Healer
 from .ops import OpsRecorder
+from .outcome import unwritten_by_table, unwritten_message
 from .runlog import RunLog
 from .segments import SegmentLog, recover as recover_segments
 from .writer import RawWriter
@@ -93,6 +94,7 @@ class CaptureSummary:
     ended_ms: int = 0
     stop_reason: str = ""
     rows_unwritten: int = 0
+    unwritten: dict[str, dict[str, int]] = field(default_factory=dict)   # outcome.py
     log_path: str = ""
     checkpoint_path: str = ""
 
@@ -443,6 +445,10 @@ class Capture:
                 undurable = [i for i in held.get(sym, ()) if i <= dmax]
                 if undurable:
                     gaps = merge_intervals(gaps, id_intervals(undurable))
+            elif held.get(sym):
+                # nothing durable yet (e.g. the disk was full from the start): everything from
+                # the first held id on is owed, so a restart heals it instead of starting afresh
+                dmax = min(held[sym]) - 1
             cp.symbols[sym] = ckpt.SymbolCheckpoint(dmax, gaps, last_event, last_u)
         try:
             ckpt.save(self.checkpoint_path, cp)
@@ -918,6 +924,7 @@ class Capture:
         sm.decode_errors = dict(self.ops.decode_errors)
         sm.messages = sum(self.messages.values())
         sm.rows_unwritten = sum(b.rows for b in self.pending)
+        sm.unwritten = unwritten_by_table(self.pending)
         h = self.healer
         for sym, st in self.states.items():
             sm.symbols[sym] = SymbolSummary(
@@ -934,6 +941,9 @@ class Capture:
         self.log.info("capture stopped (%s): %d files, %d write errors, %d decode errors, "
                       "%d rows unwritten", reason, sm.files_written, sm.write_errors,
                       sum(sm.decode_errors.values()), sm.rows_unwritten)
+        if sm.unwritten:
+            self.log.error("%s; receive-time ranges: %s", unwritten_message(sm.unwritten),
+                           sm.unwritten)
         self.runlog.close()
 
 
