@@ -40,6 +40,7 @@ from .buffers import Batch, RawBuffers, Swapped, build
 from .dedup import DedupLRU
 from .memory import capture_gc, trim_heap
 from .healing import Healer
+from .housekeeping import clean_stale_tmp
 from .ops import OpsRecorder
 from .outcome import unwritten_by_table, unwritten_message
 from .runlog import RunLog
@@ -818,16 +819,10 @@ class Capture:
             self.log.info("capture start: symbols=%s run_seconds=%.0f ws=%s rest=%s data=%s",
                           ",".join(s.symbols), run_seconds, s.ws_base_url, s.rest_base_url,
                           s.data_dir)
-            try:
-                stale = self.storage.remove_stale_tmp("raw")
-            except OSError as exc:  # the data dir may be broken now and recover later
-                self.log.warning("cannot scan for stale temp files: %s", exc)
-                stale = []
-            if stale:
-                self.log.info("removed %d stale temp files", len(stale))
+            stale = clean_stale_tmp(self.storage, s.artifacts_dir, self.log)
             self.ops.emit("capture_start", {"symbols": list(s.symbols), "run_seconds": run_seconds,
                                             "book_source": s.book_source,
-                                            "stale_tmp_removed": len(stale)})
+                                            "stale_tmp_removed": sum(stale.values())})
             self._restore()
             self._recover_segments()
             self._start_metrics_server()

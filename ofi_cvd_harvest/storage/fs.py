@@ -8,6 +8,7 @@ so a half-written file is never visible under a final name. Local paths get real
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -98,13 +99,24 @@ class Storage:
         p = rel_or_abs if rel_or_abs.startswith(self.root) else self.path(rel_or_abs)
         self.fs.delete_file(p)
 
-    def remove_stale_tmp(self, rel_dir: str = "") -> list[str]:
-        """Delete leftover ``*.tmp`` files (from a crash mid-write); returns what was removed."""
+    def remove_stale_tmp(self, rel_dir: str = "", older_than_sec: float = 0.0) -> list[str]:
+        """Delete leftover ``*.tmp`` files (from a crash mid-write) last modified more than
+        ``older_than_sec`` ago (0: all; a positive age spares another process's write in
+        flight); returns what was removed."""
         removed = []
-        for p in self.list_files(rel_dir, suffix=TMP_SUFFIX):
-            self.fs.delete_file(p)
-            removed.append(p)
-        return removed
+        sel = pafs.FileSelector(self.path(rel_dir), recursive=True, allow_not_found=True)
+        cutoff = time.time_ns() - int(older_than_sec * 1e9)
+        for i in self.fs.get_file_info(sel):
+            if i.type != pafs.FileType.File or not i.path.endswith(TMP_SUFFIX):
+                continue
+            if older_than_sec > 0 and (i.mtime_ns or 0) > cutoff:
+                continue
+            try:
+                self.fs.delete_file(i.path)
+            except FileNotFoundError:
+                continue           # its writer renamed or removed it meanwhile
+            removed.append(i.path)
+        return sorted(removed)
 
 
 def _fsync(path: str) -> None:
