@@ -17,6 +17,7 @@ import sys
 import time
 
 from .. import schemas
+from ..capture.housekeeping import DERIVED_TMP_AGE_SEC
 from ..settings import load_settings
 from ..storage import layout
 from ..storage.fs import Storage
@@ -61,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ofi-cvd-harvest derive: unknown kind(s) {', '.join(bad)}")
         return 2
     storage = Storage(settings.data_dir)
+    try:   # a derivation killed mid-write leaves its temp file; spare ones still being written
+        storage.remove_stale_tmp("ofi_cvd", older_than_sec=DERIVED_TMP_AGE_SEC)
+    except OSError as exc:
+        log.warning("cannot scan for stale temp files: %s", exc)
     for d in args.date or []:
         if not layout.DATE_RE.match(d):
             print(f"ofi-cvd-harvest derive: bad --date {d!r} (YYYY-MM-DD)")
