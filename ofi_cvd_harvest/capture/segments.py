@@ -11,7 +11,7 @@ ignored. Local data directories only (append is not portable to object stores).
 
 Batches are lz4-compressed (Arrow IPC body compression, read back transparently): after a
 full disk the segments of the backlog must fit in what little space was freed (measured in
-docs/performance.md). A file that never received a complete batch (its first append failed,
+docs/capture.md). A file that never received a complete batch (its first append failed,
 e.g. on a full disk) is removed at once, so a failing disk does not leave a trail of empty
 segment files behind.
 """
