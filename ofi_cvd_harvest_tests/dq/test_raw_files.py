@@ -194,3 +194,16 @@ def test_written_files_carry_page_checksums(tmp_path):
     with pytest.raises(OSError, match="CRC"):
         pq.read_table(path, page_checksum_verification=True)
     assert verify.check_file(path) is not None
+
+
+def test_raw_partition_scan_survives_a_damaged_file(data):
+    """The sensor's scan of the raw tree reads footers: a zero-byte file must not stop it."""
+    from ofi_cvd_harvest.orchestration.raw_assets import scan_raw
+    bad = trade_file(data)
+    good_rows = sum(pq.read_metadata(f).num_rows for f in
+                    ds.raw_files(ds.Built(data, ds.DATE, "BTCUSDT", 0, 0, 0), "agg_trade")) \
+        - pq.read_metadata(bad).num_rows
+    bad.write_bytes(b"")
+    updates, _ = scan_raw(Storage(data), None, now=2e9)
+    trades = [u for u in updates if u.stream == "agg_trade" and u.symbol == "BTCUSDT"]
+    assert len(trades) == 1 and trades[0].rows == good_rows
