@@ -17,6 +17,7 @@ Damaged files are skipped (they are named by the DQ check ``raw_files_readable``
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 from pathlib import Path
@@ -136,4 +137,19 @@ def from_raw(storage: Storage, symbols: list[str] | tuple[str, ...]) -> ckpt.Che
         gaps, last_ts = _holes(storage, trades, last_id)
         last_u, _ = _last_of(storage, _newest_files(storage, sym, "book"), "final_update_id")
         cp.symbols[sym] = ckpt.SymbolCheckpoint(last_id, gaps, last_ts, last_u)
+    return cp
+
+
+def rebuild(storage: Storage, path: str | os.PathLike, symbols, error: Exception,
+            log: logging.Logger, ops) -> ckpt.Checkpoint:
+    """The capture's reaction to a corrupt checkpoint: keep it aside, rebuild from the raw
+    files, say so in the log and as ops rows (``checkpoint_unreadable``, ``checkpoint_rebuilt``)."""
+    kept = set_aside(path)
+    cp = from_raw(storage, symbols)
+    last = {s: c.last_trade_id for s, c in cp.symbols.items()}
+    log.error("%s; kept as %s; resuming from the raw files: %s", error, kept, last)
+    ops.emit("checkpoint_unreadable", {"error": str(error)[:200],
+                                       "kept_as": str(kept) if kept else None})
+    ops.emit("checkpoint_rebuilt", {"source": "raw", "last_trade_ids": last,
+                                    "open_gaps": {s: len(c.open_gaps) for s, c in cp.symbols.items()}})
     return cp

@@ -393,7 +393,8 @@ class Capture:
         try:
             cp = ckpt.load(self.checkpoint_path)
         except ValueError as exc:
-            cp = self._rebuild_checkpoint(exc)
+            cp = resume.rebuild(self.storage, self.checkpoint_path, self.s.symbols, exc,
+                                self.log, self.ops)
         if cp is None:
             return
         now = _now_ms()
@@ -414,20 +415,6 @@ class Capture:
                           symbol=sym)
             self.log.info("%s: resuming after trade id %d (%d open gaps)", sym, c.last_trade_id,
                           len(c.open_gaps))
-
-    def _rebuild_checkpoint(self, exc: ValueError) -> ckpt.Checkpoint:
-        """A corrupt checkpoint: set it aside and resume from what the raw files hold
-        (capture/resume.py), so the downtime is still healed."""
-        kept = resume.set_aside(self.checkpoint_path)
-        cp = resume.from_raw(self.storage, self.s.symbols)
-        last = {s: c.last_trade_id for s, c in cp.symbols.items()}
-        self.log.error("%s; kept as %s; resuming from the raw files: %s", exc, kept, last)
-        self.ops.emit("checkpoint_unreadable", {"error": str(exc)[:200],
-                                                "kept_as": str(kept) if kept else None})
-        self.ops.emit("checkpoint_rebuilt", {"source": "raw", "last_trade_ids": last,
-                                             "open_gaps": {s: len(c.open_gaps)
-                                                           for s, c in cp.symbols.items()}})
-        return cp
 
     # -- checkpoint / staging / rotation ------------------------------------------------------
     # Threading: the event loop owns the buffers, trackers and ops; one "capture-io" worker
