@@ -59,6 +59,8 @@ def check_file(path: str, expected: pa.Schema | None = None,
     schema; otherwise a one-line reason."""
     try:
         pf = pq.ParquetFile(path, filesystem=filesystem, page_checksum_verification=True)
+    except (PermissionError, FileNotFoundError):
+        raise                   # not a property of the file's bytes: see _verify_dir
     except (OSError, pa.ArrowException) as exc:
         return f"unreadable footer: {_short(exc)}"
     try:
@@ -141,7 +143,15 @@ def _verify_dir(storage: Storage, d: str, paths: list[str], out: Verdict) -> Non
             if entry is not None and entry[0] == info.size and entry[1] == info.mtime_ns:
                 reason = entry[2]
             else:
-                reason = check_file(p, expected, storage.fs)
+                try:
+                    reason = check_file(p, expected, storage.fs)
+                except FileNotFoundError:
+                    continue                   # removed meanwhile
+                except PermissionError as exc:
+                    # unreadable for us now, not damaged: named, but neither remembered nor
+                    # recorded (it is checked again once readable)
+                    out.damaged[p] = f"not readable: {exc.strerror or exc}"
+                    continue
                 known[name] = [info.size, info.mtime_ns, reason]
                 changed = True
                 out.read_files += 1
