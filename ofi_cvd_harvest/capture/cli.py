@@ -1,7 +1,9 @@
 """``ofi-cvd-harvest capture``: run the capture from the command line.
 
-SIGINT/SIGTERM stop it gracefully (flush, finalise, checkpoint). Exit codes: 0 ok,
-1 fatal capture error (e.g. error budget exceeded), 2 bad settings / missing component.
+SIGINT/SIGTERM stop it gracefully (flush, finalise, checkpoint). Exit codes (capture/outcome.py,
+docs/capture.md "Exit codes"): 0 ok, 1 fatal capture error (e.g. error budget exceeded),
+2 bad settings / missing component, 4 ended with rows it could not write (disk full or
+read-only data dir until the end; the rows per table are printed).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.precheck_only:
         from ..dq.precheck import run_precheck
         return int(run_precheck(settings, args) or 0)
+    from .outcome import EXIT_FATAL, EXIT_OK, EXIT_UNWRITTEN, unwritten_message
     from .runner import CaptureError, run_capture
 
     async def main() -> int:
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                                         log=console)
         except CaptureError as exc:
             print(f"ofi-cvd-harvest capture: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_FATAL
         for sym, s in summary.symbols.items():
             print(f"{sym}: trades={s.trades_written} (ws={s.trades_ws}, healed={s.trades_healed}) "
                   f"duplicates={s.duplicates} book_rows={s.book_rows} book_gaps={s.book_gaps} "
@@ -92,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"files={summary.files_written} write_errors={summary.write_errors} "
               f"decode_errors={sum(summary.decode_errors.values())} "
               f"data={settings.data_dir} log={summary.log_path}")
-        return 0
+        lost = unwritten_message(summary.unwritten)
+        if lost:
+            print(f"ofi-cvd-harvest capture: {lost}", file=sys.stderr)
+            return EXIT_UNWRITTEN
+        return EXIT_OK
 
     # our own process: park start-up objects (modules, settings) outside the cyclic GC so its
     # full collections during a 72 h run only scan what the capture itself allocates

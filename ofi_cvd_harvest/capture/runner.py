@@ -34,13 +34,15 @@ from ..exchange.rest import RestClient, RestError
 from ..exchange.ws import WsFeed
 from ..storage import layout
 from ..storage.fs import Storage
-from . import checkpoint as ckpt
+from . import checkpoint as ckpt, resume
 from .book_partial import PartialBook
 from .buffers import Batch, RawBuffers, Swapped, build
 from .dedup import DedupLRU
 from .memory import capture_gc, trim_heap
 from .healing import Healer
+from .housekeeping import clean_stale_tmp
 from .ops import OpsRecorder
+from .outcome import unwritten_by_table, unwritten_message
 from .runlog import RunLog
 from .segments import SegmentLog, recover as recover_segments
 from .writer import RawWriter
@@ -93,6 +95,7 @@ class CaptureSummary:
     ended_ms: int = 0
     stop_reason: str = ""
     rows_unwritten: int = 0
+    unwritten: dict[str, dict[str, int]] = field(default_factory=dict)   # outcome.py
     log_path: str = ""
     checkpoint_path: str = ""
 
@@ -390,9 +393,8 @@ class Capture:
         try:
             cp = ckpt.load(self.checkpoint_path)
         except ValueError as exc:
-            self.log.error("%s; starting without it", exc)
-            self.ops.emit("checkpoint_unreadable", {"error": str(exc)[:200]})
-            return
+            cp = resume.rebuild(self.storage, self.checkpoint_path, self.s.symbols, exc,
+                                self.log, self.ops)
         if cp is None:
             return
         now = _now_ms()
@@ -443,6 +445,10 @@ class Capture:
                 undurable = [i for i in held.get(sym, ()) if i <= dmax]
                 if undurable:
                     gaps = merge_intervals(gaps, id_intervals(undurable))
+            elif held.get(sym):
+                # nothing durable yet (e.g. the disk was full from the start): everything from
+                # the first held id on is owed, so a restart heals it instead of starting afresh
+                dmax = min(held[sym]) - 1
             cp.symbols[sym] = ckpt.SymbolCheckpoint(dmax, gaps, last_event, last_u)
         try:
             ckpt.save(self.checkpoint_path, cp)
@@ -800,16 +806,10 @@ class Capture:
             self.log.info("capture start: symbols=%s run_seconds=%.0f ws=%s rest=%s data=%s",
                           ",".join(s.symbols), run_seconds, s.ws_base_url, s.rest_base_url,
                           s.data_dir)
-            try:
-                stale = self.storage.remove_stale_tmp("raw")
-            except OSError as exc:  # the data dir may be broken now and recover later
-                self.log.warning("cannot scan for stale temp files: %s", exc)
-                stale = []
-            if stale:
-                self.log.info("removed %d stale temp files", len(stale))
+            stale = clean_stale_tmp(self.storage, s.artifacts_dir, self.log)
             self.ops.emit("capture_start", {"symbols": list(s.symbols), "run_seconds": run_seconds,
                                             "book_source": s.book_source,
-                                            "stale_tmp_removed": len(stale)})
+                                            "stale_tmp_removed": sum(stale.values())})
             self._restore()
             self._recover_segments()
             self._start_metrics_server()
@@ -918,6 +918,7 @@ class Capture:
         sm.decode_errors = dict(self.ops.decode_errors)
         sm.messages = sum(self.messages.values())
         sm.rows_unwritten = sum(b.rows for b in self.pending)
+        sm.unwritten = unwritten_by_table(self.pending)
         h = self.healer
         for sym, st in self.states.items():
             sm.symbols[sym] = SymbolSummary(
@@ -934,6 +935,9 @@ class Capture:
         self.log.info("capture stopped (%s): %d files, %d write errors, %d decode errors, "
                       "%d rows unwritten", reason, sm.files_written, sm.write_errors,
                       sum(sm.decode_errors.values()), sm.rows_unwritten)
+        if sm.unwritten:
+            self.log.error("%s; receive-time ranges: %s", unwritten_message(sm.unwritten),
+                           sm.unwritten)
         self.runlog.close()
 
 

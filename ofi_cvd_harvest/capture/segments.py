@@ -8,6 +8,12 @@ its segments behind; the next start :func:`recover`\\s them into Parquet. The fi
 ``.arrows`` and live in a ``_``-prefixed directory, so Parquet globbing readers and
 pyarrow/polars hive discovery never see them. A torn last batch (killed mid-append) is
 ignored. Local data directories only (append is not portable to object stores).
+
+Batches are lz4-compressed (Arrow IPC body compression, read back transparently): after a
+full disk the segments of the backlog must fit in what little space was freed (measured in
+docs/capture.md). A file that never received a complete batch (its first append failed,
+e.g. on a full disk) is removed at once, so a failing disk does not leave a trail of empty
+segment files behind.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import pyarrow.ipc as ipc
 
 SUFFIX = ".arrows"
 DIRNAME = "_segments"
+WRITE_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
 
 Key = tuple[str, str, str]   # (stream, date, symbol)
 
@@ -42,23 +49,33 @@ class SegmentLog:
     def append(self, key: Key, table: pa.Table) -> str:
         """Append ``table`` to the current generation's file of ``key``; returns its path."""
         entry = self._open.get(key)
-        if entry is None:
+        fresh = entry is None
+        if fresh:
             self.dir.mkdir(parents=True, exist_ok=True)
             path = self.path_for(key)
             fh = open(path, "ab")
-            entry = self._open[key] = (fh, ipc.new_stream(fh, table.schema), path)
+            try:
+                entry = (fh, ipc.new_stream(fh, table.schema, options=WRITE_OPTIONS), path)
+            except BaseException:
+                _discard(fh, path)
+                raise
+            self._open[key] = entry
         fh, writer, path = entry
         try:
             writer.write_table(table)
             fh.flush()  # in the OS page cache: survives kill -9
         except BaseException:
             # a torn file keeps its complete batches (the batches staged earlier still name
-            # it and release it once written); later rows go to a fresh file
+            # it and release it once written); later rows go to a fresh file. A fresh file
+            # holds no complete batch: nothing names it, so it goes now.
             del self._open[key]
-            try:
-                fh.close()
-            except OSError:
-                pass
+            if fresh:
+                _discard(fh, path)
+            else:
+                try:
+                    fh.close()
+                except OSError:
+                    pass
             raise
         return path
 
@@ -86,6 +103,17 @@ class SegmentLog:
                 os.unlink(p)
             except FileNotFoundError:
                 pass
+
+
+def _discard(fh, path: str) -> None:
+    try:
+        fh.close()
+    except OSError:
+        pass
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 The original guide's ``validate_ofi_cvd_harvest.py``. Exit status: 0 = every gated metric
 passes, 1 = at least one fails, 2 = the input cannot be evaluated (missing directory, no data
-for the requested dates/symbols, an unreadable file) — each with a one-line reason on stderr,
-so a script can tell "bad data" from "no data".
+for the requested dates/symbols, an unreadable derived file) or the report cannot be written
+(output directory not creatable or writable, disk full) — each with a one-line reason on
+stderr, so a script can tell "bad data" from "no data". A damaged *raw* file is a DQ failure
+(``raw_files_readable``, exit 1), named in the report (docs/dq.md "Raw files").
 """
 
 from __future__ import annotations
@@ -88,7 +90,12 @@ def run(args: argparse.Namespace) -> int:
     except UnusableInput as exc:
         print(f"validate: unusable input: {exc}", file=sys.stderr)
         return UNUSABLE
-    path = write_report(report, out_dir)
+    try:
+        path = write_report(report, out_dir)
+    except OSError as exc:
+        print(f"validate: unusable output: cannot write the report under {out_dir}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return UNUSABLE
     verdict = report["overall"]["verdict"]
     if args.quiet:
         print(f"{verdict} {path}")

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import duckdb
 
 from ..settings import Settings
-from . import integrity
+from . import integrity, readable
 from .base import Evaluation, MetricResult, gate, iso_ms
 from .source import Scope
 from .window import MINUTE_MS
@@ -245,6 +245,7 @@ METRICS: dict[str, MetricFn] = {
     "events_per_hour": events_per_hour,
     "winsor_effect": winsor_effect,
     **integrity.METRICS,
+    **readable.METRICS,
 }
 DOD_METRICS = ("empty_bucket_rate", "duplicate_rate", "latency_p99_ms", "latency_p50_ms",
                "events_per_72h", "winsor_effect", "events_per_hour")

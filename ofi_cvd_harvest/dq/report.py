@@ -174,8 +174,12 @@ def write_report(report: dict[str, Any], output_dir: Path, now: dt.datetime | No
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / f"dq_{now:%Y%m%d_%H%M}.json"
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_clean(report), indent=2, default=str, allow_nan=False))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(_clean(report), indent=2, default=str, allow_nan=False))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)     # a full disk must not leave a half report behind
+        raise
     return path
 
 

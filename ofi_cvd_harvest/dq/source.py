@@ -5,7 +5,9 @@ covers a whole run). Files are listed per hive partition path (``raw/date=…/sy
 ``ofi_cvd/date=…/symbol=…/kind=…``) so DuckDB only ever touches the scope, and streams the rows
 instead of loading a 72 h dataset into memory. Every file's Parquet footer is read first, so a
 truncated or foreign file is reported by name (:class:`UnusableInput`) instead of surfacing as an
-obscure engine error halfway through a metric.
+obscure engine error halfway through a metric. Raw files are verified in full once
+(:mod:`..storage.verify`); a damaged one is left out of the views and named by the
+``raw_files_readable`` metric (:mod:`.readable`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..schemas import DERIVED_KINDS, RAW_STREAMS
-from ..storage import layout
+from ..storage import layout, verify
+from ..storage.fs import Storage
 
 # DuckDB view name -> (area, table) ; raw views are prefixed so they never clash with derived kinds
 VIEWS: dict[str, tuple[str, str]] = {
@@ -45,6 +48,7 @@ class Scope:
     memory_limit: str = "512MB"      # DuckDB spills beyond this (a 72 h scope peaks < 0.7 GB RSS)
     threads: int = 2
     _schemas: dict[str, pa.Schema] = field(default_factory=dict, repr=False)
+    damaged: dict[str, str] = field(default_factory=dict)    # raw path -> reason (left out)
 
     def __post_init__(self) -> None:
         self.data_root = Path(self.data_root)
@@ -63,6 +67,10 @@ class Scope:
                 folder = self.derived_root / layout.derived_dir(d, self.symbol, table).split("/", 1)[1]
             if folder.is_dir():
                 out.extend(str(p) for p in sorted(folder.glob("*.parquet")) if p.is_file())
+        if area == "raw" and out:
+            verdict = verify.verify(Storage(self.raw_root.parent), out)
+            self.damaged.update(verdict.damaged)
+            out = verdict.good
         return out
 
     def schema_of(self, path: str) -> pa.Schema:

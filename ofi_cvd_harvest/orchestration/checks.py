@@ -24,7 +24,7 @@ from .resources import HarvestSettings
 CHECKS_BY_ASSET: dict[str, tuple[str, ...]] = {
     "prices": ("empty_bucket_rate", "duplicate_rate", "prices_duplicates", "latency_p99_ms",
                "latency_p50_ms", "missing_trades", "schema_prices", "schema_raw_agg_trade",
-               "monotonic_prices"),
+               "monotonic_prices", "raw_files_readable"),
     "cvd": ("winsor_effect", "schema_cvd", "monotonic_cvd", "regime_labels_seen"),
     "ofi": ("crossed_book_rows", "book_pu_gaps", "schema_ofi", "schema_raw_book", "monotonic_ofi"),
     "fusion": ("schema_fusion", "monotonic_fusion"),
@@ -46,6 +46,7 @@ DESCRIPTIONS = {
     "book_pu_gaps": "Book pu-chain gaps (reported, not gated)",
     "regime_labels_seen": "Regime labels seen (reported, not gated)",
     "clock_drift_events": "Clock-drift ops events (reported, not gated)",
+    "raw_files_readable": "Damaged raw files (every page + CRC read once; must be 0, named)",
 }
 assert all(m in METRICS for ms in CHECKS_BY_ASSET.values() for m in ms)
 

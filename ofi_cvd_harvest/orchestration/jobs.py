@@ -192,6 +192,7 @@ def run_precheck(settings: Settings, start: float, end: float, log) -> tuple[int
 )
 def capture(context: dg.OpExecutionContext, config: CaptureConfig,
             harvest: HarvestSettings) -> dg.Output[dict]:
+    from ..capture.outcome import unwritten_message
     from ..capture.runner import run_capture_sync  # lazy: keeps definitions importable
 
     settings, seconds = effective_settings(harvest, config)
@@ -267,6 +268,9 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
         if isinstance(counts, dict):
             metadata[f"{sym}_trades"] = int(counts.get("trades_ws", 0)) + int(counts.get("trades_healed", 0))
             metadata[f"{sym}_book_rows"] = int(counts.get("book_rows", 0))
+    lost = unwritten_message(summary.get("unwritten") or {})
+    if lost:   # the run did not do its job: a green run would hide lost rows (capture/outcome.py)
+        raise dg.Failure(f"capture ended with unwritten rows: {lost}", metadata=metadata)
     if config.precheck:
         status, facts = run_precheck(settings, start, end, context.log)
         metadata["precheck"] = dg.MetadataValue.json(facts)

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -150,8 +151,11 @@ def scan_raw(storage: Storage, cursor: str | None, now: float,
                     # files removed, or a new one sorts before the last seen name: recount
                     rows, newer = 0, files
                 for info in newer:
-                    with fs.open_input_file(info.path) as f:
-                        rows += pq.ParquetFile(f).metadata.num_rows
+                    try:
+                        with fs.open_input_file(info.path) as f:
+                            rows += pq.ParquetFile(f).metadata.num_rows
+                    except (OSError, pa.ArrowException):
+                        pass  # damaged: counted as 0 rows; raw_files_readable names it
                 if (prev.get("n") == len(files) and prev.get("last") == files[-1].base_name
                         and prev.get("rows") == rows):
                     state[key] = {**prev, "m": mtime}  # touched, nothing new

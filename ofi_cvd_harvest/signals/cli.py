@@ -1,20 +1,30 @@
 """``ofi-cvd-harvest derive``: build the derived partitions from raw files (no Dagster needed).
 
 Useful for a backfill after a formula change or to inspect a capture from a shell; the
-Dagster assets call the same functions.
+Dagster assets call the same functions. Each partition stands alone: one that fails is named
+with the reason (a damaged raw file is named with its own reason and left out, see
+docs/dq.md "Raw files"), the others are still derived, and the exit status is 1 at the end
+with a summary if any partition failed or was derived without a damaged file (2: bad
+arguments).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import re
+import sys
 import time
 
 from .. import schemas
+from ..capture.housekeeping import DERIVED_TMP_AGE_SEC
 from ..settings import load_settings
 from ..storage import layout
 from ..storage.fs import Storage
-from .derive import derive_all, write_kind
+from .derive import Window, derive_all, write_kind
+from .rawread import partition_files
+
+log = logging.getLogger(__name__)
 
 _DATE_DIR = re.compile(r"/raw/date=(\d{4}-\d{2}-\d{2})/symbol=([A-Z0-9]+)/")
 
@@ -52,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ofi-cvd-harvest derive: unknown kind(s) {', '.join(bad)}")
         return 2
     storage = Storage(settings.data_dir)
+    try:   # a derivation killed mid-write leaves its temp file; spare ones still being written
+        storage.remove_stale_tmp("ofi_cvd", older_than_sec=DERIVED_TMP_AGE_SEC)
+    except OSError as exc:
+        log.warning("cannot scan for stale temp files: %s", exc)
     for d in args.date or []:
         if not layout.DATE_RE.match(d):
             print(f"ofi-cvd-harvest derive: bad --date {d!r} (YYYY-MM-DD)")
@@ -61,13 +75,33 @@ def run(args: argparse.Namespace) -> int:
     if not parts:
         print(f"no raw data under {storage.path('raw')} for {', '.join(symbols)}")
         return 1
+    failed: list[str] = []
+    incomplete: list[str] = []
     for d, sym in parts:
         t0 = time.perf_counter()
-        tables = derive_all(storage, settings, d, sym)
-        counts = []
-        for kind in kinds:
-            if not args.dry_run:
-                write_kind(storage, d, sym, kind, tables[kind])
-            counts.append(f"{kind}={len(tables[kind])}")
+        try:
+            verdict = partition_files(storage, d, sym, Window.of(d, settings).regime_start)
+            for path, reason in sorted(verdict.damaged.items()):
+                print(f"{d} {sym}: damaged raw file left out: {path}: {reason}", file=sys.stderr)
+            tables = derive_all(storage, settings, d, sym)
+            counts = []
+            for kind in kinds:
+                if not args.dry_run:
+                    write_kind(storage, d, sym, kind, tables[kind])
+                counts.append(f"{kind}={len(tables[kind])}")
+        except Exception as exc:   # one partition must not stop the others
+            log.debug("derive %s %s failed", d, sym, exc_info=True)
+            why = (str(exc).splitlines() or [""])[0][:300]
+            print(f"{d} {sym}: FAILED: {type(exc).__name__}: {why}", file=sys.stderr)
+            failed.append(f"{d} {sym}")
+            continue
+        if verdict.damaged:
+            incomplete.append(f"{d} {sym}")
         print(f"{d} {sym}: {' '.join(counts)} ({time.perf_counter() - t0:.1f} s)")
+    if failed or incomplete:
+        print(f"derive: {len(parts)} partitions, {len(failed)} failed"
+              f"{' (' + ', '.join(failed) + ')' if failed else ''}, {len(incomplete)} derived "
+              f"without damaged raw files{' (' + ', '.join(incomplete) + ')' if incomplete else ''}",
+              file=sys.stderr)
+        return 1
     return 0

@@ -4,6 +4,8 @@ Rows are assigned to a window by their own timestamp, never by the directory the
 the same rows give the same frame whether they are stored as one date or split across two.
 Files are pruned by the ``part-<first_recv_ms>-<seq>`` name (a whole previous day is ~1,440
 files per stream) with a generous slack for clock drift; names that do not parse are read.
+Only files that passed the full verification of :mod:`..storage.verify` are read: a damaged
+raw file is named, recorded as an ops row and kept out of derivation (docs/dq.md "Raw files").
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from .. import schemas
-from ..storage import layout
+from ..storage import layout, verify
 from ..storage.fs import Storage
 
 _PART_RE = re.compile(r"part-(\d+)-\d+\.parquet$")
@@ -71,6 +73,8 @@ def read_raw(storage: Storage, date: str, symbol: str, stream: str, since_ms: in
         paths += _prune(files, since_ms) if d != date else files
     if allowed is not None:
         paths = [p for p in paths if p in allowed]
+    else:
+        paths = verify.verify(storage, paths).good
     names = columns or schema.names
     types = dict(empty_frame(schema, names).schema)
 
@@ -107,11 +111,29 @@ def read_files(storage: Storage, paths: list[str], schema: pa.Schema,
     return dataset.to_table(columns=columns, fragment_scan_options=opts)
 
 
-def raw_fingerprint(storage: Storage, date: str, symbol: str, since_ms: int) -> tuple:
-    """((path, size, mtime), …) of every raw file a derivation may read, sorted: a cache key
-    and, through :func:`read_raw`'s ``allowed``, the exact file set the computation uses."""
+def partition_files(storage: Storage, date: str, symbol: str,
+                    since_ms: int) -> verify.Verdict:
+    """Every raw file a derivation of (``date``, ``symbol``) may read, verified: the good ones
+    and the damaged ones with their reasons. A newly damaged file gets its ops row first, and
+    that row's file is part of the returned set."""
     first_date = min(layout.utc_date(since_ms - PRUNE_SLACK_MS), date)
-    paths = [p for d in dates_between(first_date, date) for s in schemas.RAW_STREAMS
-             for p in raw_files(storage, d, symbol, s)]
+
+    def listed() -> list[str]:
+        return [p for d in dates_between(first_date, date) for s in schemas.RAW_STREAMS
+                for p in raw_files(storage, d, symbol, s)]
+
+    verdict = verify.verify(storage, listed())
+    if verdict.new_damaged:   # the ops rows just written are inputs too
+        again = verify.verify(storage, listed())
+        again.new_damaged = verdict.new_damaged
+        verdict = again
+    return verdict
+
+
+def raw_fingerprint(storage: Storage, date: str, symbol: str, since_ms: int) -> tuple:
+    """((path, size, mtime), …) of every readable raw file a derivation may read, sorted: a
+    cache key and, through :func:`read_raw`'s ``allowed``, the exact file set the computation
+    uses (damaged files are left out, see :func:`partition_files`)."""
+    paths = partition_files(storage, date, symbol, since_ms).good
     infos = storage.fs.get_file_info(paths) if paths else []
     return tuple(sorted((p, i.size, i.mtime_ns) for p, i in zip(paths, infos)))

@@ -8,6 +8,7 @@ so a half-written file is never visible under a final name. Local paths get real
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +17,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 TMP_SUFFIX = ".tmp"
-PARQUET_OPTS = dict(compression="zstd", compression_level=3, row_group_size=256_000)
+# a CRC per page, so bit-rot inside a page is detected (storage/verify.py) instead of being
+# read as wrong numbers or an anonymous decompression error (docs/dq.md "Raw files")
+PARQUET_OPTS = dict(compression="zstd", compression_level=3, row_group_size=256_000,
+                    write_page_checksum=True)
 
 
 def parquet_options(schema: pa.Schema, **overrides) -> dict:
@@ -27,7 +31,7 @@ def parquet_options(schema: pa.Schema, **overrides) -> dict:
     per page; delta packing stores consecutive ids in a few bits. On the capture's raw trades
     it cut the write cost from 1.06 to 0.15 µs/row and the size from 20 to 6 bytes/row (book
     rows: 2.0 → 1.35 µs, 70 → 66 B; benchmarks/bench_storage.py, docs/performance.md). DuckDB,
-    polars and pyarrow all read it. ``overrides`` replace any other ``pq.write_table`` option
+    polars and pyarrow all read it. Pages carry CRCs (``write_page_checksum``). ``overrides`` replace any other ``pq.write_table`` option
     (e.g. a cache's faster codec)."""
     delta = [f.name for f in schema if f.type == pa.int64()]
     opts: dict = dict(PARQUET_OPTS)
@@ -87,20 +91,32 @@ class Storage:
         """Read and concatenate files (None when there are none); ``columns`` projects."""
         if not paths:
             return None
-        tables = [pq.read_table(p, filesystem=self.fs, columns=columns) for p in paths]
+        tables = [pq.read_table(p, filesystem=self.fs, columns=columns,
+                                page_checksum_verification=True) for p in paths]
         return pa.concat_tables(tables, promote_options="default")
 
     def delete(self, rel_or_abs: str) -> None:
         p = rel_or_abs if rel_or_abs.startswith(self.root) else self.path(rel_or_abs)
         self.fs.delete_file(p)
 
-    def remove_stale_tmp(self, rel_dir: str = "") -> list[str]:
-        """Delete leftover ``*.tmp`` files (from a crash mid-write); returns what was removed."""
+    def remove_stale_tmp(self, rel_dir: str = "", older_than_sec: float = 0.0) -> list[str]:
+        """Delete leftover ``*.tmp`` files (from a crash mid-write) last modified more than
+        ``older_than_sec`` ago (0: all; a positive age spares another process's write in
+        flight); returns what was removed."""
         removed = []
-        for p in self.list_files(rel_dir, suffix=TMP_SUFFIX):
-            self.fs.delete_file(p)
-            removed.append(p)
-        return removed
+        sel = pafs.FileSelector(self.path(rel_dir), recursive=True, allow_not_found=True)
+        cutoff = time.time_ns() - int(older_than_sec * 1e9)
+        for i in self.fs.get_file_info(sel):
+            if i.type != pafs.FileType.File or not i.path.endswith(TMP_SUFFIX):
+                continue
+            if older_than_sec > 0 and (i.mtime_ns or 0) > cutoff:
+                continue
+            try:
+                self.fs.delete_file(i.path)
+            except FileNotFoundError:
+                continue           # its writer renamed or removed it meanwhile
+            removed.append(i.path)
+        return sorted(removed)
 
 
 def _fsync(path: str) -> None:

@@ -45,3 +45,62 @@ def test_torn_tail_keeps_complete_batches(tmp_path):
     assert read_segment(p) is None
     assert recover(tmp_path / "raw") == []                # empty segments are cleaned up
     assert not list((tmp_path / "raw" / "_segments").glob("*"))
+
+
+FULL_DISK_SCRIPT = r"""
+import resource, signal, sys
+import pyarrow as pa
+from ofi_cvd_harvest import schemas
+from ofi_cvd_harvest.capture.segments import SegmentLog
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)            # writes fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+t = pa.table({"recv_ts_ms": list(range(500)), "symbol": ["BTCUSDT"] * 500,
+              "event_type": ["x"] * 500, "meta_json": ["{}"] * 500}, schema=schemas.OPS)
+log = SegmentLog(sys.argv[1], "9x9")
+fails = 0
+for i in range(20):                                    # a second of rows each, disk full
+    try:
+        log.append(("ops", "2024-07-19", "BTCUSDT"), t)
+    except OSError:
+        fails += 1
+log.close()
+print(fails)
+"""
+
+
+def test_full_disk_leaves_no_empty_segment_files(tmp_path):
+    """A file size limit makes every write fail as a full disk does (works as root, unlike
+    chmod): 20 failed appends must not leave 20 empty files behind (issue 12)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    raw = tmp_path / "raw"
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(raw), "0"], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == 20
+    assert list((raw / "_segments").glob("*")) == []
+
+
+def test_segments_are_lz4_compressed_and_read_back(tmp_path):
+    import numpy as np
+    import pyarrow.ipc as ipc
+    n = 20_000
+    rng = np.random.default_rng(0)
+    t = pa.table({"recv_ts_ms": np.arange(n, dtype=np.int64) + 1_700_000_000_000,
+                  "symbol": ["BTCUSDT"] * n, "event_type": rng.choice(["a", "b"], n),
+                  "meta_json": ["{}"] * n}, schema=schemas.OPS)
+    log = SegmentLog(tmp_path / "raw", "1x2")
+    p = log.append(("ops", "2024-07-19", "BTCUSDT"), t)
+    log.roll()
+    with open(p, "rb") as fh:
+        reader = ipc.open_stream(fh)
+        batch = reader.read_next_batch()
+    assert batch.num_rows == n
+    assert read_segment(p).equals(t)
+    plain = pa.BufferOutputStream()
+    with ipc.new_stream(plain, t.schema) as w:
+        w.write_table(t)
+    import os
+    assert os.path.getsize(p) < plain.getvalue().size * 0.8

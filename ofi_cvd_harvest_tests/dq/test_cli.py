@@ -61,7 +61,6 @@ def test_symbol_and_date_selection(data, tmp_path, capsys):
     ("bad_date", "invalid --date"),
     ("unknown_symbol", "no data for symbol SOLUSDT"),
     ("missing_raw", "raw directory"),
-    ("corrupt_file", "unreadable Parquet file"),
     ("corrupt_derived", "unreadable Parquet file"),
 ])
 def test_unusable_input_exits_2_with_reason(data, tmp_path, capsys, case, message):
@@ -80,9 +79,6 @@ def test_unusable_input_exits_2_with_reason(data, tmp_path, capsys, case, messag
         extra = ["--symbols", "SOLUSDT"]
     elif case == "missing_raw":
         os.rename(data / "raw", data / "raw_moved")
-    elif case == "corrupt_file":
-        f = ds.raw_files(ds.Built(data, ds.DATE, "BTCUSDT", 0, 0, 0), "book")[0]
-        f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
     elif case == "corrupt_derived":
         f = data / "ofi_cvd" / f"date={ds.DATE}" / "symbol=ETHUSDT" / "kind=cvd" / "part-00000.parquet"
         f.write_bytes(b"PAR1 garbage")

@@ -239,8 +239,18 @@ def test_metric_with_missing_table_fails_with_reason(clean, settings):
     assert res["latency_p99_ms"].passed is True
 
 
-def test_truncated_file_is_unusable_input(clean, settings):
+def test_truncated_raw_file_fails_raw_files_readable_by_name(clean, settings):
     f = ds.raw_files(clean, "agg_trade")[0]
+    f.write_bytes(f.read_bytes()[:200])
+    res = {r.name: r for r in partition_metrics(clean.root, settings, clean.date, clean.symbol)}
+    assert res["raw_files_readable"].passed is False and f.name in res["raw_files_readable"].details["error"]
+    # left out of the other metrics, never an engine error there
+    assert not any("unreadable" in str(r.details.get("error", "")) for n, r in res.items()
+                   if n != "raw_files_readable")
+
+
+def test_truncated_derived_file_is_unusable_input(clean, settings):
+    f = clean.root / layout.derived_file(clean.date, clean.symbol, "cvd")
     f.write_bytes(f.read_bytes()[:200])
     with pytest.raises(UnusableInput, match=str(f.name)):
         partition_metrics(clean.root, settings, clean.date, clean.symbol)
