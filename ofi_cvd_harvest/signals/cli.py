@@ -1,7 +1,9 @@
 """``ofi-cvd-harvest derive``: build the derived partitions from raw files (no Dagster needed).
 
-Useful for a backfill after a formula change or to inspect a capture from a shell; the
-Dagster assets call the same functions.
+Useful for a backfill after a formula change or to inspect a capture from a shell. Every
+partition goes through the same DQ gate as the Dagster multi-asset
+(:func:`ofi_cvd_harvest.gate.run.gate_partition`): published only if every blocking check
+passes, otherwise quarantined (named at the end; exit status 1).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from .. import schemas
 from ..settings import load_settings
 from ..storage import layout
 from ..storage.fs import Storage
-from .derive import derive_all, write_kind
+from ..gate.run import QUARANTINED, gate_partition
+from ..gate.verdict import Acceptance, who
 
 _DATE_DIR = re.compile(r"/raw/date=(\d{4}-\d{2}-\d{2})/symbol=([A-Z0-9]+)/")
 
@@ -27,7 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbols", help="comma-separated symbols (default: the configured symbols)")
     p.add_argument("--kinds", default=",".join(schemas.DERIVED_KINDS),
                    help="derived tables to write (default: all five)")
-    p.add_argument("--dry-run", action="store_true", help="compute and print, write nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="compute and check, print the verdict, publish nothing")
+    p.add_argument("--publish-on-fail", action="store_true",
+                   help="publish even if blocking checks fail (an explicit acceptance, recorded "
+                        "in quarantine/date=…/symbol=…/dq.json)")
 
 
 def raw_partitions(storage: Storage, symbols: list[str]) -> list[tuple[str, str]]:
@@ -61,13 +68,19 @@ def run(args: argparse.Namespace) -> int:
     if not parts:
         print(f"no raw data under {storage.path('raw')} for {', '.join(symbols)}")
         return 1
+    accept = (Acceptance(who(), "ofi-cvd-harvest derive --publish-on-fail")
+              if args.publish_on_fail else None)
+    quarantined = []
     for d, sym in parts:
         t0 = time.perf_counter()
-        tables = derive_all(storage, settings, d, sym)
-        counts = []
-        for kind in kinds:
-            if not args.dry_run:
-                write_kind(storage, d, sym, kind, tables[kind])
-            counts.append(f"{kind}={len(tables[kind])}")
-        print(f"{d} {sym}: {' '.join(counts)} ({time.perf_counter() - t0:.1f} s)")
+        out = gate_partition(storage, settings, d, sym, kinds, run="ofi-cvd-harvest derive",
+                             dry_run=args.dry_run, accept=accept)
+        counts = " ".join(f"{kind}={len(out.tables[kind])}" for kind in out.kinds)
+        print(f"{d} {sym}: {counts} ({time.perf_counter() - t0:.1f} s): {out.summary()}")
+        if out.status == QUARANTINED:
+            quarantined.append(f"{d}|{sym}")
+    if quarantined:
+        print(f"quarantined (failed blocking DQ checks, not published): {', '.join(quarantined)}; "
+              "see quarantine/date=…/symbol=…/dq.json, accept with `ofi-cvd-harvest publish`")
+        return 1
     return 0
