@@ -223,10 +223,10 @@ def derived_tables(context: dg.AssetExecutionContext, config: DeriveConfig,
         return
     accept = None
     if config.publish_on_fail:
-        accept = Acceptance(by=_who(context), via=f"run config publish_on_fail (run {context.run_id})")
+        accept = Acceptance(by=_who(context), via=f"run config publish_on_fail (run {context.run.run_id})")
     with _logs_to(context.log):
         out = gate_partition(Storage(settings.data_dir), settings, date, symbol, selected,
-                             accept=accept, run=f"dagster run {context.run_id}")
+                             accept=accept, run=f"dagster run {context.run.run_id}")
     accepted_by = accept.by if accept is not None else None
     checks = [check_result(c, r, accepted_by=accepted_by) for c, r in out.results
               if c.name in wanted_checks]
