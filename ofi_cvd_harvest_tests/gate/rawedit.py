@@ -36,13 +36,21 @@ def cross_book(data: Path, date: str, symbol: str, row: int = 5) -> None:
     _rewrite(f, df, BOOK)
 
 
-def rescale(data: Path, date: str, symbol: str, factor: float = 2.0) -> None:
-    """A clean change of every trade and book quantity: all five tables get new values."""
+def rescale(data: Path, date: str, symbol: str) -> None:
+    """A clean change of every trade and book quantity by a factor varying with the row (a
+    uniform factor would leave the z-scores, fusion and events as they were): all five tables
+    get new values, every check still passes."""
     for f in raw_files(data, date, symbol, "agg_trade"):
-        _rewrite(f, pl.read_parquet(f).with_columns(pl.col("qty") * factor), AGG_TRADE)
+        df = pl.read_parquet(f)
+        factor = 1.0 + (pl.int_range(pl.len()) % 7).cast(pl.Float64) / 5.0
+        _rewrite(f, df.with_columns(pl.col("qty") * factor), AGG_TRADE)
     for f in raw_files(data, date, symbol, "book"):
-        df = pl.read_parquet(f).with_columns(pl.col("bid_qty").list.eval(pl.element() * factor),
-                                             pl.col("ask_qty").list.eval(pl.element() * factor))
+        df = pl.read_parquet(f).with_row_index("i")
+        df = df.with_columns(
+            pl.when(pl.col("i") % 3 == 0).then(pl.col("bid_qty").list.eval(pl.element() * 3.0))
+            .otherwise(pl.col("bid_qty")).alias("bid_qty"),
+            pl.when(pl.col("i") % 4 == 1).then(pl.col("ask_qty").list.eval(pl.element() * 2.5))
+            .otherwise(pl.col("ask_qty")).alias("ask_qty")).drop("i")
         _rewrite(f, df, BOOK)
 
 
