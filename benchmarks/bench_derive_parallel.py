@@ -121,7 +121,7 @@ def run_all(keys: list[str], concurrent: int, env: dict) -> dict:
             if p.poll() is not None:
                 out = p.stdout.read()
                 running.remove(item)
-                verdict = next((line.split(f"gate {key}: ", 1)[1].split(" (derive")[0]
+                verdict = next((line.split(f"gate {key}: ", 1)[1]
                                 for line in out.splitlines() if f"gate {key}: " in line), "?")
                 done.append((key, p.returncode, time.perf_counter() - ts, verdict))
                 if p.returncode != 0 or "RUN_SUCCESS" not in out:
