@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import polars as pl
 
@@ -48,7 +48,7 @@ class GateOutcome:
     status: str                                   # published | accepted | quarantined | dry-run
     kinds: list[str]
     results: list[tuple[DodCheck, MetricResult]]
-    tables: dict[str, pl.DataFrame] = field(default_factory=dict)   # the wanted kinds
+    described: dict[str, Any] = field(default_factory=dict)         # describe(kind, df) per wanted kind
     paths: dict[str, str] = field(default_factory=dict)             # published or quarantined
     verdict: dict | None = None
     verdict_path: str | None = None
@@ -93,11 +93,19 @@ def _kinds(kinds: Iterable[str] | None) -> list[str]:
     return [k for k in DERIVED_KINDS if k in wanted]   # the fixed publishing order
 
 
+def row_count(kind: str, df: pl.DataFrame) -> int:
+    return df.height
+
+
 def gate_partition(storage: Storage, settings: Settings, date: str, symbol: str,
                    kinds: Iterable[str] | None = None, *, accept: vd.Acceptance | None = None,
-                   run: str = "", dry_run: bool = False) -> GateOutcome:
+                   run: str = "", dry_run: bool = False,
+                   describe: Callable[[str, pl.DataFrame], Any] = row_count) -> GateOutcome:
     """Derive, stage, check and publish (or quarantine) one partition; see the module doc.
-    ``run`` names who derived it (a Dagster run id, ``ofi-cvd-harvest derive``) in ``dq.json``."""
+    ``run`` names who derived it (a Dagster run id, ``ofi-cvd-harvest derive``) in ``dq.json``.
+    ``describe(kind, table)`` is called for each wanted table once it is staged (the caller's
+    summary, e.g. materialisation metadata); the frames are freed before the checks run, so
+    the checks' memory does not add to the tables'."""
     from ..signals.derive import derive_all, to_arrow   # lazy: the registry needs no polars math
 
     wanted = _kinds(kinds)
@@ -111,12 +119,13 @@ def gate_partition(storage: Storage, settings: Settings, date: str, symbol: str,
     with RunStage(root, date, symbol) as stage:
         for kind in DERIVED_KINDS:
             storage.write_parquet(stage.table_rel(kind), to_arrow(kind, tables[kind]))
-        tables = {k: tables[k] for k in wanted}   # the others' memory goes now
+        described = {k: describe(k, tables[k]) for k in wanted}
+        del tables                                # the frames' memory goes before the checks
         t["stage"] = time.perf_counter()
         pause_point("staged")
         results = registry.evaluate(root, settings, date, symbol, derived_root=stage.derived_root)
         t["checks"] = time.perf_counter()
-        out = GateOutcome(date, symbol, DRY_RUN, wanted, results, tables, recovered=recovered)
+        out = GateOutcome(date, symbol, DRY_RUN, wanted, results, described, recovered=recovered)
         failed = out.failed
         if dry_run:
             pass

@@ -129,14 +129,19 @@ def _logs_to(log):
             lg.setLevel(level)
 
 
-def table_metadata(df: pl.DataFrame, path: str) -> dict[str, Any]:
+def describe_table(kind: str, df: pl.DataFrame) -> tuple[dict[str, Any], str]:
+    """What the materialisation metadata needs from a table (taken while it is in memory)."""
+    return summarize(df), markdown_preview(df)
+
+
+def table_metadata(described: tuple[dict[str, Any], str], path: str) -> dict[str, Any]:
     """Materialisation metadata of one published table: rows, time range, path, a preview,
     null and flag counts."""
-    info = summarize(df)
+    info, preview = described
     metadata: dict[str, Any] = {
         "dagster/row_count": info["rows"],
         "path": dg.MetadataValue.path(path),
-        "preview": dg.MetadataValue.md(markdown_preview(df)),
+        "preview": dg.MetadataValue.md(preview),
         "null_counts": dg.MetadataValue.json(info["null_counts"]),
         "flag_counts": dg.MetadataValue.json(info["flag_counts"]),
     }
@@ -226,7 +231,8 @@ def derived_tables(context: dg.AssetExecutionContext, config: DeriveConfig,
         accept = Acceptance(by=_who(context), via=f"run config publish_on_fail (run {context.run.run_id})")
     with _logs_to(context.log):
         out = gate_partition(Storage(settings.data_dir), settings, date, symbol, selected,
-                             accept=accept, run=f"dagster run {context.run.run_id}")
+                             accept=accept, run=f"dagster run {context.run.run_id}",
+                             describe=describe_table)
     accepted_by = accept.by if accept is not None else None
     checks = [check_result(c, r, accepted_by=accepted_by) for c, r in out.results
               if c.name in wanted_checks]
@@ -243,7 +249,7 @@ def derived_tables(context: dg.AssetExecutionContext, config: DeriveConfig,
                         f"or `ofi-cvd-harvest publish --date {date} --symbol {symbol}`.",
             metadata={**gate_md, "quarantine": dg.MetadataValue.path(str(Path(out.verdict_path).parent))})
     for kind in selected:
-        md = {**table_metadata(out.tables[kind], out.paths[kind]), **gate_md}
+        md = {**table_metadata(out.described[kind], out.paths[kind]), **gate_md}
         context.log.info(f"{kind} {date}|{symbol}: {md['dagster/row_count']:,} rows -> {out.paths[kind]}")
         yield dg.MaterializeResult(asset_key=kind, metadata=md)
     yield from checks   # after the materialisations: the checks judge the new version

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         out = gate_partition(storage, settings, d, sym, kinds, run="ofi-cvd-harvest derive",
                              dry_run=args.dry_run, accept=accept)
-        counts = " ".join(f"{kind}={len(out.tables[kind])}" for kind in out.kinds)
+        counts = " ".join(f"{kind}={out.described[kind]}" for kind in out.kinds)
         print(f"{d} {sym}: {counts} ({time.perf_counter() - t0:.1f} s): {out.summary()}")
         if out.status == QUARANTINED:
             quarantined.append(f"{d}|{sym}")
