@@ -162,3 +162,56 @@ def test_several_partitions_as_concurrent_runs(tmp_path, monkeypatch):
     with dg.DagsterInstance.get() as inst:
         runs = inst.get_run_records(dg.RunsFilter(job_name="derive_job"))
         assert sorted(r.dagster_run.status.value for r in runs) == ["FAILURE", "SUCCESS", "SUCCESS"]
+
+
+def test_sigkilled_derive_run_then_the_next_run_cleans_up(tmp_path, monkeypatch):
+    """``dagster job execute -j derive_job`` killed (SIGKILL, whole process group) after it
+    published prices and ofi: every published file is whole (old or new); the next run rolls the
+    dead run's publish forward, removes its staging and publishes the partition."""
+    import signal
+    import time
+
+    from ofi_cvd_harvest.gate.publish import PAUSE_ENV, PAUSE_FILE_ENV
+
+    from ..gate.rawedit import rescale
+
+    data = tmp_path / "data"
+    write_raw(data, DATE, SYM, minutes=4)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DATA_DIR": str(data), "SYMBOLS": SYM,
+           "PYTHONPATH": str(ROOT)}
+    env.pop("OFI_CVD_CAPTURE_AUTOSTART", None)
+    cmd = [DAGSTER, "job", "execute", "-m", "ofi_cvd_harvest.definitions", "-j", "derive_job",
+           "--tags", json.dumps({"dagster/partition": PARTITION})]
+    first = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "RUN_SUCCESS" in first.stdout + first.stderr
+    old = table_bytes(data, DATE, SYM)
+    rescale(data, DATE, SYM)
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen(cmd, env={**env, PAUSE_ENV: "moved:ofi", PAUSE_FILE_ENV: str(marker)},
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not marker.exists():
+            assert proc.poll() is None and time.time() < deadline, "the run never reached the pause"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert not list((data / "ofi_cvd").rglob("*.tmp"))
+    mid = table_bytes(data, DATE, SYM)
+    assert [k for k in KINDS if mid[k] != old[k]] == ["prices", "ofi"]   # whole files, old or new
+    assert list((data / ".staging").glob("date=*/symbol=*/journal.json"))
+    again = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = again.stdout + again.stderr
+    assert "RUN_SUCCESS" in out and "finished what crashed runs left" in out, out[-3000:]
+    new = table_bytes(data, DATE, SYM)
+    assert new["prices"] == mid["prices"] and all(new[k] != old[k] for k in KINDS)
+    assert not list((data / ".staging").rglob("*.parquet"))
+    assert not list((data / ".staging").glob("date=*"))
