@@ -8,8 +8,8 @@ Layout under the data root (docs/dq.md, "The publish rule")::
     .staging/date=D/symbol=S/run-<token>/date=D/symbol=S/kind=K/part-00000.parquet
     quarantine/date=D/symbol=S/{kind=K/part-00000.parquet, dq.json}
 
-Readers glob ``data/ofi_cvd/**/*.parquet`` (docs/architecture of the lake): neither tree is
-under ``ofi_cvd/``. A run's staged partition has the lake's own ``date=/symbol=/kind=`` shape,
+Readers glob ``data/ofi_cvd/**/*.parquet`` (README, *What you get*): neither tree is under
+``ofi_cvd/``. A run's staged partition has the lake's own ``date=/symbol=/kind=`` shape,
 so the DQ metrics read it as a derived root, and quarantining it is one directory rename.
 Staging and ``ofi_cvd/`` share a file system (both under the data root), so publishing a table
 is one atomic rename. A run holds an ``flock`` on its directory's lock file for its whole life;

@@ -27,8 +27,8 @@ from pathlib import Path
 from ..schemas import DERIVED_KINDS
 from ..storage import layout
 from . import verdict as vd
-from .area import (STAGING_DIR, TRASH_PREFIX, RunStage, area_lock, fsync_dir, partition_key,
-                   prune_empty, quarantine_dir, remove_tree, stale_entries, staging_dir)
+from .area import (STAGING_DIR, TRASH_PREFIX, RunStage, area_lock, fsync_dir, prune_empty,
+                   quarantine_dir, remove_tree, stale_entries, staging_dir)
 
 JOURNAL = "journal.json"
 PAUSE_ENV = "OFI_CVD_GATE_PAUSE_AT"   # tests only: "staged" | "journal" | "moved:<kind>"
@@ -185,5 +185,4 @@ def accept(root: Path, date: str, symbol: str, acceptance: vd.Acceptance) -> tup
     return {k: str(root / _final_rel(date, symbol, k)) for k in kinds}, record
 
 
-__all__ = ["JOURNAL", "NothingQuarantined", "accept", "partition_key", "publish", "quarantine",
-           "recover"]
+__all__ = ["JOURNAL", "NothingQuarantined", "accept", "publish", "quarantine", "recover"]

@@ -9,8 +9,9 @@ verdict, leaves ``data/ofi_cvd/`` untouched and fails the step. The check result
 either way, so the UI shows which checks failed and why. Run config ``publish_on_fail: true``
 accepts a failing partition explicitly (recorded in the materialisation metadata and dq.json).
 
-The asset keys, partitions, group and lineage (``deps``, SPEC §3.2 of the original guide) are
-those of the former five ``@asset``s, so selections, backfills and the sensor are unchanged.
+The asset keys, partitions, group and lineage (``deps``: what each table is computed from,
+docs/signals.md) are those of the former five ``@asset``s, so selections, backfills and the
+sensor are unchanged.
 ``can_subset``: ``--select cvd`` computes and checks the whole partition (the tables share one
 computation, the checks judge the partition) and publishes only ``cvd``. Selecting only checks
 (re-running them from the UI) audits the *published* tables and publishes nothing.
