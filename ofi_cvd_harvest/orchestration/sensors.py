@@ -320,6 +320,8 @@ def derive_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings)
                                           context.cursor, busy_partitions(context.instance))
     run_requests = [dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key,
                                   tags={"ofi_cvd/trigger": r.trigger}) for r in requests]
+    if run_requests and notes:   # e.g. another partition backing off after quarantines
+        context.log.info("; ".join(notes))
     if run_requests:
         return dg.SensorResult(run_requests=run_requests, cursor=cursor)
     return dg.SensorResult(cursor=cursor, skip_reason="; ".join(notes) or "nothing to derive")
