@@ -7,6 +7,14 @@ is one :class:`DodCheck` entry in :data:`DOD_CHECKS`; its ``metric`` is any func
 same name in :data:`ofi_cvd_harvest.dq.metrics.METRICS`. A function with another signature is
 wrapped in a small adapter here (a lambda taking the ``Evaluation``).
 
+Examples (a WARN-level non-blocking metric of ``dq/metrics.py``; a blocking check whose function
+takes the raw partition rather than an ``Evaluation``)::
+
+    DodCheck("events_per_hour", "events", False, "Signal events per covered hour (upper bound)",
+             severity="WARN"),
+    DodCheck("raw_files_readable", "prices", True, "Every raw file of the partition reads back",
+             metric=lambda ev: raw_files_readable(ev.scope.raw_root, ev.scope.dates[0], ev.scope.symbol)),
+
 * ``blocking=True``: a failure (``passed is False``) keeps the partition out of ``data/ofi_cvd/``.
 * ``blocking=False``: reported; a failure never holds a partition back. ``severity="WARN"``
   shows it as a warning in Dagster (e.g. "signals look like noise"); figures that are reported
