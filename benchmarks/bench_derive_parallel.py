@@ -1,28 +1,24 @@
-"""Benchmark (issue 8.3): many date x symbol derivations in parallel under Dagster.
+"""Benchmark (issues 8.3, 14): many date x symbol derivations in parallel under Dagster.
 
 Synthesises ``--partitions`` symbol-days (the ``bench_derive.py`` generator: ``--trades``
-aggTrades and 864,000 depth10 rows per day, plus the previous day's warm-up tail), then runs
-the five derived assets for every partition as Dagster runs (``dagster job execute``, one run
-per partition as a backfill does), ``--concurrent`` runs at a time (dagster.yaml allows 2
-derive runs at once), with either executor:
+aggTrades and 864,000 depth10 rows per day, plus the previous day's warm-up tail), then derives
+every partition through the DQ gate as Dagster runs (``dagster job execute``, one run per
+partition as a backfill does), ``--concurrent`` runs at a time (dagster.yaml allows 2 derive
+runs at once). Each run is one process running the derived multi-asset: compute the five tables
+once, stage them, run the DoD checks on the staged tables, publish (run config
+``publish_on_fail: true``, because synthetic days need not pass every check; the work is the
+same and each run prints its verdict).
 
-* ``in_process`` -- derive_job's default: one process per run computes the partition once
-  (``derive_kind`` memoises it) and writes the five tables;
-* ``multiprocess`` -- Dagster's multiprocess executor (``max_concurrent`` steps per run): every
-  asset step is its own process; the first computes the partition under its lock and stages the
-  five tables on disk (``signals/staging.py``), the others wait and read their table.
-
-Both go through derive_job's executor (``in_process_or_multiprocess``) and its run config
-(``execution: config: in_process`` / ``multiprocess: max_concurrent: N``), as a user would
-choose in the launchpad. Before staging (issue 8.3), each multiprocess step recomputed the
-whole partition: 4 partitions, 2 at a time: in-process 34 s / 2.5 GB, multiprocess 148 s /
-4.9 GB peak total RSS.
+Figures before issue 14 (five assets, 4 partitions, 2 at a time): in-process executor 34-41 s /
+2.5 GB peak total RSS; multiprocess executor with staging through the disk 83.5 s / 3.3 GB;
+multiprocess before staging 148 s / 4.9 GB.
 
 Prints wall time, the sum of CPU time and the peak total RSS of all run processes (sampled
-every 0.2 s over the whole process trees), and whether anything was left staged.
+every 0.2 s over the whole process trees), each run's gate verdict, and whether anything was
+left staged.
 
     .venv/bin/python benchmarks/bench_derive_parallel.py [--partitions 4] [--concurrent 2]
-        [--executor in_process|multiprocess|both] [--max-concurrent 2] [--trades 2000000]
+        [--trades 2000000]
 
 This file is also the Dagster code location of those runs (``defs`` below).
 """
@@ -40,7 +36,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ofi_cvd_harvest.orchestration.assets import DERIVED_ORDER, derive_executor, derived_assets
+from ofi_cvd_harvest.orchestration.assets import DERIVED_ORDER, MULTI_ASSET_NAME, derived_assets
 from ofi_cvd_harvest.orchestration.resources import RESOURCE_KEY, HarvestSettings
 
 HERE = Path(__file__).resolve()
@@ -50,7 +46,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT", "A
 _sel = dg.AssetSelection.assets(*DERIVED_ORDER)
 defs = dg.Definitions(
     assets=list(derived_assets),
-    jobs=[dg.define_asset_job("derive", selection=_sel, executor_def=derive_executor)],
+    jobs=[dg.define_asset_job("derive", selection=_sel, executor_def=dg.in_process_executor)],
     resources={RESOURCE_KEY: HarvestSettings()},
 )
 
@@ -95,12 +91,10 @@ def _tree_rss(procs) -> tuple[int, int]:
     return rss, n
 
 
-def run_all(executor: str, keys: list[str], concurrent: int, max_concurrent: int,
-            env: dict) -> dict:
+def run_all(keys: list[str], concurrent: int, env: dict) -> dict:
     job = "derive"
-    chosen = {"max_concurrent": max_concurrent} if executor == "multiprocess" else {}
-    cfg = {"execution": {"config": {executor: chosen}}}
-    cfg_path = Path(env["DAGSTER_HOME"]) / f"{job}_{executor}.json"
+    cfg = {"ops": {MULTI_ASSET_NAME: {"config": {"publish_on_fail": True}}}}
+    cfg_path = Path(env["DAGSTER_HOME"]) / f"{job}.json"
     cfg_path.write_text(json.dumps(cfg))
     todo = list(keys)
     running: list[tuple[subprocess.Popen, str, float]] = []
@@ -127,24 +121,24 @@ def run_all(executor: str, keys: list[str], concurrent: int, max_concurrent: int
             if p.poll() is not None:
                 out = p.stdout.read()
                 running.remove(item)
-                done.append((key, p.returncode, time.perf_counter() - ts))
+                verdict = next((line.split(f"gate {key}: ", 1)[1]
+                                for line in out.splitlines() if f"gate {key}: " in line), "?")
+                done.append((key, p.returncode, time.perf_counter() - ts, verdict))
                 if p.returncode != 0 or "RUN_SUCCESS" not in out:
                     tail = "\n".join(out.splitlines()[-25:])
                     raise RuntimeError(f"run {key} failed ({p.returncode}):\n{tail}")
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"executor": executor, "wall_s": wall, "peak_rss_mb": peak / 2**20,
+    return {"wall_s": wall, "peak_rss_mb": peak / 2**20,
             "peak_procs": peak_n, "cpu_s": (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime),
-            "runs": [(k, round(t, 1)) for k, _, t in done], "load": os.getloadavg()[0]}
+            "runs": [(k, round(t, 1)) for k, _, t, _ in done],
+            "verdicts": {k: v for k, _, _, v in done}, "load": os.getloadavg()[0]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--concurrent", type=int, default=2, help="runs at a time")
-    ap.add_argument("--max-concurrent", type=int, default=2,
-                    help="multiprocess executor: steps at a time within a run")
-    ap.add_argument("--executor", choices=("in_process", "multiprocess", "both"), default="both")
     ap.add_argument("--trades", type=int, default=2_000_000, help="aggTrades per day")
     ap.add_argument("--date", default="2025-01-15")
     ap.add_argument("--data-dir", help="reuse/keep data here")
@@ -163,18 +157,17 @@ def main() -> int:
     subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get()"],
                    env=env, check=True)
     keys = [f"{args.date}|{s}" for s in syms]
-    execs = ("in_process", "multiprocess") if args.executor == "both" else (args.executor,)
     print(f"{len(keys)} partitions, {args.concurrent} runs at a time; {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.2f}")
-    for ex in execs:
-        r = run_all(ex, keys, args.concurrent, args.max_concurrent, env)
-        mc = f" (max_concurrent {args.max_concurrent})" if ex == "multiprocess" else ""
-        staged = Path(root, "ofi_cvd", "_staged")
-        left = sorted(str(p.relative_to(staged)) for p in staged.rglob("*")) if staged.exists() else []
-        print(f"{ex}{mc}: wall {r['wall_s']:.1f} s for {len(keys)} partitions, CPU "
-              f"{r['cpu_s']:.0f} s, peak total RSS {r['peak_rss_mb']:,.0f} MB over "
-              f"{r['peak_procs']} processes; per run {r['runs']}; load {r['load']:.2f}; "
-              f"left staged: {left or 'nothing'}", flush=True)
+    r = run_all(keys, args.concurrent, env)
+    staged = Path(root, ".staging")
+    left = sorted(str(p.relative_to(staged)) for p in staged.rglob("*.parquet")) if staged.exists() else []
+    print(f"gate (one process per run): wall {r['wall_s']:.1f} s for {len(keys)} partitions, CPU "
+          f"{r['cpu_s']:.0f} s, peak total RSS {r['peak_rss_mb']:,.0f} MB over "
+          f"{r['peak_procs']} processes; per run {r['runs']}; load {r['load']:.2f}; "
+          f"left staged: {left or 'nothing'}", flush=True)
+    for key, verdict in r["verdicts"].items():
+        print(f"  {key}: {verdict}")
     return 0
 
 

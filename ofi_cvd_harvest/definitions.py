@@ -1,13 +1,11 @@
 """The Dagster code location (``dagster dev -m ofi_cvd_harvest.definitions``).
 
 Composes the orchestration modules into one ``Definitions``: raw tables as external assets,
-the five derived assets and their DQ checks, ``capture_job`` and ``derive_job``, and the
-sensors that keep the capture alive, report raw partitions and refresh derivations.
-Runs execute in process by default: a derive run is one process computing the five tables in
-order (cheaper than five subprocesses on a small machine), and a terminated capture run
-receives the interrupt in its op directly. ``derive_job`` can also run each step in its own
-process (run config ``execution: config: multiprocess: max_concurrent: N``); its steps then
-share one computation of the partition through the disk (``signals/staging.py``).
+the five derived tables as one multi-asset whose check specs are the DQ gate (docs/dagster.md),
+``capture_job`` and ``derive_job``, and the sensors that keep the capture alive, report raw
+partitions and refresh derivations. Runs execute in process: a derive run is one process
+computing, checking and publishing one partition; several partitions run side by side as
+separate runs (backfills, the run queue's limits in dagster.yaml).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import dagster as dg
 
 from .orchestration.assets import derive_job, derived_assets
-from .orchestration.checks import all_checks
 from .orchestration.jobs import capture_job
 from .orchestration.raw_assets import raw_specs
 from .orchestration.resources import RESOURCE_KEY, HarvestSettings
@@ -23,7 +20,6 @@ from .orchestration.sensors import all_sensors
 
 defs = dg.Definitions(
     assets=[*raw_specs, *derived_assets],
-    asset_checks=list(all_checks),
     jobs=[capture_job, derive_job],
     sensors=all_sensors,
     resources={RESOURCE_KEY: HarvestSettings()},

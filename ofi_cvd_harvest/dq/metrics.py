@@ -254,12 +254,18 @@ WARN_METRICS = frozenset({"events_per_hour"})
 
 
 def evaluate(ev: Evaluation, names: Iterable[str] | None = None) -> list[MetricResult]:
-    """Run the named metrics (all by default). A query the data cannot answer (a missing or
-    mistyped column, say) fails that metric with the engine's message instead of aborting all."""
+    """Run the named metrics (all by default)."""
+    return evaluate_fns(ev, [(n, METRICS[n]) for n in (names or METRICS)])
+
+
+def evaluate_fns(ev: Evaluation, fns: Iterable[tuple[str, MetricFn]]) -> list[MetricResult]:
+    """Run ``(name, metric)`` pairs (the gate's registry passes its own). A query the data
+    cannot answer (a missing or mistyped column, say) fails that metric with the engine's
+    message instead of aborting all."""
     out = []
-    for name in (names or METRICS):
+    for name, fn in fns:
         try:
-            out.append(METRICS[name](ev))
+            out.append(fn(ev))
         except duckdb.Error as exc:
             if isinstance(exc, duckdb.IOException):
                 raise
@@ -281,6 +287,8 @@ def scope_metrics(data_root: str | Path, settings: Settings, symbol: str, dates:
 
 
 def partition_metrics(data_dir: str | Path, settings: Settings, date: str, symbol: str,
-                      names: Iterable[str] | None = None) -> list[MetricResult]:
-    """Metrics of one date × symbol partition (what the blocking asset checks gate on)."""
-    return scope_metrics(data_dir, settings, symbol, [date], names)
+                      names: Iterable[str] | None = None, *,
+                      derived_root: str | Path | None = None) -> list[MetricResult]:
+    """Metrics of one date × symbol partition (what the blocking asset checks gate on);
+    ``derived_root`` reads the derived tables from elsewhere (the gate's staged tables)."""
+    return scope_metrics(data_dir, settings, symbol, [date], names, derived_root=derived_root)

@@ -1,34 +1,44 @@
-"""The five derived tables as date×symbol partitioned Dagster assets, and ``derive_job``.
+"""The five derived tables as one date×symbol partitioned ``@multi_asset``, and ``derive_job``.
 
-The math lives in :mod:`ofi_cvd_harvest.signals.derive`; an asset here only (1) calls
-``derive_kind`` for its partition (recomputed from raw with the previous day's warm-up;
-memoised in the process and, when the run's steps are separate processes, shared through the
-disk, so the five assets of one run cost about one computation under either executor),
-(2) ``write_kind`` (atomic replacement of the partition's file) and (3) describes the result as
-materialisation metadata (row count, time range, path, a preview, null and flag counts). The
-Dagster ``deps`` are the lineage of SPEC §3.2, so the UI shows what is stale after new raw
-data. Partitions are addressed by ``context.partition_key``, never by "the latest
-materialisation" (which races in concurrent backfills).
+One step per partition runs the DQ gate (docs/dagster.md, "The publish rule"):
+:func:`ofi_cvd_harvest.gate.run.gate_partition` computes the five tables once, stages them where
+readers do not glob, evaluates every DoD check (the multi-asset's ``check_specs``, one registry:
+``gate/checks.py``) on the staged tables and the raw partition, and publishes the selected
+tables only if every blocking check passed; otherwise it quarantines them with a ``dq.json``
+verdict, leaves ``data/ofi_cvd/`` untouched and fails the step. The check results are yielded
+either way, so the UI shows which checks failed and why. Run config ``publish_on_fail: true``
+accepts a failing partition explicitly (recorded in the materialisation metadata and dq.json).
 
-``derive_job`` runs in process by default; run config selects Dagster's multiprocess executor
-(``execution: config: multiprocess: max_concurrent: 2``), see :data:`derive_executor`.
+The asset keys, partitions, group and lineage (``deps``: what each table is computed from,
+docs/signals.md) are those of the former five ``@asset``s, so selections, backfills and the
+sensor are unchanged.
+``can_subset``: ``--select cvd`` computes and checks the whole partition (the tables share one
+computation, the checks judge the partition) and publishes only ``cvd``. Selecting only checks
+(re-running them from the UI) audits the *published* tables and publishes nothing.
+Partitions are addressed by ``context.partition_key``, never by "the latest materialisation".
+Parallelism comes from running several partitions at once (runs, backfills, the run queue's
+limits in ``dagster.yaml``), each run one process.
 """
 
 import contextlib
 import datetime as dt
 import logging
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from ..schemas import DERIVED_SCHEMAS
 from ..storage.fs import Storage
+from .checks import check_result, check_specs
 from .partitions import date_symbol_partitions, split_key
 from .raw_assets import RAW_ASSET_KEYS
 from .resources import HarvestSettings
 
 DERIVED_GROUP = "derived"
+MULTI_ASSET_NAME = "derived_tables"   # the op: run config goes under ops: derived_tables
 DERIVED_ORDER = ("prices", "ofi", "cvd", "fusion", "events")  # a valid topological order
 # Dagster lineage (SPEC §3.2 / §5): what each table is computed from.
 DEPS: dict[str, tuple[str, ...]] = {
@@ -90,36 +100,6 @@ def summarize(df: pl.DataFrame) -> dict[str, Any]:
     return out
 
 
-# derive_job's executor: Dagster's multi_or_in_process_executor (same config: `in_process`, or
-# `multiprocess` with max_concurrent, retries, start_method, tag_concurrency_limits), but with
-# in-process as the default, which a partitioned job's static run config cannot set.
-derive_executor = dg.multi_or_in_process_executor.configured(
-    lambda config: config, name="in_process_or_multiprocess",
-    config_schema=dg.Field(dg.multi_or_in_process_executor.config_schema.config_type,
-                           default_value={"in_process": {}},
-                           description="in_process (default): one process computes the "
-                                       "partition once; multiprocess: a process per step, "
-                                       "sharing one computation through the disk"),
-    description="In process by default; `execution: config: multiprocess: max_concurrent: N` "
-                "runs each asset step in its own process.")
-
-
-def steps_share_process(context: dg.AssetExecutionContext) -> bool:
-    """Whether every step of this run executes in this process (in-process executor), so the
-    in-process memo alone serves the five kinds and nothing needs staging on disk. Unknown
-    executors count as multi-process (staging is then merely redundant)."""
-    name = context.job_def.executor_def.name
-    execution = (context.run.run_config or {}).get("execution") or {}
-    chosen = (execution.get("config") or {}) if isinstance(execution, dict) else {}
-    if name == dg.in_process_executor.name:
-        return True
-    if name == derive_executor.name:
-        return "multiprocess" not in chosen
-    if name == dg.multi_or_in_process_executor.name:
-        return "in_process" in chosen
-    return False
-
-
 class _ToDagsterLog(logging.Handler):
     def __init__(self, log):
         super().__init__(logging.INFO)
@@ -133,44 +113,36 @@ class _ToDagsterLog(logging.Handler):
 
 
 @contextlib.contextmanager
-def _signals_log_to(log):
-    """Forward the derivation's own log lines (computed / read from staging, and how long the
-    step waited for the partition's lock) to the Dagster run log."""
-    if log is None:
-        yield
-        return
-    logger = logging.getLogger("ofi_cvd_harvest.signals")
-    handler, level = _ToDagsterLog(log), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+def _logs_to(log):
+    """Forward the derivation's and the gate's own log lines (timings, crash recovery) to the
+    Dagster run log."""
+    loggers = [logging.getLogger("ofi_cvd_harvest.signals"), logging.getLogger("ofi_cvd_harvest.gate")]
+    handler = _ToDagsterLog(log)
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
 
 
-def materialize_kind(kind: str, harvest: HarvestSettings, date: str, symbol: str,
-                     log=None, share: bool = False) -> dg.MaterializeResult:
-    """Derive one table for one partition, write it atomically, describe it.
+def describe_table(kind: str, df: pl.DataFrame) -> tuple[dict[str, Any], str]:
+    """What the materialisation metadata needs from a table (taken while it is in memory)."""
+    return summarize(df), markdown_preview(df)
 
-    Upstream tables are not read back from their files: ``derive_kind`` recomputes from the raw
-    partition plus the previous day's warm-up tail (which the day tables lack) and memoises
-    the partition, so the five assets of one run cost about one computation. ``share``: the
-    run's steps are separate processes; the first computes the partition and stages it on disk
-    for the others (``signals.staging``)."""
-    from ..signals.derive import derive_kind, write_kind  # lazy: keeps definitions importable
 
-    settings = harvest.settings()
-    storage = Storage(settings.data_dir)
-    with _signals_log_to(log):
-        df = derive_kind(kind, storage, settings, date, symbol, share=share)
-        path = write_kind(storage, date, symbol, kind, df)
-    info = summarize(df)
+def table_metadata(described: tuple[dict[str, Any], str], path: str) -> dict[str, Any]:
+    """Materialisation metadata of one published table: rows, time range, path, a preview,
+    null and flag counts."""
+    info, preview = described
     metadata: dict[str, Any] = {
         "dagster/row_count": info["rows"],
         "path": dg.MetadataValue.path(path),
-        "preview": dg.MetadataValue.md(markdown_preview(df)),
+        "preview": dg.MetadataValue.md(preview),
         "null_counts": dg.MetadataValue.json(info["null_counts"]),
         "flag_counts": dg.MetadataValue.json(info["flag_counts"]),
     }
@@ -180,9 +152,48 @@ def materialize_kind(kind: str, harvest: HarvestSettings, date: str, symbol: str
     for key in ("regime_counts", "event_type_counts", "source_counts"):
         if key in info:
             metadata[key] = dg.MetadataValue.json(info[key])
-    if log is not None:
-        log.info(f"{kind} {date}|{symbol}: {info['rows']:,} rows -> {path}")
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
+
+
+def gate_metadata(status: str, failed: list[str], warnings: list[str],
+                  record: dict | None = None, verdict_path: str | None = None) -> dict[str, Any]:
+    """The gate's decision as metadata: ``dq/verdict`` pass or accepted, and for an accepted
+    partition who accepted it, when, how, and which blocking checks had failed."""
+    md: dict[str, Any] = {"dq/verdict": "pass" if status == "published" else status,
+                          "dq/failed_checks": dg.MetadataValue.json(failed),
+                          "dq/warnings": dg.MetadataValue.json(warnings)}
+    accepted = (record or {}).get("accepted")
+    if accepted:
+        md["dq/accepted_by"] = accepted["by"]
+        md["dq/accepted_at"] = accepted["at"]
+        md["dq/accepted_via"] = accepted["via"]
+    if verdict_path:
+        md["dq/verdict_path"] = dg.MetadataValue.path(verdict_path)
+    return md
+
+
+class DeriveConfig(dg.Config):
+    """Run config of the derived multi-asset (``ops: {derived_tables: {config: …}}``)."""
+
+    publish_on_fail: bool = Field(
+        default=False,
+        description="Publish the partition even if blocking DQ checks fail (an explicit "
+                    "acceptance, recorded in the materialisation metadata and in "
+                    "quarantine/date=…/symbol=…/dq.json). Default: failing partitions are "
+                    "quarantined and the step fails.")
+
+
+def _who(context: dg.AssetExecutionContext) -> str:
+    from ..gate.verdict import who
+    return context.run.tags.get("dagster/user") or who()
+
+
+def _spec(kind: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        kind, deps=list(DEPS[kind]), group_name=DERIVED_GROUP, kinds={"polars", "parquet"},
+        description=_DESCRIPTIONS[kind],
+        metadata={"dagster/column_schema": _column_schema(kind),
+                  "layout": f"data/ofi_cvd/date=YYYY-MM-DD/symbol=SYM/kind={kind}/part-00000.parquet"})
 
 
 def _column_schema(kind: str) -> dg.TableSchema:
@@ -190,37 +201,71 @@ def _column_schema(kind: str) -> dg.TableSchema:
                                    for f in DERIVED_SCHEMAS[kind]])
 
 
-def _build(kind: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        name=kind,
-        partitions_def=date_symbol_partitions,
-        deps=list(DEPS[kind]),
-        group_name=DERIVED_GROUP,
-        kinds={"polars", "parquet"},
-        description=_DESCRIPTIONS[kind],
-        metadata={
-            "dagster/column_schema": _column_schema(kind),
-            "layout": f"data/ofi_cvd/date=YYYY-MM-DD/symbol=SYM/kind={kind}/part-00000.parquet",
-        },
-    )
-    def _asset(context: dg.AssetExecutionContext, harvest: HarvestSettings) -> dg.MaterializeResult:
-        date, symbol = split_key(context.partition_key)
-        return materialize_kind(kind, harvest, date, symbol, log=context.log,
-                                share=not steps_share_process(context))
+@dg.multi_asset(
+    name=MULTI_ASSET_NAME,
+    specs=[_spec(k) for k in DERIVED_ORDER],
+    check_specs=check_specs(),
+    partitions_def=date_symbol_partitions,
+    can_subset=True,
+    description="Derive one date|SYMBOL partition through the DQ gate: compute the five tables "
+                "once, stage them, run the DoD checks on the staged tables, publish only if "
+                "every blocking check passed (else quarantine + dq.json, step fails).",
+)
+def derived_tables(context: dg.AssetExecutionContext, config: DeriveConfig,
+                   harvest: HarvestSettings):
+    from ..gate import checks as registry
+    from ..gate.run import gate_partition
+    from ..gate.verdict import Acceptance
 
-    return _asset
+    date, symbol = split_key(context.partition_key)
+    settings = harvest.settings()
+    selected = [k for k in DERIVED_ORDER if dg.AssetKey(k) in context.selected_asset_keys]
+    wanted_checks = {k.name for k in context.selected_asset_check_keys}
+    if not selected:   # only checks selected (re-run from the UI): audit what is published
+        results = registry.evaluate(settings.data_dir, settings, date, symbol,
+                                    [c.name for c in registry.DOD_CHECKS if c.name in wanted_checks])
+        for c, r in results:
+            yield check_result(c, r, staged=False)
+        return
+    accept = None
+    if config.publish_on_fail:
+        accept = Acceptance(by=_who(context), via=f"run config publish_on_fail (run {context.run.run_id})")
+    with _logs_to(context.log):
+        out = gate_partition(Storage(settings.data_dir), settings, date, symbol, selected,
+                             accept=accept, run=f"dagster run {context.run.run_id}",
+                             describe=describe_table)
+    accepted_by = accept.by if accept is not None else None
+    checks = [check_result(c, r, accepted_by=accepted_by) for c, r in out.results
+              if c.name in wanted_checks]
+    for c, r in out.results:
+        context.log.info(f"{date}|{symbol} {r.name}: value={r.value} threshold={r.threshold} "
+                         f"passed={r.passed}{'' if c.blocking else ' (not blocking)'}")
+    gate_md = gate_metadata(out.status, out.failed, out.warnings, out.verdict, out.verdict_path)
+    if not out.published:
+        yield from checks
+        raise dg.Failure(
+            description=f"{date}|{symbol}: blocking DQ checks failed: {', '.join(out.failed)}; "
+                        f"quarantined {', '.join(out.kinds)} under {Path(out.verdict_path).parent}; "
+                        "data/ofi_cvd is unchanged. Accept with run config publish_on_fail: true "
+                        f"or `ofi-cvd-harvest publish --date {date} --symbol {symbol}`.",
+            metadata={**gate_md, "quarantine": dg.MetadataValue.path(str(Path(out.verdict_path).parent))})
+    for kind in selected:
+        md = {**table_metadata(out.described[kind], out.paths[kind]), **gate_md}
+        context.log.info(f"{kind} {date}|{symbol}: {md['dagster/row_count']:,} rows -> {out.paths[kind]}")
+        yield dg.MaterializeResult(asset_key=kind, metadata=md)
+    yield from checks   # after the materialisations: the checks judge the new version
 
 
-derived_assets = [_build(kind) for kind in DERIVED_ORDER]
+derived_assets = [derived_tables]
 
 derive_job = dg.define_asset_job(
     "derive_job",
     selection=dg.AssetSelection.assets(*DERIVED_ORDER),  # partitions inferred from the assets
-    description="Derive prices, ofi, cvd, fusion and events (and run their DQ checks) for one "
-                "date|SYMBOL partition. Backfill a range from the UI or run with "
-                "--tags '{\"dagster/partition\": \"2024-07-19|BTCUSDT\"}'. In process by "
-                "default; run config `execution: config: multiprocess: max_concurrent: 2` runs "
-                "each step in its own process (one computation shared through the disk).",
+    description="Derive prices, ofi, cvd, fusion and events for one date|SYMBOL partition through "
+                "the DQ gate (publish only if every blocking check passes; else quarantine). "
+                "Backfill a range from the UI or run with "
+                "--tags '{\"dagster/partition\": \"2024-07-19|BTCUSDT\"}'. Accept a failing "
+                "partition with run config ops: derived_tables: config: publish_on_fail: true.",
     tags={"ofi_cvd/role": "derive"},
-    executor_def=derive_executor,
+    executor_def=dg.in_process_executor,
 )

@@ -10,7 +10,9 @@
 - ``raw_partitions_sensor``: reports raw partitions as they fill (runless materialisations).
 - ``derive_sensor``: while raw data for today keeps arriving, re-derives today's partitions
   every 15 minutes; after the UTC day closes (plus a grace for the midnight file rotation) it
-  requests one final derivation of the closed day.
+  requests one final derivation of the closed day. A partition the DQ gate quarantined is
+  not re-derived every 15 minutes: it backs off (15 min × 2^failures in a row, up to 4 h, from
+  ``quarantine/…/dq.json``) and the tick's skip reason and cursor say so.
 
 The decisions are plain functions of (runs, files, now) so tests can drive them with a real
 instance and a fake clock (``now``).
@@ -43,6 +45,7 @@ RAW_SENSOR_INTERVAL_SEC = 30
 DERIVE_SENSOR_INTERVAL_SEC = 60
 REFRESH_INTERVAL_SEC = 900.0      # today's partitions re-derived this often while data flows
 FINAL_GRACE_SEC = 180.0           # after UTC midnight, wait for the rotated files before finalising
+BACKOFF_MAX_EXP = 4               # a failing partition is retried after 15 min × 2^n, n ≤ 4 (4 h)
 DERIVE_JOB_NAME = "derive_job"
 CAPTURE_AUTOSTART_ENV = "OFI_CVD_CAPTURE_AUTOSTART"
 
@@ -216,17 +219,38 @@ def _raw_mtime(storage: Storage, date: str, symbol: str) -> float | None:
     return newest
 
 
+def quarantine_backoff(storage: Storage, date: str, symbol: str) -> tuple[float, str] | None:
+    """(retry-not-before, why) for a partition the gate quarantined, else None. Each failure
+    in a row doubles the wait (``consecutive_failures`` in its dq.json)."""
+    if not storage.local:
+        return None
+    from pathlib import Path
+
+    from ..gate.verdict import read
+
+    v = read(Path(storage.root), date, symbol)
+    if not v or v.get("status") != "quarantined":
+        return None
+    n = max(1, int(v.get("consecutive_failures") or 1))
+    since = float(v.get("time_ms", 0)) / 1000
+    failed = ", ".join(v.get("failed_checks") or []) or "checks"
+    return (since + REFRESH_INTERVAL_SEC * 2 ** min(n, BACKOFF_MAX_EXP),
+            f"quarantined ({failed} failed, {n} in a row)")
+
+
 def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
                 busy: set[str] = frozenset()) -> tuple[list[DeriveRequest], str, list[str]]:
     """Derive runs due at time ``t``: refreshes of today, finals of closed days.
 
-    Cursor: ``{"refresh": {pk: {"t": requested_at, "m": raw_mtime}}, "final": [pk, …]}``.
+    Cursor: ``{"refresh": {pk: {"t": requested_at, "m": raw_mtime}}, "final": [pk, …],
+    "backoff": {pk: retry_not_before}}``.
     ``busy`` holds partition keys with a derive run already queued or running (skipped).
     Returns (requests, new cursor, notes for the tick text).
     """
     state = json.loads(cursor) if cursor else {}
     refresh: dict[str, dict] = state.get("refresh", {})
     final: list[str] = state.get("final", [])
+    backoff: dict[str, float] = {}
     today = _utc_date(t)
     yesterday = _utc_date(t - 86400)
     out: list[DeriveRequest] = []
@@ -261,6 +285,9 @@ def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
             notes.append(f"{pk}: no raw data")
         elif pk in busy:
             notes.append(f"{pk}: derive run in progress")
+        elif (held := quarantine_backoff(storage, today, symbol)) and t < held[0]:
+            backoff[pk] = held[0]
+            notes.append(f"{pk}: {held[1]}; backing off, next try in {_ago(held[0] - t)}")
         elif prev and mtime <= prev["m"]:
             notes.append(f"{pk}: no new raw files since {_ago(t - prev['t'])} ago")
         elif prev and t - prev["t"] < REFRESH_INTERVAL_SEC:
@@ -270,7 +297,7 @@ def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
             slot = int(t // REFRESH_INTERVAL_SEC)
             out.append(DeriveRequest(pk, f"derive-refresh:{pk}:{slot}", "refresh"))
             refresh[pk] = {"t": t, "m": mtime}
-    state = {"refresh": refresh, "final": final[-200:]}
+    state = {"refresh": refresh, "final": final[-200:], "backoff": backoff}
     return out, json.dumps(state, sort_keys=True), notes
 
 
@@ -293,6 +320,8 @@ def derive_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings)
                                           context.cursor, busy_partitions(context.instance))
     run_requests = [dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key,
                                   tags={"ofi_cvd/trigger": r.trigger}) for r in requests]
+    if run_requests and notes:   # e.g. another partition backing off after quarantines
+        context.log.info("; ".join(notes))
     if run_requests:
         return dg.SensorResult(run_requests=run_requests, cursor=cursor)
     return dg.SensorResult(cursor=cursor, skip_reason="; ".join(notes) or "nothing to derive")

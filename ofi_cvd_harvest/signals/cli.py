@@ -1,11 +1,12 @@
 """``ofi-cvd-harvest derive``: build the derived partitions from raw files (no Dagster needed).
 
-Useful for a backfill after a formula change or to inspect a capture from a shell; the
-Dagster assets call the same functions. Each partition stands alone: one that fails is named
-with the reason (a damaged raw file is named with its own reason and left out, see
-docs/dq.md "Raw files"), the others are still derived, and the exit status is 1 at the end
-with a summary if any partition failed or was derived without a damaged file (2: bad
-arguments).
+Useful for a backfill after a formula change or to inspect a capture from a shell. Every
+partition goes through the same DQ gate as the Dagster multi-asset
+(:func:`ofi_cvd_harvest.gate.run.gate_partition`): published only if every blocking check
+passes, otherwise quarantined (named at the end; exit status 1). Each partition stands alone:
+one that fails is named with the reason (a damaged raw file is named with its own reason, left
+out of the derivation and fails ``raw_files_readable``, see docs/dq.md "Raw files"), the others
+are still derived, and the exit status is 1 at the end with a summary (2: bad arguments).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import sys
 import time
 
 from .. import schemas
-from ..capture.housekeeping import DERIVED_TMP_AGE_SEC
 from ..settings import load_settings
 from ..storage import layout
 from ..storage.fs import Storage
-from .derive import Window, derive_all, write_kind
+from ..capture.housekeeping import DERIVED_TMP_AGE_SEC
+from ..gate.run import QUARANTINED, gate_partition
+from ..gate.verdict import Acceptance, who
+from .derive import Window
 from .rawread import partition_files
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbols", help="comma-separated symbols (default: the configured symbols)")
     p.add_argument("--kinds", default=",".join(schemas.DERIVED_KINDS),
                    help="derived tables to write (default: all five)")
-    p.add_argument("--dry-run", action="store_true", help="compute and print, write nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="compute and check, print the verdict, publish nothing")
+    p.add_argument("--publish-on-fail", action="store_true",
+                   help="publish even if blocking checks fail (an explicit acceptance, recorded "
+                        "in quarantine/date=…/symbol=…/dq.json)")
 
 
 def raw_partitions(storage: Storage, symbols: list[str]) -> list[tuple[str, str]]:
@@ -75,33 +82,34 @@ def run(args: argparse.Namespace) -> int:
     if not parts:
         print(f"no raw data under {storage.path('raw')} for {', '.join(symbols)}")
         return 1
+    accept = (Acceptance(who(), "ofi-cvd-harvest derive --publish-on-fail")
+              if args.publish_on_fail else None)
+    quarantined: list[str] = []
     failed: list[str] = []
-    incomplete: list[str] = []
     for d, sym in parts:
         t0 = time.perf_counter()
         try:
             verdict = partition_files(storage, d, sym, Window.of(d, settings).regime_start)
             for path, reason in sorted(verdict.damaged.items()):
                 print(f"{d} {sym}: damaged raw file left out: {path}: {reason}", file=sys.stderr)
-            tables = derive_all(storage, settings, d, sym)
-            counts = []
-            for kind in kinds:
-                if not args.dry_run:
-                    write_kind(storage, d, sym, kind, tables[kind])
-                counts.append(f"{kind}={len(tables[kind])}")
+            out = gate_partition(storage, settings, d, sym, kinds, run="ofi-cvd-harvest derive",
+                                 dry_run=args.dry_run, accept=accept)
         except Exception as exc:   # one partition must not stop the others
             log.debug("derive %s %s failed", d, sym, exc_info=True)
             why = (str(exc).splitlines() or [""])[0][:300]
             print(f"{d} {sym}: FAILED: {type(exc).__name__}: {why}", file=sys.stderr)
-            failed.append(f"{d} {sym}")
+            failed.append(f"{d}|{sym}")
             continue
-        if verdict.damaged:
-            incomplete.append(f"{d} {sym}")
-        print(f"{d} {sym}: {' '.join(counts)} ({time.perf_counter() - t0:.1f} s)")
-    if failed or incomplete:
+        counts = " ".join(f"{kind}={out.described[kind]}" for kind in out.kinds)
+        print(f"{d} {sym}: {counts} ({time.perf_counter() - t0:.1f} s): {out.summary()}")
+        if out.status == QUARANTINED:
+            quarantined.append(f"{d}|{sym}")
+    if quarantined:
+        print(f"quarantined (failed blocking DQ checks, not published): {', '.join(quarantined)}; "
+              "see quarantine/date=…/symbol=…/dq.json, accept with `ofi-cvd-harvest publish`")
+    if failed or quarantined:
         print(f"derive: {len(parts)} partitions, {len(failed)} failed"
-              f"{' (' + ', '.join(failed) + ')' if failed else ''}, {len(incomplete)} derived "
-              f"without damaged raw files{' (' + ', '.join(incomplete) + ')' if incomplete else ''}",
+              f"{' (' + ', '.join(failed) + ')' if failed else ''}, {len(quarantined)} quarantined",
               file=sys.stderr)
         return 1
     return 0

@@ -8,24 +8,21 @@ are a function of the raw rows in [anchor, end of D) only: the same whether the 
 started at the anchor or days earlier, and whether the rows are stored as one date or two.
 (At the anchor a statistic starts cold; its residual weight at 00:00 is 2^−6 ≈ 1.6 %.)
 
-``derive_kind`` recomputes from raw (day-only upstream tables lack the warm-up rows) and
-memoises the last partition's computation, keyed on settings and the raw files' identity, so
-deriving the five kinds one by one in one process (one Dagster asset each, in-process executor)
-costs about one computation. With ``share`` (the default) it also shares the computation with
-other processes through the disk (:mod:`.staging`): the first process computes under the
-partition's lock and stages the five tables, the others wait and read their one table — the
-multiprocess executor's five step processes cost one computation too.
+``derive_all`` computes the five tables of a partition at once (they share the warm-up rows
+before 00:00 that the day tables do not hold), in one process, with no cache: the DQ gate
+(:mod:`ofi_cvd_harvest.gate`, docs/dagster.md) calls it once per partition, stages the five
+tables, checks them and publishes them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass
 
 import polars as pl
+import pyarrow as pa
 
 from .. import schemas
 from ..settings import Settings
@@ -34,7 +31,6 @@ from ..storage.fs import Storage
 from . import cvd as cvd_mod
 from . import events as ev
 from . import ofi as ofi_mod
-from . import staging
 from .fusion import fusion_frame
 from .prices import TRADE_COLUMNS, prices_table, scan_filter, trades_from_raw
 from .rawread import empty_frame, raw_fingerprint, read_raw
@@ -116,123 +112,46 @@ def compute(storage: Storage, settings: Settings, date: str, symbol: str,
     return {k: conform(k, v) for k, v in out.items()}
 
 
-_cache_lock = threading.Lock()
-_cache: dict = {}
-
-
-def _memo_base(storage: Storage, settings: Settings, date: str, symbol: str) -> tuple:
-    return (storage.root, date, symbol, settings.signals)
-
-
-def _fingerprint(storage: Storage, settings: Settings, date: str, symbol: str) -> tuple:
-    return raw_fingerprint(storage, date, symbol, Window.of(date, settings).regime_start)
-
-
-def _memo_get(base: tuple, files: tuple, consistent: bool) -> dict[str, pl.DataFrame] | None:
-    with _cache_lock:
-        if _cache.get("base") == base and (
-                _cache["files"] == files or (consistent and set(_cache["files"]) <= set(files))):
-            return _cache["value"]
-    return None
-
-
-def _compute_memo(storage: Storage, settings: Settings, date: str, symbol: str,
-                  files: tuple) -> dict[str, pl.DataFrame]:
-    """:func:`compute` over exactly ``files``, memoised (replacing the previous partition)."""
-    t0 = time.perf_counter()
-    value = compute(storage, settings, date, symbol, frozenset(p for p, _, _ in files))
-    log.info("derive %s|%s: computed from %d raw files in %.1f s", date, symbol, len(files),
-             time.perf_counter() - t0)
-    with _cache_lock:
-        _cache.clear()
-        _cache.update(base=_memo_base(storage, settings, date, symbol), files=files, value=value)
-    return value
-
-
-def _computed(storage: Storage, settings: Settings, date: str, symbol: str,
-              consistent: bool = False) -> dict[str, pl.DataFrame]:
-    """Memoised :func:`compute` over an exact, pinned raw file set.
-
-    ``consistent``: reuse the memoised partition even if raw files were *added* since (a live
-    capture rotates a file a minute), so the tables of one run agree with each other."""
-    files = _fingerprint(storage, settings, date, symbol)
-    value = _memo_get(_memo_base(storage, settings, date, symbol), files, consistent)
-    return value if value is not None else _compute_memo(storage, settings, date, symbol, files)
-
-
-def _shared(kind: str, storage: Storage, settings: Settings, date: str, symbol: str,
-            consistent: bool) -> pl.DataFrame:
-    """One table through the in-process memo, else the partition's staged results (read under
-    its lock), else computed under the lock and staged for the other processes."""
-    base = _memo_base(storage, settings, date, symbol)
-    value = _memo_get(base, _fingerprint(storage, settings, date, symbol), consistent)
-    if value is not None:
-        return value[kind]
-    t0 = time.perf_counter()
-    with staging.open_stage(storage, date, symbol) as stage:
-        waited = time.perf_counter() - t0
-        # the raw file set as it is once the lock is ours (a waiter sees what the holder staged)
-        files = _fingerprint(storage, settings, date, symbol)
-        df = stage.load(kind, settings.signals, files, consistent=consistent)
-        if df is not None:
-            log.info("derive %s|%s: %s read from staging (waited %.1f s for the lock)",
-                     date, symbol, kind, waited)
-            return df
-        value = _compute_memo(storage, settings, date, symbol, files)
-        stage.save(settings.signals, files, value)
-    staging.sweep(storage)
-    return value[kind]
-
-
-def clear_cache() -> None:
-    """Drop the memoised partition (frees its memory; the next call recomputes)."""
-    with _cache_lock:
-        _cache.clear()
-
-
-def derive_kind(kind: str, storage: Storage, settings: Settings, date: str, symbol: str,
-                upstream: dict[str, pl.DataFrame] | None = None, *,
-                share: bool = True) -> pl.DataFrame:
-    """One derived table of a partition, recomputed from raw (the warm-up rows before 00:00 are
-    not in the upstream day tables) and memoised, so the five kinds cost one computation.
-
-    Passing ``upstream`` (any dict, even empty) says "this call belongs to the same run as the
-    upstream tables": a memoised (or staged) partition is then reused even if raw files were
-    only *added* since (a live capture), so e.g. ``cvd`` has exactly the rows of the ``prices``
-    written before it. Without ``upstream`` the result always reflects the raw files as they
-    are now.
-
-    ``share`` (local data roots): processes deriving the same partition compute it once — the
-    first under the partition's lock, staging all five tables on disk (:mod:`.staging`); the
-    others wait for the lock, then read their table. A staged table is used only if it was
-    computed by the same code and ``settings.signals`` from the same raw files (the table is
-    the same as a fresh computation's); :func:`write_kind` discards it. ``share=False`` when
-    every kind is derived in this process (the memo suffices; nothing is written to disk)."""
-    if kind not in schemas.DERIVED_KINDS:
-        raise ValueError(f"unknown derived kind {kind!r} (one of {', '.join(schemas.DERIVED_KINDS)})")
-    consistent = upstream is not None
-    if share and staging.supported(storage):
-        return _shared(kind, storage, settings, date, symbol, consistent)
-    return _computed(storage, settings, date, symbol, consistent=consistent)[kind]
+def _pinned_files(storage: Storage, settings: Settings, date: str, symbol: str) -> frozenset[str]:
+    """The raw files the computation reads, listed once, so the five tables of one call come from
+    the same file set even while a live capture rotates a new file a minute."""
+    since = Window.of(date, settings).regime_start
+    return frozenset(p for p, _, _ in raw_fingerprint(storage, date, symbol, since))
 
 
 def derive_all(storage: Storage, settings: Settings, date: str, symbol: str) -> dict[str, pl.DataFrame]:
-    """All five tables, keyed by kind (``schemas.DERIVED_KINDS`` order), computed in this process
-    (memoised; nothing staged)."""
-    value = _computed(storage, settings, date, symbol)
+    """All five tables of a partition, keyed by kind (``schemas.DERIVED_KINDS`` order), computed
+    once in this process from one pinned raw file set. Nothing is cached: the gate
+    (:mod:`ofi_cvd_harvest.gate`) stages, checks and publishes the result (docs/dagster.md)."""
+    t0 = time.perf_counter()
+    files = _pinned_files(storage, settings, date, symbol)
+    value = compute(storage, settings, date, symbol, files)
+    log.info("derive %s|%s: computed from %d raw files in %.1f s", date, symbol, len(files),
+             time.perf_counter() - t0)
     return {k: value[k] for k in schemas.DERIVED_KINDS}
 
 
+def derive_kind(kind: str, storage: Storage, settings: Settings, date: str, symbol: str) -> pl.DataFrame:
+    """One derived table of a partition (computes all five: they share the warm-up rows before
+    00:00 that the day tables do not hold; use :func:`derive_all` for more than one)."""
+    if kind not in schemas.DERIVED_KINDS:
+        raise ValueError(f"unknown derived kind {kind!r} (one of {', '.join(schemas.DERIVED_KINDS)})")
+    return derive_all(storage, settings, date, symbol)[kind]
+
+
+def to_arrow(kind: str, df: pl.DataFrame) -> pa.Table:
+    """The table exactly as it is stored: conformed, one chunk per column (Parquet pages follow
+    the in-memory chunks, and the file must be a function of the values only)."""
+    return conform(kind, df).rechunk().to_arrow().cast(schemas.DERIVED_SCHEMAS[kind])
+
+
 def write_kind(storage: Storage, date: str, symbol: str, kind: str, df: pl.DataFrame) -> str:
-    """Atomically replace the partition's file; other ``*.parquet`` files left in the kind
-    directory (an older layout) are removed afterwards, and so is the kind's staged table
-    (:mod:`.staging`). Returns the written path."""
-    # one chunk per column: Parquet pages follow the in-memory chunks, and the file must be a
-    # function of the values only (a staged table is read back in many chunks)
-    table = conform(kind, df).rechunk().to_arrow().cast(schemas.DERIVED_SCHEMAS[kind])
-    path = storage.write_parquet(layout.derived_file(date, symbol, kind), table)
+    """Atomically replace the partition's file *without* the DQ gate (benchmarks, the demo and
+    the precheck's scratch evaluation); other ``*.parquet`` files left in the kind directory (an
+    older layout) are removed afterwards. Returns the written path. Deriving for readers goes
+    through :func:`ofi_cvd_harvest.gate.run.gate_partition`."""
+    path = storage.write_parquet(layout.derived_file(date, symbol, kind), to_arrow(kind, df))
     for other in storage.list_files(layout.derived_dir(date, symbol, kind)):
         if other != path:
             storage.delete(other)
-    staging.discard(storage, date, symbol, kind)   # its staged copy has served
     return path

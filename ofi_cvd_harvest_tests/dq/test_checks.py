@@ -1,7 +1,9 @@
-"""The blocking asset checks in real in-process Dagster runs of the real derived assets.
+"""The DoD checks in real in-process Dagster runs of the real derived multi-asset.
 
-The raw partition is synthetic (see :mod:`.dataset`); the assets derive the five tables from it
-with the project's signal code, then the checks read the partition by key and gate.
+The raw partition is synthetic (see :mod:`.dataset`); the multi-asset derives the five tables
+from it with the project's signal code, stages them, and the checks judge the staged partition
+before anything is published (a failure publishes nothing). Checks-only runs audit the
+published tables.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from ofi_cvd_harvest.orchestration.assets import derived_assets
-from ofi_cvd_harvest.orchestration.checks import CHECKS_BY_ASSET, all_checks
+from ofi_cvd_harvest.orchestration.assets import derived_assets, derived_tables
+from ofi_cvd_harvest.orchestration.checks import CHECKS_BY_ASSET, REPORTED_ONLY
 from ofi_cvd_harvest.orchestration.partitions import date_symbol_partitions
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 
@@ -26,7 +28,7 @@ PARTITION = f"{ds.DATE}|{ds.SYMBOL}"
 def run(root):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return dg.materialize([*derived_assets, *all_checks], partition_key=PARTITION,
+        return dg.materialize(derived_assets, partition_key=PARTITION,
                               resources={"harvest": HarvestSettings(data_dir=str(root))},
                               raise_on_error=False)
 
@@ -40,8 +42,9 @@ def materialized(result):
 
 
 def test_every_check_is_attached_and_blocking_where_gated():
-    specs = {s.key.name: s for c in all_checks for s in c.check_specs}
+    specs = {s.key.name: s for s in derived_tables.check_specs}
     assert set(specs) == {n for names in CHECKS_BY_ASSET.values() for n in names}
+    assert REPORTED_ONLY == {"book_pu_gaps", "regime_labels_seen", "clock_drift_events"}
     assert specs["empty_bucket_rate"].asset_key == dg.AssetKey("prices")
     assert specs["winsor_effect"].asset_key == dg.AssetKey("cvd")
     assert specs["crossed_book_rows"].asset_key == dg.AssetKey("ofi")
@@ -75,7 +78,12 @@ def test_clean_partition_materialises_everything_and_passes(clean):
     assert meta["threshold"].value == 120.0 and meta["value"].value < 120
 
 
-def test_crossed_book_blocks_fusion_and_events(clean):
+def _published(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted((root / "ofi_cvd").rglob("*.parquet"))}
+
+
+def test_crossed_book_publishes_nothing_and_quarantines(clean):
+    before = _published(clean.root)
     ds.cross_book(clean, row=100)
     result = run(clean.root)
     assert not result.success
@@ -84,16 +92,19 @@ def test_crossed_book_blocks_fusion_and_events(clean):
     assert crossed.passed is False and crossed.severity == dg.AssetCheckSeverity.ERROR
     assert crossed.metadata["value"].value == 1 and crossed.metadata["threshold"].value == 0
     assert crossed.metadata["first_crossed"].value[0]["best_bid"] >= crossed.metadata["first_crossed"].value[0]["best_ask"]
-    done = materialized(result)
-    assert {"prices", "cvd", "ofi"} <= done
-    assert not {"fusion", "events"} & done          # downstream of the failed ofi check
+    assert materialized(result) == set()            # nothing reached the lake ...
+    assert _published(clean.root) == before         # ... which is byte-for-byte as it was
+    q = clean.root / f"quarantine/date={ds.DATE}/symbol={ds.SYMBOL}"
+    assert sorted(p.name for p in q.glob("kind=*")) == [f"kind={k}" for k in
+                                                        sorted(["prices", "ofi", "cvd", "fusion", "events"])]
 
 
-def test_deleted_raw_minute_blocks_everything_downstream_of_prices(clean):
+def test_deleted_raw_minute_publishes_nothing(clean):
     lo = ds.minute_ms(clean, 9)
     for f in ds.raw_files(clean, "agg_trade"):
         df = pl.from_arrow(pq.read_table(f)).filter(~pl.col("event_ts_ms").is_between(lo, lo + 59_999))
         pq.write_table(df.to_arrow(), f)
+    before = _published(clean.root)
     result = run(clean.root)
     ev = evaluations(result)
     empty = ev["empty_bucket_rate"]
@@ -101,9 +112,7 @@ def test_deleted_raw_minute_blocks_everything_downstream_of_prices(clean):
     assert empty.metadata["first_empty_minutes"].value == ["2024-07-19T01:10:00.000Z"]
     assert ev["missing_trades"].passed is False
     assert ev["missing_trades"].metadata["largest_ranges"].value[0]["count"] == 120
-    done = materialized(result)
-    assert "prices" in done and "ofi" in done
-    assert not {"cvd", "fusion", "events"} & done
+    assert materialized(result) == set() and _published(clean.root) == before
 
 
 def test_unreadable_file_fails_checks_with_the_reason(clean):
@@ -115,7 +124,7 @@ def test_unreadable_file_fails_checks_with_the_reason(clean):
         warnings.simplefilter("ignore")
         job = dg.define_asset_job("prices_checks_only", partitions_def=date_symbol_partitions,
                                   selection=dg.AssetSelection.checks_for_assets("prices"))
-        defs = dg.Definitions(assets=derived_assets, asset_checks=all_checks, jobs=[job],
+        defs = dg.Definitions(assets=derived_assets, jobs=[job],
                               resources={"harvest": HarvestSettings(data_dir=str(clean.root))})
         # (partition_key= is refused for a checks-only selection in Dagster 1.13; the tag works,
         # as with `dagster job execute --tags`)
@@ -138,7 +147,7 @@ def run_checks_only(root, asset):
         warnings.simplefilter("ignore")
         job = dg.define_asset_job(f"{asset}_checks_only", partitions_def=date_symbol_partitions,
                                   selection=dg.AssetSelection.checks_for_assets(asset))
-        defs = dg.Definitions(assets=derived_assets, asset_checks=all_checks, jobs=[job],
+        defs = dg.Definitions(assets=derived_assets, jobs=[job],
                               resources={"harvest": HarvestSettings(data_dir=str(root))})
         return defs.resolve_job_def(f"{asset}_checks_only").execute_in_process(
             tags={"dagster/partition": PARTITION}, raise_on_error=False)

@@ -96,45 +96,39 @@ def test_summary_and_preview_helpers():
     assert md.splitlines()[0] == "| ts_ms | gap | regime | x |" and "1 more rows" in md
 
 
-def _derive_job_cli(tmp_path, data, run_config: dict | None) -> str:
-    """``dagster job execute -j derive_job`` for PARTITION on a real instance; its output."""
+def dagster_cli(tmp_path, data, args: list[str], ok: bool = True) -> str:
+    """A ``dagster`` command on a real instance (``DAGSTER_HOME`` under tmp_path); its output."""
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "DATA_DIR": str(data), "SYMBOLS": "BTCUSDT"}
     env.pop("OFI_CVD_CAPTURE_AUTOSTART", None)
-    args = [DAGSTER, "job", "execute", "-m", "ofi_cvd_harvest.definitions", "-j", "derive_job",
-            "--tags", json.dumps({"dagster/partition": PARTITION})]
-    if run_config is not None:
-        cfg = tmp_path / "run_config.json"
-        cfg.write_text(json.dumps(run_config))
-        args += ["-c", str(cfg)]
-    proc = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([DAGSTER, *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "RUN_SUCCESS" in out, out[-4000:]
+    if ok:
+        assert proc.returncode == 0 and "RUN_SUCCESS" in out, out[-4000:]
     return out
 
 
-def test_derive_job_multiprocess_executor_computes_once_same_tables(tmp_path):
-    """derive_job runs in process by default; with the multiprocess executor each asset step is
-    its own process, the partition is computed once (staged on disk for the other steps) and
-    the five tables equal the in-process run's."""
-    assert derive_job.executor_def.name == "in_process_or_multiprocess"
+def test_derive_job_and_a_cvd_subset_from_the_cli(tmp_path):
+    """``dagster job execute -j derive_job --tags`` runs the gate in one process and publishes
+    the five tables; ``dagster asset materialize --select cvd`` then rewrites cvd alone."""
+    assert derive_job.executor_def.name == "in_process"
     data = tmp_path / "data"
     write_raw(data, "2024-07-19", "BTCUSDT", minutes=6)
     base = data / "ofi_cvd/date=2024-07-19/symbol=BTCUSDT"
-
-    out = _derive_job_cli(tmp_path, data, None)            # the default: in process
-    assert "Executing steps in process" in out
-    assert out.count("computed from") == 1 and "read from staging" not in out
-    assert not (data / "ofi_cvd/_staged").exists()         # nothing staged in process
-    in_process = {k: (base / f"kind={k}/part-00000.parquet").read_bytes() for k in KINDS}
-    shutil.rmtree(data / "ofi_cvd")
-
-    out = _derive_job_cli(tmp_path, data, {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}})
-    assert "Executing steps using multiprocess executor" in out
-    assert out.count("computed from") == 1, out            # one step computed ...
-    assert out.count("read from staging") == 4, out        # ... the four others read its tables
-    for k in KINDS:   # the same tables, down to the bytes of the files
-        assert (base / f"kind={k}/part-00000.parquet").read_bytes() == in_process[k], k
-    assert not (data / "ofi_cvd/_staged").exists()         # staging cleaned after the five
+    out = dagster_cli(tmp_path, data, ["job", "execute", "-m", "ofi_cvd_harvest.definitions", "-j",
+                                       "derive_job", "--tags", json.dumps({"dagster/partition": PARTITION})])
+    assert "Executing steps in process" in out and out.count("computed from") == 1
+    assert "gate 2024-07-19|BTCUSDT: published prices,ofi,cvd,fusion,events" in out
+    files = {k: base / f"kind={k}/part-00000.parquet" for k in KINDS}
+    stat = {k: (f.stat().st_ino, f.stat().st_mtime_ns) for k, f in files.items()}
+    out = dagster_cli(tmp_path, data, ["asset", "materialize", "-m", "ofi_cvd_harvest.definitions",
+                                       "--select", "cvd", "--partition", PARTITION])
+    assert "gate 2024-07-19|BTCUSDT: published cvd" in out
+    assert "ASSET_CHECK_EVALUATION - Asset check 'winsor_effect' on 'cvd' passed" in out
+    assert "on 'prices'" not in out                        # only the selected asset's checks
+    now = {k: (f.stat().st_ino, f.stat().st_mtime_ns) for k, f in files.items()}
+    assert [k for k in KINDS if now[k] != stat[k]] == ["cvd"]   # only cvd replaced
+    assert not list((data / ".staging").rglob("*.parquet"))

@@ -62,25 +62,39 @@ def test_capture_job_then_derive_all_five(tmp_path, sim, monkeypatch):
         logs = [r.user_message for r in instance.all_logs(result.run_id)]
         assert any("capture start" in m for m in logs)  # the capture's logger -> run log
 
-        # the partition the capture produced -> the five derived assets, in one Dagster run.
-        # (Assets only: the DoD checks need at least a full minute of capture to measure
-        # empty buckets; the CLI tests run derive_job with its checks on longer fixtures.)
+        # the partition the capture produced -> the five derived tables, in one Dagster run.
+        # An 8 s capture covers less than a minute: empty_bucket_rate cannot be measured, the
+        # gate quarantines the partition and publishes nothing (the case of issue 14) ...
         dates = sorted(p.name[5:] for p in (tmp_path / "data" / "raw").glob("date=*"))
         date = dates[-1]
         raw_trades = sum(pq.read_table(p).num_rows for p in (
             tmp_path / "data/raw" / f"date={date}/symbol=BTCUSDT/stream=agg_trade").glob("*.parquet"))
         res = dg.materialize([*raw_specs, *derived_assets], partition_key=f"{date}|BTCUSDT",
+                             instance=instance, selection=KINDS, raise_on_error=False,
+                             resources={"harvest": HarvestSettings()})
+        assert not res.success and not res.get_asset_materialization_events()
+        failed = {e.check_name for e in res.get_asset_check_evaluations() if not e.passed}
+        assert "empty_bucket_rate" in failed
+        assert not (tmp_path / "data/ofi_cvd").exists()
+        verdict = json.loads((tmp_path / f"data/quarantine/date={date}/symbol=BTCUSDT/dq.json").read_text())
+        assert verdict["status"] == "quarantined" and "empty_bucket_rate" in verdict["failed_checks"]
+        # ... unless the user accepts it explicitly
+        res = dg.materialize([*raw_specs, *derived_assets], partition_key=f"{date}|BTCUSDT",
                              instance=instance, selection=KINDS,
+                             run_config={"ops": {"derived_tables": {"config": {"publish_on_fail": True}}}},
                              resources={"harvest": HarvestSettings()})
         assert res.success
-        mats = {m.asset_key.to_user_string(): m.metadata for m in res.asset_materializations_for_node(
-            "prices") + [x for k in KINDS[1:] for x in res.asset_materializations_for_node(k)]}
+        mats = {m.asset_key.to_user_string(): m.metadata
+                for m in res.asset_materializations_for_node("derived_tables")}
         assert sorted(mats) == sorted(KINDS)
         prices = pq.read_table(tmp_path / f"data/ofi_cvd/date={date}/symbol=BTCUSDT/kind=prices")
         assert prices.num_rows == raw_trades == mats["prices"]["dagster/row_count"].value
         ofi = pq.read_table(tmp_path / f"data/ofi_cvd/date={date}/symbol=BTCUSDT/kind=ofi")
         assert ofi.num_rows == out["symbols"]["BTCUSDT"]["book_rows"]
         assert instance.get_materialized_partitions(dg.AssetKey("events")) == {f"{date}|BTCUSDT"}
+        assert mats["events"]["dq/verdict"].value == "accepted"
+        assert "empty_bucket_rate" in mats["events"]["dq/failed_checks"].value
+        assert mats["events"]["dq/accepted_via"].value.startswith("run config publish_on_fail")
 
 
 def test_terminated_capture_run_finalises(tmp_path, sim):

@@ -1,6 +1,7 @@
 """Sensors against a real (temporary) DagsterInstance: capture keep-alive, raw reports, derive trigger."""
 
 import datetime as dt
+import json
 import os
 import subprocess
 import time
@@ -212,3 +213,52 @@ def test_symbol_groups_get_their_own_checkpoint_and_metrics_port(harvest, monkey
     assert b.prometheus_port == a.prometheus_port + 1
     _, precheck_seconds = effective_settings(harvest, CaptureConfig(precheck=True))
     assert precheck_seconds == harvest.settings().precheck_minutes * 60
+
+
+def test_derive_sensor_backs_off_a_partition_the_gate_keeps_quarantining(instance, harvest,
+                                                                         tmp_path, monkeypatch):
+    """A partition whose refreshes keep failing the gate is not re-derived every 15 minutes:
+    the wait doubles with each failure in a row (dq.json), and the tick says so."""
+    from ofi_cvd_harvest.gate.run import gate_partition
+    from ofi_cvd_harvest.settings import load_settings
+    from ofi_cvd_harvest.storage.fs import Storage
+
+    from ..gate.rawedit import cross_book
+
+    data = tmp_path / "data"
+    write_raw(data, "2024-07-19", "BTCUSDT", minutes=4)
+    cross_book(data, "2024-07-19", "BTCUSDT")
+    noon = dt.datetime(2024, 7, 19, 12, tzinfo=dt.timezone.utc).timestamp()
+
+    def tick(t, cursor):
+        monkeypatch.setattr(sensors, "now", lambda: t)
+        r = _evaluate(sensors.derive_sensor, instance, harvest, cursor=cursor)
+        return [q.partition_key for q in r.run_requests], r
+
+    def failing_run(t):   # what the requested run does: the gate quarantines the partition
+        monkeypatch.setattr("time.time", lambda: t)
+        out = gate_partition(Storage(data), load_settings(env={}, data_dir=data), "2024-07-19",
+                             "BTCUSDT", run="test")
+        monkeypatch.undo()
+        for var in ("SYMBOLS", "CAPTURE_SYMBOL_GROUPS", "DATA_DIR"):
+            monkeypatch.delenv(var, raising=False)
+        assert out.status == "quarantined"
+
+    reqs, r = tick(noon, None)
+    assert reqs == ["2024-07-19|BTCUSDT"]
+    failing_run(noon + 30)                                    # 1 failure: wait 30 min
+    time.sleep(0.01)
+    write_raw(data, "2024-07-19", "BTCUSDT", minutes=1, start_minute=10, seed=3)
+    reqs, r = tick(noon + 901, r.cursor)                      # new raw, 15 min: would refresh
+    msg = r.skip_reason.skip_message
+    assert reqs == [] and "quarantined (crossed_book_rows failed, 1 in a row); backing off" in msg
+    assert json.loads(r.cursor)["backoff"]["2024-07-19|BTCUSDT"] == noon + 30 + 1800
+    reqs, r = tick(noon + 30 + 1801, r.cursor)
+    assert reqs == ["2024-07-19|BTCUSDT"]
+    failing_run(noon + 1900)                                  # 2 in a row: wait 60 min
+    time.sleep(0.01)
+    write_raw(data, "2024-07-19", "BTCUSDT", minutes=1, start_minute=20, seed=4)
+    reqs, r = tick(noon + 1900 + 3000, r.cursor)
+    assert reqs == [] and "2 in a row" in r.skip_reason.skip_message
+    reqs, r = tick(noon + 1900 + 3601, r.cursor)
+    assert reqs == ["2024-07-19|BTCUSDT"]

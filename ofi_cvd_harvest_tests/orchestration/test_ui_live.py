@@ -1,6 +1,6 @@
 """The whole loop under ``dagster dev`` (slow: ~2 min): ``ofi-cvd-harvest-ui`` with the simulator,
 the daemon's capture_sensor launching a capture run, raw partitions reported by the sensor,
-derive_sensor deriving today's partitions, a UI backfill (the webserver's GraphQL mutation)
+derive_sensor deriving today's partitions through the DQ gate, a UI backfill (the webserver's GraphQL mutation)
 over a date range, then a UI-style termination (the run launcher's terminate) ending the run
 CANCELED with its files finalised."""
 
@@ -86,8 +86,22 @@ def test_ui_runs_capture_and_derivation_then_terminates_cleanly(tmp_path):
             assert run.tags["ofi_cvd/capture_group"] == "BTCUSDT"
             _wait(lambda: instance.get_materialized_partitions(dg.AssetKey("raw_agg_trade")),
                   120, "raw_partitions_sensor to report raw partitions", proc)
-            _wait(lambda: instance.get_materialized_partitions(dg.AssetKey("events")),
-                  180, "derive_sensor's derive_job run to materialise events", proc)
+            def sensor_derive_run():
+                runs = instance.get_runs(dg.RunsFilter(job_name="derive_job",
+                                                       tags={"dagster/sensor_name": "derive_sensor"}))
+                done = [r for r in runs if r.status in (dg.DagsterRunStatus.SUCCESS,
+                                                        dg.DagsterRunStatus.FAILURE)]
+                return done[-1] if done else None
+
+            derived = _wait(sensor_derive_run, 180, "derive_sensor's derive_job run to end", proc)
+            today = derived.tags["dagster/partition"]
+            date, sym = today.split("|")
+            if derived.status == dg.DagsterRunStatus.SUCCESS:   # the gate published it
+                assert today in instance.get_materialized_partitions(dg.AssetKey("events"))
+            else:   # a capture of seconds fails the gate (empty_bucket_rate): quarantined, unpublished
+                verdict = json.loads((tmp_path / f"data/quarantine/date={date}/symbol={sym}/dq.json").read_text())
+                assert verdict["status"] == "quarantined" and verdict["failed_checks"]
+                assert not (tmp_path / f"data/ofi_cvd/date={date}/symbol={sym}").exists()
             assert len(instance.get_runs(dg.RunsFilter(
                 job_name="capture_job", statuses=[dg.DagsterRunStatus.STARTED]))) == 1
 

@@ -148,7 +148,6 @@ def test_no_look_ahead_appending_future_rows(tmp_path, split_tables):
 def test_rebuild_is_byte_identical(split, split_tables):
     digests = []
     for _ in range(2):
-        D.clear_cache()
         tables = D.derive_all(split, S, DAY, SYM)
         paths = [D.write_kind(split, DAY, SYM, k, v) for k, v in tables.items()]
         digests.append([hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths])
@@ -174,31 +173,39 @@ def test_book_without_trades(tmp_path):
 
 
 def test_cli_derive(tmp_path, capsys):
+    """``derive`` goes through the DQ gate: two minutes of trades without book or ops fail
+    blocking checks, so nothing is published, the partitions are quarantined and named."""
     st = Storage(tmp_path)
     sy.write_raw(st, SYM, "agg_trade", trades(D0 - 60_000, D0 + 60_000))
     rc = cli_main(["derive", "--data-dir", str(tmp_path), "--symbols", SYM])
     out = capsys.readouterr().out
-    assert rc == 0 and f"{PREV} {SYM}:" in out and f"{DAY} {SYM}: prices=" in out
-    assert st.exists(layout.derived_file(DAY, SYM, "events"))
+    assert rc == 1 and f"{PREV} {SYM}:" in out and f"{DAY} {SYM}: prices=" in out
+    assert f"quarantined (failed blocking DQ checks, not published): {PREV}|{SYM}, {DAY}|{SYM}" in out
+    assert "schema_raw_book" in out
+    assert not st.exists(layout.derived_file(DAY, SYM, "events"))
+    assert (tmp_path / f"quarantine/date={DAY}/symbol={SYM}/kind=events/part-00000.parquet").exists()
     rc = cli_main(["derive", "--data-dir", str(tmp_path), "--date", DAY, "--symbols", SYM,
                    "--kinds", "cvd", "--dry-run"])
-    assert rc == 0 and "cvd=" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert rc == 0 and "cvd=" in out and "dry run: would quarantine" in out
+    rc = cli_main(["derive", "--data-dir", str(tmp_path), "--date", DAY, "--symbols", SYM,
+                   "--publish-on-fail"])
+    assert rc == 0 and "ACCEPTED" in capsys.readouterr().out
+    assert st.exists(layout.derived_file(DAY, SYM, "events"))
     assert cli_main(["derive", "--data-dir", str(tmp_path), "--date", "2025-1-2"]) == 2
 
 
-def test_cache_exact_by_default_consistent_with_upstream(tmp_path):
+def test_a_call_sees_the_raw_files_as_they_are_now(tmp_path):
+    """No cache: a file rotated in since the last call is in the next one."""
     st = Storage(tmp_path)
     sy.write_raw(st, SYM, "agg_trade", trades(D0, D0 + 60_000), rotate_ms=600_000)
     first = D.derive_kind("prices", st, S, DAY, SYM)
     sy.write_raw(st, SYM, "agg_trade", trades(D0 + 60_000, D0 + 120_000), rotate_ms=600_000)
-    # same run as the upstream `prices`: the pinned snapshot is reused, tables agree
-    assert len(D.derive_kind("cvd", st, S, DAY, SYM, upstream={})) == len(first)
-    # a plain call sees the new file
     assert len(D.derive_kind("cvd", st, S, DAY, SYM)) > len(first)
 
 
 def test_written_file_does_not_depend_on_the_frames_chunks(split, split_tables, tmp_path):
-    """A table read back in many chunks (e.g. from staging) writes the same bytes."""
+    """A table held in many chunks writes the same bytes (the file is a function of the values)."""
     other = Storage(tmp_path)
     for kind, df in split_tables.items():
         n = len(df) // 3

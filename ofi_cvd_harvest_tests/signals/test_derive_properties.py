@@ -48,7 +48,6 @@ def test_partition_properties(steps, offset, z_mode, scale_mode):
         for stream, table in (("agg_trade", trades), ("book", book)):
             one.write_parquet(layout.raw_file(DAY, SYM, stream, 0, 0), table)
         first = D.derive_all(split, s, DAY, SYM)
-        D.clear_cache()
         again = D.derive_all(split, s, DAY, SYM)
         other = D.derive_all(one, s, DAY, SYM)
     for kind in schemas.DERIVED_KINDS:
