@@ -58,7 +58,8 @@ def check_result(c: DodCheck, r: MetricResult, *, accepted_by: str | None = None
     if r.passed is None:
         passed, verdict = True, "reported"
     else:
-        passed, verdict = bool(r.passed), ("pass" if r.passed else "FAIL")
+        passed = bool(r.passed)
+        verdict = "pass" if passed else ("WARN" if c.severity == "WARN" else "FAIL")
     value = f"{r.value:.6g}" if isinstance(r.value, float) else r.value
     text = (f"{r.name} = {value} (needs {r.op} {r.threshold}): {verdict}" if r.passed is not None
             else f"{r.name} = {value} (reported)")
