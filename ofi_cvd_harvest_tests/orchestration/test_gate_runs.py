@@ -14,10 +14,9 @@ import warnings
 from pathlib import Path
 
 import dagster as dg
-
-from ofi_cvd_harvest.gate.checks import DOD_CHECKS
 import pytest
 
+from ofi_cvd_harvest.gate.checks import DOD_CHECKS
 from ofi_cvd_harvest.orchestration.assets import derived_assets
 from ofi_cvd_harvest.orchestration.raw_assets import raw_specs
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
