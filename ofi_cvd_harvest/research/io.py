@@ -81,3 +81,13 @@ def read_studies(storage: Storage, symbol: str, dates: list[str] | None = None) 
     if not frames:
         return empty_frame(schemas.STUDY)
     return pl.concat(frames).sort("date", maintain_order=True)
+
+
+def aggregate_rel(symbol: str, label: str) -> str:
+    """``research/study_multiday/symbol=…/window=…/part-00000.parquet``: outside ``ofi_cvd/`` so
+    the daily readers never mistake an aggregate for a date."""
+    return f"research/study_multiday/symbol={symbol}/window={label}/part-00000.parquet"
+
+
+def write_aggregate(storage: Storage, symbol: str, label: str, df: pl.DataFrame) -> str:
+    return storage.write_parquet(aggregate_rel(symbol, label), df.rechunk().to_arrow().cast(schemas.STUDY))

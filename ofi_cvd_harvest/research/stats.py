@@ -19,6 +19,7 @@ import numpy as np
 Z95 = 1.959963984540054
 BANDWIDTH_FACTOR = 3.0
 MIN_BANDWIDTH_SEC = 10.0
+MIN_N_INFERENCE = 10     # fewer observations: the figure is reported, its interval and t are not
 
 
 def bandwidth_sec(horizon_sec: float) -> float:
@@ -73,12 +74,12 @@ def hac_var_times(t_sec: np.ndarray, e: np.ndarray, bw_sec: float) -> float:
 def mean_stats(t_sec: np.ndarray, v: np.ndarray, horizon_sec: float, null: float = 0.0
                ) -> tuple[float, float, float, float]:
     """(mean, ci_low, ci_high, t) of ``v`` at times ``t_sec`` with a HAC standard error;
-    t tests mean = ``null``. NaN where undefined (n < 2 or zero variance)."""
+    t tests mean = ``null``. NaN where undefined (n < ``MIN_N_INFERENCE`` or zero variance)."""
     n = len(v)
     if n == 0:
         return (math.nan,) * 4
     m = float(np.mean(v))
-    if n < 2:
+    if n < MIN_N_INFERENCE:
         return m, math.nan, math.nan, math.nan
     bw = bandwidth_sec(horizon_sec)
     se = math.sqrt(hac_var_times(t_sec, v - m, bw)) / n
@@ -111,7 +112,7 @@ def spearman_grid(x: np.ndarray, y: np.ndarray, mask: np.ndarray, horizon_sec: f
     (lags up to the bandwidth, in seconds = grid steps). Returns (ic, lo, hi, t, n)."""
     ok = mask & np.isfinite(x) & np.isfinite(y)
     n = int(ok.sum())
-    if n < 3:
+    if n < MIN_N_INFERENCE:
         return math.nan, math.nan, math.nan, math.nan, n
     rx = average_ranks(x[ok])
     ry = average_ranks(y[ok])
