@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ofi-cvd-harvest study: --date YYYY-MM-DD is required (got {args.date!r})")
         return 2
     from .io import read_derived
-    if read_derived(storage, args.date, symbol, "prices") is None:
+    if read_derived(storage, args.date, symbol, "prices", ["price"]) is None:
         print(f"no derived prices for {args.date} {symbol} under {storage.path('ofi_cvd')} "
               "(run `ofi-cvd-harvest derive` first)")
         return 1

@@ -18,14 +18,23 @@ from ..storage import layout
 from ..storage.fs import Storage
 
 STUDY_KIND = "study"
+# the columns the study reads (projection keeps a full day's read to a fraction of the tables)
+INPUT_COLUMNS = {
+    "prices": ["agg_trade_id", "event_ts_ms", "price"],
+    "ofi": ["ts_ms", "ofi_z", "regime"],
+    "cvd": ["ts_ms", "z_cvd", "regime"],
+    "fusion": ["ts_ms", "score_z", "regime"],
+    "events": ["ts_ms", "event_type", "meta_json"],
+}
 
 
 def next_date(date: str) -> str:
     return (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
 
 
-def read_derived(storage: Storage, date: str, symbol: str, kind: str) -> pl.DataFrame | None:
-    table = storage.read_parquet(storage.list_files(layout.derived_dir(date, symbol, kind)))
+def read_derived(storage: Storage, date: str, symbol: str, kind: str,
+                 columns: list[str] | None = None) -> pl.DataFrame | None:
+    table = storage.read_parquet(storage.list_files(layout.derived_dir(date, symbol, kind)), columns)
     return None if table is None else pl.from_arrow(table)
 
 
@@ -33,17 +42,18 @@ def load_inputs(storage: Storage, date: str, symbol: str) -> dict[str, pl.DataFr
     """The five tables of the partition (an absent one is empty: a study of what exists)."""
     out = {}
     for kind in schemas.DERIVED_KINDS:
-        df = read_derived(storage, date, symbol, kind)
-        out[kind] = df if df is not None else empty_frame(schemas.DERIVED_SCHEMAS[kind])
+        cols = INPUT_COLUMNS[kind]
+        df = read_derived(storage, date, symbol, kind, cols)
+        out[kind] = df if df is not None else empty_frame(schemas.DERIVED_SCHEMAS[kind], cols)
     return out
 
 
 def load_next_prices(storage: Storage, date: str, symbol: str) -> pl.DataFrame | None:
     """The next date's trades (``agg_trade_id``, ``event_ts_ms``, ``price``) or None."""
     nxt = next_date(date)
-    df = read_derived(storage, nxt, symbol, "prices")
+    df = read_derived(storage, nxt, symbol, "prices", INPUT_COLUMNS["prices"])
     if df is not None and len(df):
-        return df.select("agg_trade_id", "event_ts_ms", "price")
+        return df
     if not raw_files(storage, nxt, symbol, "agg_trade"):
         return None
     d0, d1 = layout.day_bounds_ms(nxt)

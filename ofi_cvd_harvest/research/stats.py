@@ -20,6 +20,7 @@ Z95 = 1.959963984540054
 BANDWIDTH_FACTOR = 3.0
 MIN_BANDWIDTH_SEC = 10.0
 MIN_N_INFERENCE = 10     # fewer observations: the figure is reported, its interval and t are not
+MAX_B = 0.5              # bandwidth > half the sample: no interval (the HAC variance degenerates)
 
 
 def bandwidth_sec(horizon_sec: float) -> float:
@@ -98,8 +99,10 @@ def fixed_b_critical(b: float) -> float:
 
 def _finish(m: float, se: float, null: float, b: float = 0.0) -> tuple[float, float, float, float]:
     """(m, ci_low, ci_high, t): the interval uses the fixed-b critical value and t is scaled
-    by 1.96/cv, so |t| > 1.96 keeps meaning "outside the 95 % interval"."""
-    if not se > 0:
+    by 1.96/cv, so |t| > 1.96 keeps meaning "outside the 95 % interval". With a bandwidth over
+    ``MAX_B`` of the sample (a 300-s horizon in 5 minutes) the demeaned HAC sum tends to zero —
+    a falsely narrow interval — so none is given."""
+    if not se > 0 or b > MAX_B:
         return m, math.nan, math.nan, math.nan
     cv = fixed_b_critical(b)
     return m, m - cv * se, m + cv * se, (m - null) / se * (Z95 / cv)

@@ -78,3 +78,13 @@ def test_ic_t_is_calibrated_with_overlapping_horizons_and_a_persistent_signal():
 def test_fixed_b_critical_value_grows_with_the_bandwidth_share():
     assert stats.fixed_b_critical(0.0) == pytest.approx(stats.Z95)
     assert stats.fixed_b_critical(0.1) > stats.fixed_b_critical(0.01) > stats.Z95
+
+
+def test_no_interval_when_the_bandwidth_is_most_of_the_sample():
+    """A 300-s horizon on 3 minutes: the demeaned HAC sum is ~0, a falsely narrow interval."""
+    rng = np.random.default_rng(3)
+    x, y = _overlapping_null(rng, 177, 300, 0.5)
+    ic, lo, hi, t, n = stats.spearman_grid(x, y, np.ones(177, bool), 300)
+    assert math.isfinite(ic) and math.isnan(lo) and math.isnan(hi) and math.isnan(t)
+    ic, lo, hi, t, n = stats.spearman_grid(x, y, np.ones(177, bool), 10)
+    assert math.isfinite(lo) and math.isfinite(t)
