@@ -60,7 +60,7 @@ def _overlapping_null(rng, n, h, phi):
 
 def test_ic_t_is_calibrated_with_overlapping_horizons_and_a_persistent_signal():
     """Under independence, |t| > 1.96 about 5 % of the time. An i.i.d. standard error would
-    reject ~35 % here (persistent signal, 20-s overlapping returns): the test fails without
+    reject ~60 % here (persistent signal, 20-s overlapping returns): the test fails without
     the overlap correction."""
     rng = np.random.default_rng(2024)
     n, h, reps = 1200, 20, 200
