@@ -90,3 +90,42 @@ def test_aggregate_weights_by_n_and_sums_counts(root):
     assert a["ci_low"] < a["value"] < a["ci_high"]
     cnt = (pl.col("measure") == "event_count") & (pl.col("direction") == "both") & (pl.col("regime") == "all")
     assert agg.filter(cnt)["value"].sum() == pytest.approx(1.5 * day.filter(cnt)["value"].sum())
+
+
+def test_missing_tables_and_degenerate_prices_give_nulls_not_errors(root, tmp_path):
+    """Only ``prices`` present (the other four absent), constant prices, and nothing at all."""
+    import shutil
+    from ofi_cvd_harvest.research.io import load_inputs, study_frame
+    from ofi_cvd_harvest.research.run import run_study
+    from ofi_cvd_harvest.research.study import compute_study
+    from ofi_cvd_harvest.storage.fs import Storage
+    part = f"ofi_cvd/date={DAY}/symbol={SYM}"
+    shutil.copytree(root / part / "kind=prices", tmp_path / part / "kind=prices")
+    res = run_study(Storage(tmp_path), DAY, SYM)
+    ic = res.table.filter(pl.col("measure") == "ic")
+    assert len(ic) and ic["value"].is_null().all() and (ic["n"] == 0).all()
+    assert set(ic["regime"]) == {"all", "unknown"}
+    assert res.table.filter(pl.col("measure") == "event_count").is_empty()
+    tables = load_inputs(Storage(root), DAY, SYM)
+    tables["prices"] = tables["prices"].with_columns(pl.lit(100.0).alias("price"))
+    flat = study_frame(compute_study(tables, DAY), DAY, SYM)
+    ic = flat.filter(pl.col("measure") == "ic")
+    assert ic["value"].is_null().all() and (ic["n"] > 0).any()      # no variance: no IC
+    ev = flat.filter(pl.col("measure") == "event_mean_bps")
+    assert (ev["value"].drop_nulls() == 0).all()
+    empty = study_frame(compute_study({k: v.clear() for k, v in tables.items()}, DAY), DAY, SYM)
+    assert empty.is_empty() and empty.schema == flat.schema
+
+
+def test_study_file_is_bit_identical_with_one_polars_thread(root, tmp_path):
+    import shutil
+    env_root = tmp_path / "one_thread"
+    shutil.copytree(root / "ofi_cvd", env_root / "ofi_cvd")
+    import os
+    env = dict(os.environ, POLARS_MAX_THREADS="1")
+    for r, e in ((root, None), (env_root, env)):
+        subprocess.run([sys.executable, "-m", "ofi_cvd_harvest.cli", "study", "--date", DAY,
+                        "--symbol", SYM, "--data-dir", str(r)], check=True, env=e,
+                       capture_output=True)
+    rel = f"ofi_cvd/date={DAY}/symbol={SYM}/kind=study/part-00000.parquet"
+    assert (root / rel).read_bytes() == (env_root / rel).read_bytes()
