@@ -63,3 +63,13 @@ def test_without_the_next_day_past_midnight_horizons_are_null_and_counted(real_r
         assert expect - 1 <= pm["value"] <= expect, pm
         assert grid_row(res.table, "null_forward_returns", h)["value"] == pm["value"]
     assert layout.derived_file(DAYS[0], "BTCUSDT", "study") in res.path
+
+
+def test_next_day_raw_trades_serve_when_its_derived_prices_are_absent(real_root, tmp_path):
+    """The 19th not derived yet: its raw trades (deduplicated as the derivation does) are used."""
+    shutil.copytree(real_root / "raw", tmp_path / "raw")
+    shutil.copytree(real_root / "ofi_cvd" / f"date={DAYS[0]}", tmp_path / "ofi_cvd" / f"date={DAYS[0]}")
+    res = run_study(Storage(tmp_path), DAYS[0], "BTCUSDT", write=False)
+    assert res.has_next_day
+    with_derived = run_study(Storage(real_root), DAYS[0], "BTCUSDT", write=False)
+    assert res.table.equals(with_derived.table)

@@ -77,3 +77,26 @@ def test_null_market_prices_ignore_the_trade_side():
         return float(np.corrcoef(np.diff(p), side[1:])[0, 1])
     assert corr(None) > 0.2
     assert abs(corr(StudyMode(null_market=True))) < 0.03
+
+
+@pytest.mark.parametrize("option", [["--null-market"], ["--planted-signal", "10"]])
+def test_simulate_serves_a_study_market(option):
+    """The real server with a study market: starts, serves REST, stops after --run-seconds."""
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+    proc = subprocess.Popen([sys.executable, "-m", "ofi_cvd_harvest.cli", "simulate", "--port", "0",
+                             "--symbols", "BTCUSDT", "--run-seconds", "3", *option],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        rest = lines[1].strip().split("=", 1)[1]
+        with urllib.request.urlopen(f"{rest}/fapi/v1/depth?symbol=BTCUSDT&limit=5", timeout=5) as r:
+            book = json.loads(r.read())
+        assert len(book["bids"]) == 5 and float(book["bids"][0][0]) < float(book["asks"][0][0])
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
