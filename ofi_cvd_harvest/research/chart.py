@@ -72,6 +72,6 @@ def svg(df: pl.DataFrame, title: str) -> str:
     ev = [(t, _points(df, "event_mean_bps", t, "both")) for t in types]
     body = _panel(0, "IC by horizon (95 % CI)", ic, "Spearman IC")
     body += _panel(W + 90, "Mean return after events (signed)", ev, "bps")
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W + 90}" height="{H + 16}" '
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W + 160}" height="{H + 16}" '
             f'font-family="sans-serif"><title>{title}</title>'
             + "".join(body) + "</svg>\n")
