@@ -36,10 +36,15 @@ _COLUMN_SCHEMA = dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for
               "layout": "data/ofi_cvd/date=YYYY-MM-DD/symbol=SYM/kind=study/part-00000.parquet"},
 )
 def signal_study(context: dg.AssetExecutionContext, harvest: HarvestSettings) -> dg.MaterializeResult:
+    from ..research.io import read_derived
     from ..research.run import run_study   # lazy: keeps definitions light
 
     date, symbol = split_key(context.partition_key)
-    res = run_study(harvest.storage(), date, symbol)
+    storage = harvest.storage()
+    if read_derived(storage, date, symbol, "prices", ["price"]) is None:
+        raise dg.Failure(f"no derived prices for {date}|{symbol}: materialize the derived assets "
+                         "(prices, ofi, cvd, fusion, events) of this partition first")
+    res = run_study(storage, date, symbol)
     context.log.info(f"signal_study {date}|{symbol}: {len(res.table)} rows in {res.seconds:.2f} s"
                      f" -> {res.path}")
     metadata: dict[str, Any] = {

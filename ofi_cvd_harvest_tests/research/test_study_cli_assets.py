@@ -74,6 +74,11 @@ def test_dagster_assets_materialize(root, tmp_path):
     assert res.success
     md = res.asset_materializations_for_node("signal_study_multiday")[0].metadata
     assert f"{SYM}_all_days" in md
+    res = dg.materialize([signal_study], partition_key=f"{DAY}|{SYM}", raise_on_error=False,
+                         resources={"harvest": HarvestSettings(data_dir=str(tmp_path))},
+                         instance=dg.DagsterInstance.ephemeral())
+    assert not res.success                       # no derived tables: a clear failure
+    assert "materialize the derived assets" in str(res.all_events)
 
 
 def test_aggregate_weights_by_n_and_sums_counts(root):
