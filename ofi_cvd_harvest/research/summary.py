@@ -26,8 +26,13 @@ def ic_table(df: pl.DataFrame, regime: str = ALL) -> list[str]:
         cells = []
         for h in HORIZONS_SEC:
             r = _get(df, measure="ic", signal=col, regime=regime, horizon_sec=h)
-            cells.append("–" if r is None or r["value"] is None else
-                         f"{r['value']:+.3f} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] t={_num(r['t_stat'], '{:.1f}')}")
+            if r is None or r["value"] is None:
+                cells.append("–")
+            elif r["ci_low"] is None:
+                cells.append(f"{r['value']:+.3f} (no interval, n={r['n']})")
+            else:
+                cells.append(f"{r['value']:+.3f} [{_num(r['ci_low'])}, {_num(r['ci_high'])}] "
+                             f"t={_num(r['t_stat'], '{:.1f}')}")
         lines.append(f"| {col} | " + " | ".join(cells) + " |")
     return lines
 
@@ -44,7 +49,8 @@ def event_table(df: pl.DataFrame) -> list[str]:
             hit = _get(df, measure="hit_rate", signal=sig, direction=direction, regime=ALL,
                        horizon_sec=h)
             cells.append("–" if m is None or m["value"] is None else
-                         f"{m['value']:+.2f} t={_num(m['t_stat'], '{:.1f}')} ({_num(hit and hit['value'], '{:.0%}')})")
+                         f"{m['value']:+.2f} t={_num(m['t_stat'], '{:.1f}')} "
+                         f"({_num(hit and hit['value'], '{:.0%}')})")
         lines.append(f"| {sig} | {direction} | {n} | " + " | ".join(cells) + " |")
     return lines
 
