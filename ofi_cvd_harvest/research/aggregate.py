@@ -4,10 +4,13 @@ Per (measure, signal, direction, regime, horizon): counts add up; IC, mean retur
 are n-weighted means of the daily values with a standard error from the daily intervals
 (half-width / 1.96 — conservative where a day used a larger fixed-b value), days taken as
 independent; medians become the n-weighted mean of the daily medians. ``date`` becomes
-``first/last``.
+``first/last``. Sums are ``math.fsum`` (exactly rounded), so the result does not depend on the
+order or threading of any reduction.
 """
 
 from __future__ import annotations
+
+import math
 
 import polars as pl
 
@@ -20,42 +23,39 @@ SUMMED = ("event_count", "null_forward_returns", "null_past_midnight")
 NULL_VALUE = {"hit_rate": 0.5}
 
 
+def _combine(measure: str, rows: list[dict]) -> dict:
+    n_total = sum(r["n"] for r in rows)
+    if measure in SUMMED:
+        vals = [r["value"] for r in rows if r["value"] is not None]
+        return {"value": math.fsum(vals) if vals else None, "ci_low": None, "ci_high": None,
+                "t_stat": None, "n": n_total}
+    used = [r for r in rows if r["value"] is not None and r["n"] > 0]
+    w_sum = math.fsum(r["n"] for r in used)
+    if not used or w_sum <= 0:
+        return {"value": None, "ci_low": None, "ci_high": None, "t_stat": None, "n": n_total}
+    value = math.fsum(r["n"] * r["value"] for r in used) / w_sum
+    out = {"value": value, "ci_low": None, "ci_high": None, "t_stat": None, "n": n_total}
+    if all(r["ci_low"] is not None and r["ci_high"] is not None for r in used):
+        var = math.fsum((r["n"] * (r["ci_high"] - r["ci_low"]) / (2 * Z95)) ** 2 for r in used)
+        se = math.sqrt(var) / w_sum
+        if se > 0:
+            out.update(ci_low=value - Z95 * se, ci_high=value + Z95 * se,
+                       t_stat=(value - NULL_VALUE.get(measure, 0.0)) / se)
+    return out
+
+
 def aggregate(df: pl.DataFrame) -> pl.DataFrame:
-    """Combine daily study rows (any number of dates) into one row per key, in a fixed order."""
+    """Combine daily study rows (any number of dates) into one row per key, in a fixed order
+    (keys in their first appearance after sorting by date and key)."""
     if len(df) == 0:
         return df
     span = f"{df['date'].min()}/{df['date'].max()}"
-    w = pl.col("n").cast(pl.Float64)
-    se = (pl.col("ci_high") - pl.col("ci_low")) / (2 * Z95)
-    ok = pl.col("value").is_not_null() & (pl.col("n") > 0)
-    null = pl.col("measure").replace_strict(NULL_VALUE, default=0.0, return_dtype=pl.Float64)
-    out = (
-        df.sort(["date", *KEYS], nulls_last=True)
-        .with_columns(pl.when(ok).then(w).otherwise(0.0).alias("_w"), se.alias("_se"), null.alias("_null"))
-        .group_by(KEYS, maintain_order=True)
-        .agg(
-            pl.col("value").sum().alias("_sum"),
-            ((pl.col("_w") * pl.col("value").fill_null(0.0)).sum() / pl.col("_w").sum()).alias("_mean"),
-            ((pl.col("_w") ** 2 * pl.col("_se") ** 2).sum().sqrt() / pl.col("_w").sum()).alias("_se"),
-            pl.col("_se").is_null().any().alias("_se_missing"),
-            pl.col("n").sum().alias("n"),
-            pl.col("_null").first().alias("_null"),
-        )
-        .with_columns(
-            pl.when(pl.col("measure").is_in(SUMMED)).then(pl.col("_sum")).otherwise(pl.col("_mean")).alias("value"),
-        )
-        .with_columns(
-            pl.when(pl.col("measure").is_in(SUMMED) | pl.col("_se_missing") | ~(pl.col("_se") > 0))
-            .then(None).otherwise(pl.col("_se")).alias("_se"),
-        )
-        .with_columns(
-            (pl.col("value") - Z95 * pl.col("_se")).alias("ci_low"),
-            (pl.col("value") + Z95 * pl.col("_se")).alias("ci_high"),
-            ((pl.col("value") - pl.col("_null")) / pl.col("_se")).alias("t_stat"),
-        )
-    )
-    return out.select(pl.lit(span).alias("date"), *KEYS[:1], *KEYS[1:], "value", "ci_low",
-                      "ci_high", "t_stat", "n").select(df.columns).cast(dict(df.schema))
+    groups: dict[tuple, list[dict]] = {}
+    for r in df.sort(["date", *KEYS], nulls_last=True).iter_rows(named=True):
+        groups.setdefault(tuple(r[k] for k in KEYS), []).append(r)
+    out = [{"date": span, **dict(zip(KEYS, key)), **_combine(key[1], rows)}
+           for key, rows in groups.items()]
+    return pl.DataFrame(out, schema=df.schema)
 
 
 def multiday(storage: Storage, symbol: str, last_days: int | None = None) -> pl.DataFrame:

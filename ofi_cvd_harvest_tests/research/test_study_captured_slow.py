@@ -37,4 +37,5 @@ def test_captured_planted_market_shows_its_signal(tmp_path):
     ic = max((s.filter((pl.col("measure") == "ic") & (pl.col("signal") == "ofi_z")
                        & (pl.col("regime") == "all") & (pl.col("horizon_sec") == 10)).row(0, named=True)
               for s in studies), key=lambda r: r["n"])
+    print(f"captured planted market: IC(ofi_z, 10 s) = {ic}")
     assert ic["n"] > 0.5 * MINUTES * 60 and ic["t_stat"] > 3, ic

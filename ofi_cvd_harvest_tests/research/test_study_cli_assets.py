@@ -134,3 +134,11 @@ def test_study_file_is_bit_identical_with_one_polars_thread(root, tmp_path):
                        capture_output=True)
     rel = f"ofi_cvd/date={DAY}/symbol={SYM}/kind=study/part-00000.parquet"
     assert (root / rel).read_bytes() == (env_root / rel).read_bytes()
+
+
+def test_cli_days_prints_the_aggregate(root, capsys, tmp_path):
+    assert main(["study", "--symbol", SYM, "--date", DAY, "--data-dir", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["study", "--symbol", SYM, "--days", "7", "--data-dir", str(root)]) == 0
+    assert f"{DAY}/{DAY} (aggregate)" in capsys.readouterr().out
+    assert main(["study", "--symbol", SYM, "--days", "7", "--data-dir", str(tmp_path)]) == 1
