@@ -10,9 +10,10 @@ often the server polls — only on the seed, the symbols and ``start_ms``):
 * book (:mod:`.book`): takers consume the best levels (a sweep splits into one aggTrade per
   price level, as on Binance), quote events cancel/improve the top biased by the same mood,
   background churn resizes ~30 levels per window — prices therefore move with signed flow;
-* study markets (docs/research.md, :class:`StudyMode`): a planted signal of lead L replaces the mood by a planted
-  "intent" process that biases the book's quote events now and the takers' side L seconds
-  later (book imbalance leads trade direction and price by L s); the null market drops the mood
+* study markets (docs/research.md, :class:`StudyMode`): a planted signal of lead L replaces
+  the mood by a planted "intent" process that biases the book's quote events now and the
+  takers' side L seconds later (book imbalance leads trade direction and price by L s); the
+  null market drops the mood
   (independent 50/50 sides and quote directions) and prints every trade at an independent
   random walk that the book follows, so nothing observable predicts the price (no bid–ask
   bounce, no queue depletion);
