@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "capture": ("ofi_cvd_harvest.capture.cli", "capture trades and book into raw partitions"),
     "derive": ("ofi_cvd_harvest.signals.cli", "derive prices/ofi/cvd/fusion/events partitions"),
     "publish": ("ofi_cvd_harvest.gate.cli", "publish a quarantined partition (explicit acceptance)"),
+    "study": ("ofi_cvd_harvest.research.cli", "signal study of a date × symbol: forward returns and IC"),
     "validate": ("ofi_cvd_harvest.dq.cli", "evaluate the DQ gate (DoD) and write a report"),
     "demo": ("ofi_cvd_harvest.demo", "quick start: simulator + 2-minute capture + summary"),
     "settings": ("ofi_cvd_harvest.settings.cli", "show the effective settings, or the table as Markdown"),

@@ -6,6 +6,7 @@ the five derived tables as one multi-asset whose check specs are the DQ gate (do
 partitions and refresh derivations. Runs execute in process: a derive run is one process
 computing, checking and publishing one partition; several partitions run side by side as
 separate runs (backfills, the run queue's limits in dagster.yaml).
+The signal study assets live in ``orchestration/research_assets.py`` (docs/research.md).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import dagster as dg
 from .orchestration.assets import derive_job, derived_assets
 from .orchestration.jobs import capture_job
 from .orchestration.raw_assets import raw_specs
+from .orchestration.research_assets import research_assets
 from .orchestration.resources import RESOURCE_KEY, HarvestSettings
 from .orchestration.sensors import all_sensors
 
 defs = dg.Definitions(
-    assets=[*raw_specs, *derived_assets],
+    assets=[*raw_specs, *derived_assets, *research_assets],
     jobs=[capture_job, derive_job],
     sensors=all_sensors,
     resources={RESOURCE_KEY: HarvestSettings()},

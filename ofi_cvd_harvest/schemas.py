@@ -118,3 +118,22 @@ DERIVED_SCHEMAS: dict[str, pa.Schema] = {
 }
 
 REGIME_LABELS = ("A_H", "A_L", "Q_H", "Q_L")
+
+# the signal study (docs/research.md): a research table downstream of the five above, not one of
+# them (the DQ gate checks DERIVED_KINDS only)
+STUDY = pa.schema([
+    ("date", pa.string()),
+    ("symbol", pa.string()),
+    ("measure", pa.string()),
+    ("signal", pa.string()),
+    ("direction", pa.string()),
+    ("regime", pa.string()),
+    ("horizon_sec", pa.int32()),
+    ("value", pa.float64()),
+    ("ci_low", pa.float64()),
+    ("ci_high", pa.float64()),
+    ("t_stat", pa.float64()),
+    ("n", pa.int64()),
+])
+
+RESEARCH_SCHEMAS: dict[str, pa.Schema] = {"study": STUDY}

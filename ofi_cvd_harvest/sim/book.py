@@ -74,6 +74,22 @@ class BandBook:
         self.a -= shift
         return shift
 
+    def shift(self, d: int) -> None:
+        """Move every level ``d`` ticks (the null market's book follows its price); a change of
+        quantities in the window's coordinates, so the depth diff describes it."""
+        if d == 0:
+            return
+        d = max(-self.margin // 2, min(self.margin // 2, d))
+        for arr in (self.bid, self.ask):
+            moved = np.zeros_like(arr)
+            if d > 0:
+                moved[d:] = arr[:-d]
+            else:
+                moved[:d] = arr[-d:]
+            arr[:] = moved
+        self.b += d
+        self.a += d
+
     def _fix_best_bid(self) -> None:
         """Best bid after the old best emptied: the next level down (usually adjacent)."""
         bid, i, stop = self.bid, self.b - 1, max(0, self.b - 8)

@@ -66,8 +66,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve a recording instead of the synthetic market")
     p.add_argument("--dump-trades", default=None, metavar="PATH",
                    help="write every generated trade to this Parquet file at exit")
+    study = p.add_mutually_exclusive_group()
+    study.add_argument("--planted-signal", type=_positive, default=None, metavar="SECONDS",
+                       help="study market: book imbalance leads trade direction and price by "
+                            "SECONDS (docs/research.md)")
+    study.add_argument("--null-market", action="store_true",
+                       help="study market: no flow persistence, trade prices an independent "
+                            "random walk (docs/research.md)")
     p.add_argument("--run-seconds", type=_positive, default=None,
                    help="stop after this many wall seconds (default: until interrupted)")
+
+
+def _study_source(args: argparse.Namespace) -> Any:
+    """The synthetic market of a study option (None: the default market)."""
+    if args.planted_signal is None and not args.null_market:
+        return None
+    from .market import StudyMode, SyntheticMarket
+    study = StudyMode(planted_sec=args.planted_signal, null_market=args.null_market)
+    return SyntheticMarket(args.symbols, seed=args.seed, speed=args.speed,
+                           start_ms=args.start_ms, study=study)
 
 
 def _replay_source(path: str, speed: float) -> Any:
@@ -77,7 +94,15 @@ def _replay_source(path: str, speed: float) -> Any:
 
 async def _serve(args: argparse.Namespace) -> int:
     from .server import Simulator
-    source = _replay_source(args.replay, args.speed) if args.replay else None
+    if args.replay and (args.planted_signal is not None or args.null_market):
+        print("ofi-cvd-harvest simulate: --replay serves a recording; it cannot be combined "
+              "with --planted-signal or --null-market", file=sys.stderr)
+        return 2
+    try:
+        source = _replay_source(args.replay, args.speed) if args.replay else _study_source(args)
+    except ValueError as exc:
+        print(f"ofi-cvd-harvest simulate: {exc}", file=sys.stderr)
+        return 2
     sim = Simulator(args.symbols, seed=args.seed, speed=args.speed, faults=args.faults,
                     port=args.port, host=args.host, source=source,
                     ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,

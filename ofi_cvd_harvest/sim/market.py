@@ -10,6 +10,13 @@ often the server polls — only on the seed, the symbols and ``start_ms``):
 * book (:mod:`.book`): takers consume the best levels (a sweep splits into one aggTrade per
   price level, as on Binance), quote events cancel/improve the top biased by the same mood,
   background churn resizes ~30 levels per window — prices therefore move with signed flow;
+* study markets (docs/research.md, :class:`StudyMode`): a planted signal of lead L replaces
+  the mood by a planted "intent" process that biases the book's quote events now and the
+  takers' side L seconds later (book imbalance leads trade direction and price by L s); the
+  null market drops the mood
+  (independent 50/50 sides and quote directions) and prints every trade at an independent
+  random walk that the book follows, so nothing observable predicts the price (no bid–ask
+  bounce, no queue depletion);
 * ids: aggTrade ``a`` consecutive per symbol (``f``/``l`` fill ids), book update ids from one
   global counter; each depth event has ``U``..``u`` and ``pu`` = that symbol's previous ``u``.
 
@@ -45,6 +52,8 @@ ACTIVITY_TAU_S = 600.0   # slow activity factor (busy/calm stretches)
 ACTIVITY_SD = 0.35
 MOOD_TAU_S = 5.0         # flow mood (persistence of signed flow)
 MAX_SYMBOL_WINDOWS_PER_POLL = 1000   # bounds one poll's CPU (keeps the event loop responsive)
+PLANTED_TAU_S = 5.0      # time constant of the planted intent (as the mood's)
+PLANTED_STRENGTH = 0.3   # max tilt of P(buy) and P(quote up) away from 0.5 (as the mood's)
 
 
 class Wants:
@@ -80,7 +89,8 @@ _NO_WANTS = Wants()
 class SymbolModel:
     """One symbol's generator: trades, book, ids and its ground-truth log."""
 
-    def __init__(self, spec: SymbolSpec, seed: int, gid: list[int], depth_levels: int = 100):
+    def __init__(self, spec: SymbolSpec, seed: int, gid: list[int], depth_levels: int = 100,
+                 study: "StudyMode | None" = None):
         self.spec = spec
         self.sym = spec.symbol
         self.lsym = spec.symbol.lower()
@@ -112,6 +122,7 @@ class SymbolModel:
         self.window = 0
         self.render = DepthRenderer(self.sym, self.td, self.ld)
         self._init_pools(spec.depth_changes)
+        self.study = study.for_symbol(seed, spec.symbol) if study is not None else None
 
     def fpx(self, ticks: int) -> str:
         s = self._px.get(ticks)
@@ -169,6 +180,8 @@ class SymbolModel:
         self.excite = self.excite * _DECAY + self.alpha * n
         tilt = 0.3 * math.tanh(mood)
         p_buy = 0.5 + tilt
+        if self.study is not None:  # quotes follow tilt, takers p_buy (docs/research.md)
+            tilt, p_buy = self.study.step(self.book)
         nq = poisson(self.quote_rate * act * _DT, unif(), self.rng)
         book = self.book
         book.recentre()
@@ -196,7 +209,9 @@ class SymbolModel:
                     is_buy = unif() < p_buy
                     E = last_e = min(max(T + lags[k], last_e), tend)  # E never goes back
                     nf = nfills[k]
-                    for px, q in book.take(is_buy, lots[k]):
+                    fills = book.take(is_buy, lots[k]) if self.study is None or self.study.lag \
+                        else self.study.walk_fill(lots[k])
+                    for px, q in fills:
                         f = fill
                         fill += nf
                         nf = 1
@@ -221,6 +236,8 @@ class SymbolModel:
                              "T": T, "E": E}
                         out.append(Message(lsym + "@bookTicker", d, E, _dumps(d)))
             self.next_fill = fill
+        if self.study is not None and not self.study.lag:   # null market: the book follows
+            book.shift(self.study.walk - (book.base + (book.b + book.a) // 2))
         nc = self.p_nchurn.next()
         rows = self.p_churn.take(nc)
         self.window += 1
@@ -258,7 +275,57 @@ _SA = math.sqrt(1 - _KA * _KA) * ACTIVITY_SD
 _KM = math.exp(-_DT / MOOD_TAU_S)
 _SM = math.sqrt(1 - _KM * _KM)
 _DECAY = math.exp(-DECAY_PER_S * _DT)
+_KP = math.exp(-_DT / PLANTED_TAU_S)
+_SP = math.sqrt(1 - _KP * _KP)
 _dumps = orjson.dumps
+
+
+class StudyMode:
+    """The study markets' settings (``planted_sec`` > 0: planted signal; else the null market)."""
+
+    def __init__(self, planted_sec: float | None = None, null_market: bool = False):
+        if (planted_sec is None) == (not null_market):
+            raise ValueError("a study market is either planted (seconds > 0) or null")
+        if planted_sec is not None and not (0 < planted_sec <= 3600 and math.isfinite(planted_sec)):
+            raise ValueError("planted signal lead must be in (0, 3600] seconds")
+        self.planted_sec = planted_sec
+
+    def for_symbol(self, seed: int, symbol: str) -> "_StudyState":
+        return _StudyState(self.planted_sec, seed, symbol)
+
+
+class _StudyState:
+    """Per-symbol study state: the planted intent (an OU process of its own RNG, so the rest of
+    the market draws the same numbers) and its last L seconds of values."""
+
+    def __init__(self, planted_sec: float | None, seed: int, symbol: str):
+        self.lag = 0 if planted_sec is None else max(1, int(round(planted_sec * 1000 / WINDOW_MS)))
+        self.rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(symbol.encode()), 1])
+        self.intent = 0.0
+        self.past: deque[float] = deque([0.0] * self.lag)
+        self.walk: int | None = None     # null market: the trade price (ticks), a random walk
+        self._u: list[float] = []
+
+    def walk_fill(self, lots: int) -> list[tuple[int, int]]:
+        """Null market: one fill at the walk's price, which first steps −1/0/+1 tick with
+        probabilities 0.2/0.6/0.2 — independent of the book, the side and the past."""
+        if not self._u:
+            self._u = self.rng.random(256).tolist()
+        u = self._u.pop()
+        self.walk += (u > 0.8) - (u < 0.2)
+        return [(self.walk, lots)]
+
+    def step(self, book: BandBook) -> tuple[float, float]:
+        """(quote tilt now, P(taker buy)) for the next window."""
+        if not self.lag:
+            if self.walk is None:
+                self.walk = book.base + (book.b + book.a) // 2
+            return 0.0, 0.5
+        self.intent = self.intent * _KP + _SP * float(self.rng.standard_normal())
+        self.past.append(self.intent)
+        lagged = self.past.popleft()
+        return (PLANTED_STRENGTH * math.tanh(self.intent),
+                0.5 + PLANTED_STRENGTH * math.tanh(lagged))
 
 
 class SyntheticMarket:
@@ -266,7 +333,8 @@ class SyntheticMarket:
     it from one event loop."""
 
     def __init__(self, symbols: Collection[str], *, seed: int = 0, speed: float = 1.0,
-                 start_ms: int | None = None, depth_levels: int = 100):
+                 start_ms: int | None = None, depth_levels: int = 100,
+                 study: StudyMode | None = None):
         if speed <= 0 or not math.isfinite(speed):
             raise ValueError("speed must be a positive number")
         syms = tuple(dict.fromkeys(s.upper() for s in symbols))
@@ -278,7 +346,7 @@ class SyntheticMarket:
         self._t0 = time.monotonic()
         self._gid = [10**12 + int(np.random.default_rng(seed & 0xFFFFFFFF).integers(0, 10**11))]
         self.models: dict[str, SymbolModel] = {
-            s: SymbolModel(spec_for(s), seed, self._gid, depth_levels) for s in syms}
+            s: SymbolModel(spec_for(s), seed, self._gid, depth_levels, study) for s in syms}
         self._symbols = syms
         self._next_window = 0
         self._pending: deque[Message] = deque()

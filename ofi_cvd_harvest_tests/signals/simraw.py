@@ -12,17 +12,18 @@ from __future__ import annotations
 import pyarrow as pa
 
 from ofi_cvd_harvest import schemas
-from ofi_cvd_harvest.sim.market import SyntheticMarket
+from ofi_cvd_harvest.sim.market import StudyMode, SyntheticMarket
 from ofi_cvd_harvest.sim.source import payload
 
 LATENCY_MS = 20
 STEP_MS = 20_000        # one poll per 20 s of simulated time (within the market's poll budget)
 
 
-def simulate(symbols: tuple[str, ...], start_ms: int, minutes: float, seed: int = 7
-             ) -> dict[str, tuple[pa.Table, pa.Table]]:
-    """``{symbol: (agg_trade table, book table)}`` for [start_ms, start_ms + minutes)."""
-    market = SyntheticMarket(symbols, seed=seed, start_ms=start_ms)
+def simulate(symbols: tuple[str, ...], start_ms: int, minutes: float, seed: int = 7,
+             study: StudyMode | None = None) -> dict[str, tuple[pa.Table, pa.Table]]:
+    """``{symbol: (agg_trade table, book table)}`` for [start_ms, start_ms + minutes);
+    ``study`` selects a planted-signal or null market (docs/research.md)."""
+    market = SyntheticMarket(symbols, seed=seed, start_ms=start_ms, study=study)
     streams = frozenset([f"{s.lower()}@aggTrade" for s in symbols]
                         + [f"{s.lower()}@depth10@100ms" for s in symbols])
     trades: dict[str, list[dict]] = {s: [] for s in symbols}
