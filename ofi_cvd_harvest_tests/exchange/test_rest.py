@@ -49,8 +49,9 @@ def server():
     srv.server_close()
 
 
-TRADES = [{"a": 10, "p": "100.5", "q": "0.1", "f": 1, "l": 1, "T": 5, "m": True},
-          {"a": 11, "p": "100.6", "q": "0.2", "f": 2, "l": 3, "T": 6, "m": False}]
+T0 = 1721347200000   # plausible trade times (protocol/plausible.py)
+TRADES = [{"a": 10, "p": "100.5", "q": "0.1", "f": 1, "l": 1, "T": T0 + 5, "m": True},
+          {"a": 11, "p": "100.6", "q": "0.2", "f": 2, "l": 3, "T": T0 + 6, "m": False}]
 
 
 def test_endpoints_and_weight_header(server):
@@ -61,9 +62,9 @@ def test_endpoints_and_weight_header(server):
     assert c.used_weight_1m == 42
     script.answers = [(200, {}, TRADES)]
     trades = asyncio.run(c.agg_trades("BTCUSDT", from_id=10, limit=5000))
-    assert [t.agg_trade_id for t in trades] == [10, 11] and trades[0].event_ts_ms == 5
+    assert [t.agg_trade_id for t in trades] == [10, 11] and trades[0].event_ts_ms == T0 + 5
     assert "fromId=10" in script.paths[-1] and "limit=1000" in script.paths[-1]
-    script.answers = [(200, {}, {"lastUpdateId": 9, "E": 1, "T": 1, "bids": [["1", "2"]],
+    script.answers = [(200, {}, {"lastUpdateId": 9, "E": T0, "T": T0, "bids": [["1", "2"]],
                                  "asks": [["1.1", "3"]]})]
     assert asyncio.run(c.depth("BTCUSDT", 100)).last_update_id == 9
 
