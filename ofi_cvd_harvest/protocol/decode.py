@@ -76,8 +76,10 @@ def _id(d: dict, key: str) -> int:
 def _ts(d: dict, key: str, window: TimeWindow) -> int:
     v = _int(d, key)
     if not window.admits(v):
-        raise DecodeError("bad_time", f"{key} {v} outside the plausible window "
-                                      f"{window.lo}..{window.hi}")
+        raise DecodeError("bad_time", f"{key} {v} implausible (" + (
+            f"more than {window.slack_ms / 3_600_000:g} h from the exchange clock)"
+            if window.following
+            else "before 2017 or after 2099)"))
     return v
 
 
