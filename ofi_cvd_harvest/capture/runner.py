@@ -178,7 +178,6 @@ class Capture:
         self.messages: dict[str, int] = {}
         self._msg_reported: dict[str, int] = {}
         self._dedup_seen: dict[str, int] = {}
-        self.unknown_symbol = 0
         self._errors: deque[float] = deque()
         self.fatal: BaseException | None = None
         self._stop = asyncio.Event()
@@ -228,10 +227,7 @@ class Capture:
             self.ops.decode_error(handler_error(exc, raw), conn_id, symbols, recv_ms)
 
     def _on_trade(self, rec: AggTrade, recv_ms: int, conn_id: int) -> None:
-        st = self.states.get(rec.symbol)
-        if st is None:
-            self.unknown_symbol += 1
-            return
+        st = self.states[rec.symbol]     # a subscribed symbol (checked in _on_message)
         a = rec.agg_trade_id
         if st.dedup.seen(a):
             st.dups += 1
@@ -347,7 +343,7 @@ class Capture:
 
     # -- connection events --------------------------------------------------------------------
     def _feed_callbacks(self, endpoint: str, url: str, symbols: tuple[str, ...],
-                        streams: tuple[str, ...] = ()):
+                        streams: tuple[str, ...]):
         subscribed = subscriptions(streams)
 
         def on_message(raw: bytes, recv_ms: int, conn_id: int) -> None:
