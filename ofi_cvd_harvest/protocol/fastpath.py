@@ -129,8 +129,8 @@ def try_decode(raw: bytes, window: TimeWindow = STATIC
             if d.U > d.u:
                 return None
             bids, asks = _side(d.b), _side(d.a)
-            if bids and asks and crossed(bids, asks) is not None:
-                return None
+            if bids and asks and max(bids)[0] >= min(asks)[0] and crossed(bids, asks):
+                return None         # (the inline max/min spares a call on every true frame)
             return stream, DepthUpdate(d.E, d.T, d.s, d.U, d.u, d.pu, bids, asks)
         bp, ap = _pos(d.b), _pos(d.a)
         if bp >= ap:
