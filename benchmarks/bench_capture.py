@@ -67,17 +67,20 @@ def bench_baseline(frames: list[bytes], fn) -> float:
 
 
 def bench_capture(frames: list[bytes], rotate_every: int, tmp: Path) -> tuple[float, int, float]:
+    from ofi_cvd_harvest.capture.frames import subscriptions
     from ofi_cvd_harvest.capture.runner import Capture
     from ofi_cvd_harvest.settings import load_settings
     s = load_settings(env={}, data_dir=tmp / "data", artifacts_dir=tmp / "art", prometheus_port=0)
     cap = Capture(s)
     on_message = cap._on_message
     syms = s.symbols
+    subscribed = subscriptions([f"{x.lower()}@{k}" for x in syms
+                                for k in ("aggTrade", "depth10@100ms")])
     write_time = 0.0
     t0 = time.perf_counter()
     recv = int(time.time() * 1000)
     for i, f in enumerate(frames, 1):
-        on_message(f, recv, 1, "market", syms)
+        on_message(f, recv, 1, "market", syms, subscribed)
         if i % 1000 == 0:
             cap._drain_book_queue()
         if i % rotate_every == 0:

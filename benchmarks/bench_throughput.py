@@ -166,7 +166,11 @@ class PregenSource:
         return self._symbols
 
     def server_time_ms(self) -> int:
-        return int(time.time() * 1000)
+        """The frames' clock (their E starts at START_MS): the capture rejects frame times more
+        than a day away from the exchange clock it learns here."""
+        if self.wall0 is None:
+            return START_MS
+        return START_MS + int((time.time() - self.wall0) * 1000 * (self.speed or 1))
 
     def poll(self, now_ms, streams):
         from ofi_cvd_harvest.sim.source import Message

@@ -233,9 +233,9 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
     orig_add_trade = cap.buffers.add_trade
     speed_ms = speed
 
-    def on_message(raw, recv_ms, conn_id, endpoint, symbols):
+    def on_message(raw, recv_ms, conn_id, endpoint, symbols, *rest):
         t = cur[0] = pc()
-        orig_on_message(raw, recv_ms, conn_id, endpoint, symbols)
+        orig_on_message(raw, recv_ms, conn_id, endpoint, symbols, *rest)
         if endpoint == "market":
             v = (pc() - t) / 1000
             H["trade"].add(v)

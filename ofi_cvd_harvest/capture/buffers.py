@@ -8,6 +8,7 @@ per partition, ready for one atomic Parquet file).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -15,12 +16,20 @@ import numpy as np
 import pyarrow as pa
 
 from .. import schemas
+from ..protocol.plausible import MAX_TS_MS, MIN_TS_MS
 
 _DAY = 86_400_000
 
 
+_FIRST_DAY, _LAST_DAY = MIN_TS_MS // _DAY, MAX_TS_MS // _DAY
+
+
 class DateCache:
-    """UTC date string of an epoch-ms timestamp: one integer division and a dict lookup."""
+    """UTC date string of an epoch-ms timestamp: one integer division and a dict lookup.
+
+    Never raises: the decoder rejects implausible times (protocol/plausible.py), but should
+    one get here anyway (a bug), its row goes to today's partition -- where the DQ checks see
+    it -- instead of ``date=1969-12-31`` or a ``ValueError`` that would end the capture."""
     __slots__ = ("_days",)
 
     def __init__(self) -> None:
@@ -30,11 +39,16 @@ class DateCache:
         day = ts_ms // _DAY
         date = self._days.get(day)
         if date is None:
+            if not _FIRST_DAY <= day <= _LAST_DAY:   # not cached: "today" moves
+                return _date_of_day(int(time.time()) // 86_400)
             if len(self._days) > 64:
                 self._days.clear()
-            date = self._days[day] = dt.datetime.fromtimestamp(
-                day * 86_400, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+            date = self._days[day] = _date_of_day(day)
         return date
+
+
+def _date_of_day(day: int) -> str:
+    return dt.datetime.fromtimestamp(day * 86_400, tz=dt.timezone.utc).strftime("%Y-%m-%d")
 
 
 class TradeCols:

@@ -8,6 +8,10 @@ highest id seen for that slot. For ids arriving nearly in order it remembers exa
 ``capacity`` ids, in 8 bytes each, allocated once. An id older than its slot's occupant is
 simply "not recent" — as an evicted id was for the LRU — and the exact id tracker behind it
 (``protocol/tradegaps.py``) still tells a late duplicate from a healed gap.
+
+Ids are int64: the decoder rejects any other (``bad_id``). Should one get here anyway, ``seen``
+raises ``OverflowError`` before remembering anything, and the capture's frame guard skips
+that frame (``capture/frames.py``): the window is never left half-updated.
 """
 
 from __future__ import annotations
@@ -36,9 +40,9 @@ class DedupLRU:
             self.hits += 1
             return True
         if key > cur:
+            self._slots[i] = key     # first: an id beyond int64 raises here, nothing changed
             if cur == _EMPTY:
                 self._filled += 1
-            self._slots[i] = key
         return False
 
     def __contains__(self, key: int) -> bool:

@@ -27,8 +27,9 @@ from typing import Any
 from .. import settings as settings_mod
 from ..monitoring import metrics
 from ..protocol.decode import ControlReply, DecodeError, decode
+from ..protocol.plausible import TimeWindow
 from ..protocol.records import AggTrade, DepthUpdate
-from ..protocol.streams import MARKET, agg_trade_stream, plan_connections
+from ..protocol.streams import MARKET, PUBLIC, agg_trade_stream, plan_connections
 from ..protocol.tradegaps import DUPLICATE, TradeIdTracker, id_intervals, merge_intervals
 from ..exchange.rest import RestClient, RestError
 from ..exchange.ws import WsFeed
@@ -38,6 +39,7 @@ from . import checkpoint as ckpt, resume
 from .book_partial import PartialBook
 from .buffers import Batch, RawBuffers, Swapped, build
 from .dedup import DedupLRU
+from .frames import FRAME_ERROR_KINDS, Subscriptions, handler_error, not_subscribed, subscriptions
 from .memory import capture_gc, trim_heap
 from .healing import Healer
 from .housekeeping import clean_stale_tmp
@@ -164,6 +166,7 @@ class Capture:
         self.segments = (SegmentLog(self.storage.path("raw"), f"{os.getpid()}x{_now_ms()}")
                          if self.storage.local else None)
         self.states = {s: _SymState(settings.dedup_lru, s) for s in settings.symbols}
+        self.window = TimeWindow()   # plausible frame times; follows the exchange clock once known
         self.durable_max: dict[str, int | None] = {s: None for s in settings.symbols}
         self.rest = RestClient(settings.rest_base_url, settings.rest_weight_limit_per_min)
         self.healer = Healer(self.rest, {s: st.tracker for s, st in self.states.items()},
@@ -178,7 +181,6 @@ class Capture:
         self.messages: dict[str, int] = {}
         self._msg_reported: dict[str, int] = {}
         self._dedup_seen: dict[str, int] = {}
-        self.unknown_symbol = 0
         self._errors: deque[float] = deque()
         self.fatal: BaseException | None = None
         self._stop = asyncio.Event()
@@ -201,33 +203,34 @@ class Capture:
 
     # -- hot path -----------------------------------------------------------------------------
     def _on_message(self, raw: bytes, recv_ms: int, conn_id: int, endpoint: str,
-                    symbols: tuple[str, ...]) -> None:
+                    symbols: tuple[str, ...], subscribed: Subscriptions) -> None:
+        """One frame; whatever it holds, it never raises (docs/capture.md, "Hostile frames")."""
         self.messages[endpoint] = self.messages.get(endpoint, 0) + 1
         try:
-            _, rec = decode(raw)
-        except DecodeError as err:
-            self.ops.decode_error(err, conn_id, symbols, recv_ms)
-            return
-        t = type(rec)
-        if t is AggTrade:
-            self._on_trade(rec, recv_ms, conn_id)  # type: ignore[arg-type]
-        elif t is DepthUpdate:
-            if rec.symbol in self.states:  # type: ignore[union-attr]
+            stream, rec = decode(raw, self.window)
+            t = type(rec)
+            sub = subscribed.get(stream)  # type: ignore[arg-type]
+            if sub is None or sub[1] is not t or sub[0] != rec.symbol:  # type: ignore[union-attr]
+                if t is ControlReply:
+                    self.log.info("control reply on conn %d: %s", conn_id, rec)
+                    return
+                raise not_subscribed(stream, rec, raw)
+            if t is AggTrade:
+                self._on_trade(rec, recv_ms, conn_id)  # type: ignore[arg-type]
+            elif t is DepthUpdate:
                 if self._book_sync:
                     self._add_book_rows(rec, self.book.rows_for(rec, recv_ms, conn_id), recv_ms)
                 else:
                     self._book_q.put_nowait((rec, recv_ms, conn_id))
-            else:
-                self.unknown_symbol += 1
-        elif t is ControlReply:
-            self.log.info("control reply on conn %d: %s", conn_id, rec)
-        # bookTicker and other subscribed extras are not captured
+        except DecodeError as err:
+            self.ops.decode_error(err, conn_id, symbols, recv_ms)
+        except Exception as exc:   # a bug: skip the frame, loudly, rather than stop the capture
+            if not self.ops.decode_errors.get("handler_error"):
+                self.log.error("handling a frame failed; skipped", exc_info=True)
+            self.ops.decode_error(handler_error(exc, raw), conn_id, symbols, recv_ms)
 
     def _on_trade(self, rec: AggTrade, recv_ms: int, conn_id: int) -> None:
-        st = self.states.get(rec.symbol)
-        if st is None:
-            self.unknown_symbol += 1
-            return
+        st = self.states[rec.symbol]     # a subscribed symbol (checked in _on_message)
         a = rec.agg_trade_id
         if st.dedup.seen(a):
             st.dups += 1
@@ -342,9 +345,12 @@ class Capture:
             st.last_u = row["final_update_id"]
 
     # -- connection events --------------------------------------------------------------------
-    def _feed_callbacks(self, endpoint: str, url: str, symbols: tuple[str, ...]):
+    def _feed_callbacks(self, endpoint: str, url: str, symbols: tuple[str, ...],
+                        streams: tuple[str, ...]):
+        subscribed = subscriptions(streams)
+
         def on_message(raw: bytes, recv_ms: int, conn_id: int) -> None:
-            self._on_message(raw, recv_ms, conn_id, endpoint, symbols)
+            self._on_message(raw, recv_ms, conn_id, endpoint, symbols, subscribed)
 
         def on_open(conn_id: int, kind: str) -> None:
             self.ops.emit(kind, {"endpoint": endpoint, "conn_id": conn_id,
@@ -378,7 +384,7 @@ class Capture:
         for i, plan in enumerate(plan_connections(s.ws_base_url, streams,
                                                   s.max_streams_per_connection)):
             on_message, on_open, on_close = self._feed_callbacks(plan.endpoint, plan.url,
-                                                                 plan.symbols)
+                                                                 plan.symbols, plan.streams)
             feeds.append(WsFeed(plan.url, endpoint=plan.endpoint, on_message=on_message,
                                 on_open=on_open, on_close=on_close,
                                 ping_interval=s.ping_interval,
@@ -664,6 +670,7 @@ class Capture:
         t0, t1 = self.rest.last_timing   # excludes waiting for the REST lock / pacing
         drift = (t0 + t1) / 2 * 1000 - server
         metrics.clock_drift_ms.set(drift)
+        self.window.follow(-drift)   # frame times must now lie within a day of the exchange's
         meta = {"drift_ms": round(drift, 1), "rtt_ms": round((t1 - t0) * 1000, 1),
                 "server_time_ms": server, "max_drift_ms": self.s.max_clock_drift_ms}
         if abs(drift) > self.s.max_clock_drift_ms:
@@ -706,12 +713,12 @@ class Capture:
                 st.rate.popleft()
             span = max(1, sec - st.rate[0][0])
             metrics.recv_rate_tps.labels(sym).set((total - st.rate[0][1]) / span)
-            if st.last_trade_recv:
-                metrics.last_message_age_seconds.labels(sym, "agg_trade").set(
-                    (now_ms - st.last_trade_recv) / 1000)
-            if st.last_book_recv:
-                metrics.last_message_age_seconds.labels(sym, "book").set(
-                    (now_ms - st.last_book_recv) / 1000)
+            # until the first message: the age of the capture (never connected = stale)
+            started = self.summary.started_ms
+            metrics.last_message_age_seconds.labels(sym, "agg_trade").set(
+                (now_ms - (st.last_trade_recv or started)) / 1000)
+            metrics.last_message_age_seconds.labels(sym, "book").set(
+                (now_ms - (st.last_book_recv or started)) / 1000)
             closed = now_ms // 60_000 - 1        # live 1-minute buckets without any trade
             if closed > st.checked_min:
                 empty = sum(1 for m in range(st.checked_min + 1, closed + 1)
@@ -744,6 +751,7 @@ class Capture:
                 pass
             now = time.time()
             self._stage()
+            self.window.refresh()
             if now >= next_metrics:
                 next_metrics = now + 1.0
                 self._update_metrics(int(now * 1000))
@@ -810,9 +818,11 @@ class Capture:
             self.ops.emit("capture_start", {"symbols": list(s.symbols), "run_seconds": run_seconds,
                                             "book_source": s.book_source,
                                             "stale_tmp_removed": sum(stale.values())})
+            # every series from the first second, before recovery can count anything
+            metrics.init_capture(s.symbols, (MARKET, PUBLIC), FRAME_ERROR_KINDS)
+            self._start_metrics_server()
             self._restore()
             self._recover_segments()
-            self._start_metrics_server()
             metrics.capture_up.set(1)
             self._spawn(self._clock_check(), "clock-check")   # REST trouble must not delay WS
             self._spawn(self._check_symbols(), "symbol-check")

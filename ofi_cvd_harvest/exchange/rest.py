@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from ..protocol.decode import depth_snapshot, rest_agg_trades
+from ..protocol.plausible import STATIC
 from ..protocol.records import AggTrade, DepthSnapshot
 
 WEIGHTS = {"/fapi/v1/time": 1, "/fapi/v1/exchangeInfo": 1, "/fapi/v1/aggTrades": 20}
@@ -146,6 +147,8 @@ class RestClient:
         d = await self.get_json("/fapi/v1/time", weight=WEIGHTS["/fapi/v1/time"])
         if type(d) is not dict or type(d.get("serverTime")) is not int:
             raise RestError(f"bad /fapi/v1/time answer: {str(d)[:100]}")
+        if not STATIC.admits(d["serverTime"]):   # the capture centres its frame window on it
+            raise RestError(f"implausible /fapi/v1/time answer: {str(d)[:100]}")
         return d["serverTime"]
 
     async def exchange_info(self) -> dict:

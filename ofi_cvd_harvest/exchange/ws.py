@@ -3,7 +3,8 @@
 - websockets answers server pings itself; our own keep-alive pings (``ping_interval``) with
   ``heartbeat_timeout`` catch dead TCP, and an idle watchdog catches stalls (no data).
 - A lost connection is reopened with jittered exponential backoff (``reconnect_base_sec`` …
-  ``reconnect_max_sec``) and counted in ``ws_reconnects_total``.
+  ``reconnect_max_sec``) and counted in ``ws_reconnects_total``; every failed attempt (also
+  of the first connection: an exchange never reached) in ``ws_connect_failures_total``.
 - Before the exchange's 24 h cut (``rollover_sec``) a replacement connection is opened
   first; the old one is closed only once the new one delivers data, so nothing is missed
   (the consumer deduplicates the overlap).
@@ -57,8 +58,10 @@ class WsFeed:
         self.reconnects = 0
         self.rollovers = 0
         self.connects = 0
+        self.connect_failures = 0
         self._rng = random.Random(seed)
         self._reconnect_metric = metrics.ws_reconnects_total.labels(endpoint)
+        self._failure_metric = metrics.ws_connect_failures_total.labels(endpoint)
 
     # -- helpers ------------------------------------------------------------------------------
     def backoff(self, attempt: int) -> float:
@@ -77,6 +80,8 @@ class WsFeed:
                                      proxy=None)
             except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI,
                     ConnectionClosed) as exc:
+                self.connect_failures += 1
+                self._failure_metric.inc()
                 delay = self.backoff(attempt)
                 self.log.warning("ws %s: connect failed (%s: %s); retry in %.2fs",
                                  self.endpoint, type(exc).__name__, exc, delay)

@@ -2,13 +2,18 @@
 the same series, and tests can scrape a real HTTP endpoint.
 
 Names follow the original guide (``recv_rate_tps``, ``ws_reconnects_total``, …) and carry a
-``symbol`` label where they apply.
+``symbol`` label where they apply. Every labelled series exists from start-up
+(:func:`init_capture`): a counter first seen at 1 would be invisible to ``increase()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from .. import schemas
 
 REGISTRY = CollectorRegistry()
 
@@ -34,6 +39,9 @@ write_errors_total = Counter("write_errors_total", "Failed Parquet write attempt
                              ["table"], registry=REGISTRY)
 
 # --- what an operator needs beyond those ---------------------------------------------------
+ws_connect_failures_total = Counter("ws_connect_failures_total",
+                                    "WebSocket connection attempts that failed (refused, "
+                                    "timeout, handshake)", ["endpoint"], registry=REGISTRY)
 capture_up = Gauge("capture_up", "1 while the capture loop runs", registry=REGISTRY)
 messages_total = Counter("messages_total", "WebSocket messages received", ["endpoint"],
                          registry=REGISTRY)
@@ -63,6 +71,38 @@ empty_buckets_total = Counter("empty_buckets_total", "Closed 1-minute buckets wi
                               ["symbol"], registry=REGISTRY)
 duplicate_rate = Gauge("duplicate_rate", "Duplicates / received aggTrades since start",
                        ["symbol"], registry=REGISTRY)
+
+
+MESSAGE_STREAMS = ("agg_trade", "book")   # the stream label of last_message_age_seconds
+
+
+def init_capture(symbols: Iterable[str], endpoints: Iterable[str],
+                 decode_error_kinds: Iterable[str]) -> None:
+    """Create every series of the capture at 0 for each known label value (symbols, raw
+    tables, endpoints, decode-error kinds), so ``increase()``/``rate()`` alerts see the first
+    event and a capture that never receives anything is visibly stale (docs/monitoring.md)."""
+    symbols, endpoints = tuple(symbols), tuple(endpoints)
+    tables = tuple(schemas.RAW_SCHEMAS)
+    for sym in symbols:
+        for fam in (dedup_hits_total, latency_ms, trade_gaps_detected_total,
+                    trade_gaps_healed_total, healed_trades_total, book_gaps_total,
+                    book_resyncs_total, empty_buckets_total, recv_rate_tps, trade_gaps_open,
+                    duplicate_rate):
+            fam.labels(sym)
+        for table in tables:
+            data_rows_total.labels(sym, table)
+        for stream in MESSAGE_STREAMS:   # the age since start-up until the first message
+            last_message_age_seconds.labels(sym, stream).set(0)
+    for ep in endpoints:
+        ws_reconnects_total.labels(ep)
+        ws_connect_failures_total.labels(ep)
+        messages_total.labels(ep)
+    for table in tables:
+        write_errors_total.labels(table)
+        files_finalised_total.labels(table)
+        parquet_flush_seconds.labels(table)
+    for kind in decode_error_kinds:
+        decode_errors_total.labels(kind)
 
 
 def observe_many(hist, values) -> None:

@@ -20,7 +20,22 @@ def book_row(E, u, nb, na, sym="BTCUSDT"):
 def test_date_cache():
     d = DateCache()
     assert d(MIDNIGHT - 1) == "2024-07-18" and d(MIDNIGHT) == "2024-07-19"
-    assert d(MIDNIGHT - 1) == "2024-07-18" and d(0) == "1970-01-01"
+    assert d(MIDNIGHT - 1) == "2024-07-18"
+
+
+def test_date_cache_never_raises_on_implausible_times():
+    """The decoder rejects them (bad_time); should one get through, its row lands in today's
+    partition, not in date=1969-12-31 or a ValueError that ends the capture."""
+    import datetime as dt
+    d = DateCache()
+    for ts in (10**16, -1, 0, -(2**63), 2**63 - 1):
+        today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+        assert d(ts) in (today, dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"))
+    b = RawBuffers()
+    b.add_trade(MIDNIGHT, AggTrade(10**16, "BTCUSDT", 1, 1.5, 0.25, 1, 1, -1, True), "ws", 1)
+    b.add_book_row(book_row(-1, 10, 1, 1))
+    assert {x.date for x in b.drain()} <= {dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
+                                           today}
 
 
 def test_drain_exact_schemas_and_midnight_split():

@@ -37,3 +37,15 @@ def test_fixed_memory_whatever_the_number_of_ids():
     assert sys.getsizeof(d._slots) == size and len(d) == 8192
     assert all(d.seen(i) for i in range(1_050_000 - 8192, 1_050_000))
     assert not d.seen(1_050_000 - 8193)
+
+
+def test_an_id_beyond_int64_changes_nothing():
+    """The decoder rejects such ids (bad_id); should one get through, the window raises before
+    remembering anything and the capture's frame guard skips the frame."""
+    d = DedupLRU(8)
+    assert not d.seen(5)
+    for bad in (2**63 + 5, 2**64):
+        with pytest.raises(OverflowError):
+            d.seen(bad)
+        assert bad not in d
+    assert len(d) == 1 and d.seen(5) and not d.seen(6) and len(d) == 2

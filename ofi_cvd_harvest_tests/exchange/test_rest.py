@@ -49,21 +49,22 @@ def server():
     srv.server_close()
 
 
-TRADES = [{"a": 10, "p": "100.5", "q": "0.1", "f": 1, "l": 1, "T": 5, "m": True},
-          {"a": 11, "p": "100.6", "q": "0.2", "f": 2, "l": 3, "T": 6, "m": False}]
+T0 = 1721347200000   # plausible trade times (protocol/plausible.py)
+TRADES = [{"a": 10, "p": "100.5", "q": "0.1", "f": 1, "l": 1, "T": T0 + 5, "m": True},
+          {"a": 11, "p": "100.6", "q": "0.2", "f": 2, "l": 3, "T": T0 + 6, "m": False}]
 
 
 def test_endpoints_and_weight_header(server):
     url, script = server
-    script.answers = [(200, {"X-MBX-USED-WEIGHT-1m": "42"}, {"serverTime": 123})]
+    script.answers = [(200, {"X-MBX-USED-WEIGHT-1m": "42"}, {"serverTime": T0 + 123})]
     c = RestClient(url)
-    assert asyncio.run(c.server_time()) == 123
+    assert asyncio.run(c.server_time()) == T0 + 123
     assert c.used_weight_1m == 42
     script.answers = [(200, {}, TRADES)]
     trades = asyncio.run(c.agg_trades("BTCUSDT", from_id=10, limit=5000))
-    assert [t.agg_trade_id for t in trades] == [10, 11] and trades[0].event_ts_ms == 5
+    assert [t.agg_trade_id for t in trades] == [10, 11] and trades[0].event_ts_ms == T0 + 5
     assert "fromId=10" in script.paths[-1] and "limit=1000" in script.paths[-1]
-    script.answers = [(200, {}, {"lastUpdateId": 9, "E": 1, "T": 1, "bids": [["1", "2"]],
+    script.answers = [(200, {}, {"lastUpdateId": 9, "E": T0, "T": T0, "bids": [["1", "2"]],
                                  "asks": [["1.1", "3"]]})]
     assert asyncio.run(c.depth("BTCUSDT", 100)).last_update_id == 9
 
@@ -79,9 +80,9 @@ def test_429_honours_retry_after_then_succeeds(server):
 
 def test_5xx_backs_off_and_gives_up(server):
     url, script = server
-    script.answers = [(503, {}, {}), (502, {}, {}), (200, {}, {"serverTime": 1})]
+    script.answers = [(503, {}, {}), (502, {}, {}), (200, {}, {"serverTime": T0})]
     c = RestClient(url, backoff_base=0.05, seed=1)
-    assert asyncio.run(c.server_time()) == 1 and c.server_errors == 2
+    assert asyncio.run(c.server_time()) == T0 and c.server_errors == 2
     script.answers = [(500, {}, {})]
     c = RestClient(url, backoff_base=0.01, max_attempts=3)
     with pytest.raises(RestError, match="gave up after 3"):
@@ -117,3 +118,13 @@ def test_pacing_stays_under_the_weight_budget():
     c2.used_weight_1m, c2._header_minute = 1910, int(6000.5 // 60)
     assert c2._pace_delay(20, 6000.5) > 0
     assert c2._pace_delay(20, 6060.5) == 0.0
+
+
+def test_an_implausible_server_time_is_refused(server):
+    """The capture centres its window of plausible frame times on this answer: a hostile
+    ``serverTime`` must not make it reject every true frame."""
+    url, script = server
+    for bad in (10**16, -1, 0):
+        script.answers = [(200, {}, {"serverTime": bad})]
+        with pytest.raises(RestError, match="implausible"):
+            asyncio.run(RestClient(url).server_time())

@@ -112,8 +112,9 @@ def test_cryptofeed_rest_depth_snapshots():
     assert n == 4
 
 
-GOOD_TRADE = {"e": "aggTrade", "E": 1, "s": "BTCUSDT", "a": 5, "p": "100.5", "q": "0.25",
-              "nq": "0.25", "f": 10, "l": 11, "T": 1, "m": True}
+T0 = 1721347200000   # 2024-07-19: event/trade times must be plausible (protocol/plausible.py)
+GOOD_TRADE = {"e": "aggTrade", "E": T0 + 1, "s": "BTCUSDT", "a": 5, "p": "100.5", "q": "0.25",
+              "nq": "0.25", "f": 10, "l": 11, "T": T0 + 1, "m": True}
 
 
 def env(data) -> bytes:
@@ -179,7 +180,7 @@ def test_missing_field(missing):
         decode(env(d))
 
 
-DEPTH = {"e": "depthUpdate", "E": 2, "T": 1, "s": "BTCUSDT", "U": 1, "u": 5, "pu": 0,
+DEPTH = {"e": "depthUpdate", "E": T0 + 2, "T": T0 + 1, "s": "BTCUSDT", "U": 1, "u": 5, "pu": 0,
          "b": [["100.0", "1.5"], ["99.9", "0"]], "a": [["100.1", "2"]]}
 
 
@@ -195,16 +196,16 @@ def test_depth_levels_zero_qty_ok_but_bad_levels_rejected():
 
 
 def test_book_ticker():
-    d = {"e": "bookTicker", "u": 9, "E": 3, "T": 2, "s": "ETHUSDT", "b": "1.5", "B": "0",
+    d = {"e": "bookTicker", "u": 9, "E": T0 + 3, "T": T0 + 2, "s": "ETHUSDT", "b": "1.5", "B": "0",
          "a": "1.6", "A": "3"}
     _, rec = decode(orjson.dumps(d))
     assert rec.bid_qty == 0.0 and rec.ask_px == 1.6
 
 
 def test_rest_agg_trades():
-    body = orjson.dumps([{"a": 7, "p": "10", "q": "1", "f": 1, "l": 2, "T": 99, "m": False}])
+    body = orjson.dumps([{"a": 7, "p": "10", "q": "1", "f": 1, "l": 2, "T": T0, "m": False}])
     (t,) = rest_agg_trades("BTCUSDT", body)
-    assert (t.agg_trade_id, t.event_ts_ms, t.trade_ts_ms, t.symbol) == (7, 99, 99, "BTCUSDT")
+    assert (t.agg_trade_id, t.event_ts_ms, t.trade_ts_ms, t.symbol) == (7, T0, T0, "BTCUSDT")
     for bad in (b'{"a":1}', b'[{"a":1}]', b'[{"a":1,"p":"x","q":"1","f":1,"l":1,"T":1,"m":true}]',
                 b"[1]"):
         with pytest.raises(DecodeError):
