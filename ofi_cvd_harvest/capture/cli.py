@@ -64,9 +64,9 @@ def settings_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    if args.precheck_only:
-        from ..dq.precheck import run_precheck
-        return int(run_precheck(settings, args) or 0)
+    if args.precheck_only:   # an application flow above capture, gate and dq (docs/dq.md, "Precheck")
+        from ..precheck import run_precheck
+        return run_precheck(settings)
     from .outcome import EXIT_FATAL, EXIT_OK, EXIT_UNWRITTEN, unwritten_message
     from .runner import CaptureError, run_capture
 

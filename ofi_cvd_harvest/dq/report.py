@@ -132,11 +132,17 @@ def overall_section(sections: dict[str, dict]) -> dict[str, Any]:
 
 
 def build_report(base_dir: Path, raw_dir: Path, settings: Settings, symbols: list[str],
-                 dates: list[str]) -> dict[str, Any]:
-    """Evaluate every symbol over ``dates`` (raises ``UnusableInput`` for unreadable data)."""
+                 dates: list[str], *, derived_roots: dict[tuple[str, str], Path] | None = None
+                 ) -> dict[str, Any]:
+    """Evaluate every symbol over ``dates`` (raises ``UnusableInput`` for unreadable data).
+    ``derived_roots[(symbol, date)]`` reads that partition's derived tables from another root
+    than ``base_dir`` (the precheck reads a quarantined partition from ``quarantine/``)."""
+    roots = dict(derived_roots or {})
+
     def section(sym: str, days: list[str]) -> dict[str, Any]:
-        return symbol_section(scope_metrics(base_dir.parent, settings, sym, days,
-                                            raw_root=raw_dir, derived_root=base_dir))
+        return symbol_section(scope_metrics(
+            base_dir.parent, settings, sym, days, raw_root=raw_dir, derived_root=base_dir,
+            derived_roots={d: roots[(sym, d)] for d in days if (sym, d) in roots}))
 
     sections = {sym: section(sym, dates) for sym in symbols}
     if len(dates) > 1:   # which day failed: the same verdicts the per-partition checks reach
@@ -148,6 +154,8 @@ def build_report(base_dir: Path, raw_dir: Path, settings: Settings, symbols: lis
     return {
         "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "base_dir": str(base_dir),
+        **({"derived_roots": {f"{d}|{s}": str(p) for (s, d), p in sorted(roots.items())}}
+           if roots else {}),
         "raw_dir": str(raw_dir),
         "dates": list(dates),
         "symbols": list(symbols),

@@ -38,13 +38,16 @@ class UnusableInput(Exception):
 @dataclass
 class Scope:
     """One symbol over ``dates`` under the data root ``data_root`` (holding ``raw/`` and ``ofi_cvd/``;
-    ``raw_root`` / ``derived_root`` point elsewhere when the two trees are not in one root)."""
+    ``raw_root`` / ``derived_root`` point elsewhere when the two trees are not in one root;
+    ``derived_roots`` overrides ``derived_root`` per date, e.g. a date the gate quarantined is
+    read from ``quarantine/``, which has the lake's ``date=/symbol=/kind=`` shape)."""
 
     data_root: Path
     symbol: str
     dates: tuple[str, ...]
     raw_root: Path | None = None
     derived_root: Path | None = None
+    derived_roots: dict[str, Path] = field(default_factory=dict)
     memory_limit: str = "512MB"      # DuckDB spills beyond this (a 72 h scope peaks < 0.7 GB RSS)
     threads: int = 2
     _schemas: dict[str, pa.Schema] = field(default_factory=dict, repr=False)
@@ -64,7 +67,8 @@ class Scope:
             if area == "raw":
                 folder = self.raw_root / layout.raw_dir(d, self.symbol, table).split("/", 1)[1]
             else:
-                folder = self.derived_root / layout.derived_dir(d, self.symbol, table).split("/", 1)[1]
+                root = Path(self.derived_roots.get(d, self.derived_root))
+                folder = root / layout.derived_dir(d, self.symbol, table).split("/", 1)[1]
             if folder.is_dir():
                 out.extend(str(p) for p in sorted(folder.glob("*.parquet")) if p.is_file())
         if area == "raw" and out:

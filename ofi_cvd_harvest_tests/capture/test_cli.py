@@ -66,15 +66,22 @@ def test_sigterm_mid_run_finalises_every_received_trade(tmp_path):
     no_temp_files(data)
 
 
-def test_precheck_without_dq_module_or_with_it(tmp_path):
-    """--precheck-only delegates to ofi_cvd_harvest.dq.precheck (or says it is missing)."""
-    import importlib.util
+def test_precheck_only_gates_what_it_captured(tmp_path):
+    """--precheck-only runs the precheck flow (ofi_cvd_harvest/precheck.py): a 3 s capture covers
+    no whole minute, so the gate quarantines it, nothing reaches ofi_cvd/, exit status 1."""
+    cfg = tmp_path / "system.yaml"
+    cfg.write_text("data_harvest:\n  data_quality:\n    precheck_minutes: 0.05\n")
     with MiniExchange(["BTCUSDT"], seed=6) as ex:
-        if importlib.util.find_spec("ofi_cvd_harvest.dq.precheck") is not None:
-            return  # owned and tested by the DQ helper
-        proc = subprocess.run(capture_cmd(tmp_path, ex, "--precheck-only"), cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "precheck" in proc.stderr
+        cmd = capture_cmd(tmp_path, ex, "--precheck-only", "--config", str(cfg),
+                          "--prometheus-port", "0")
+        cmd[cmd.index("BTCUSDT,ETHUSDT")] = "BTCUSDT"
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "QUARANTINED" in proc.stdout and "empty_bucket_rate" in proc.stdout
+    assert "PRECHECK: FAIL" in proc.stdout
+    assert not list((tmp_path / "data" / "ofi_cvd").rglob("*.parquet"))
+    assert list((tmp_path / "data" / "quarantine").glob("date=*/symbol=BTCUSDT/dq.json"))
+    assert list((tmp_path / "art" / "dq_reports").glob("dq_*.json"))
 
 
 def test_bad_cli_value_one_line(tmp_path):
