@@ -2,6 +2,9 @@
 
 Shows a new user the whole product on one machine with no internet: where the data landed,
 rows per table, and that every trade the simulator generated in the window was captured.
+Derivation goes through the DQ gate like every writer of ``data/ofi_cvd/`` (docs/dq.md,
+"The publish rule"): a partition that fails a blocking check is quarantined, and the DQ report
+(the precheck's, :func:`ofi_cvd_harvest.precheck.gated_report`) still shows its figures.
 """
 
 from __future__ import annotations
@@ -29,23 +32,32 @@ def _ground_truth_ids(sim, symbol: str, lo: int, hi: int) -> set[int]:
     return {i for i in ids if lo <= i <= hi}
 
 
-def _validate(settings) -> int:
-    """Run ``ofi-cvd-harvest validate`` on the demo's output (same code as the CLI)."""
-    from .dq import cli as dq_cli
+def _report(settings, outcomes) -> bool:
+    """Print and write the DQ report over the gated partitions, wherever the gate left them
+    (``validate`` reads only the published ones); True when it passes."""
+    from .dq.report import summary_text, write_report
+    from .dq.source import UnusableInput
+    from .precheck import gated_report, report_dir
 
-    parser = argparse.ArgumentParser()
-    dq_cli.add_arguments(parser)
-    return dq_cli.run(parser.parse_args([
-        "--base-dir", str(settings.derived_dir),
-        "--output-dir", str(settings.artifacts_dir / "dq_reports"),
-    ]))
+    if not outcomes:
+        print("no partition was derived: nothing to report")
+        return False
+    try:
+        report = gated_report(settings, outcomes)
+    except UnusableInput as exc:
+        print(f"unusable input: {exc}")
+        return False
+    path = write_report(report, report_dir(settings))
+    print(summary_text(report))
+    print(f"report: {path}")
+    return report["overall"]["verdict"] == "PASS"
 
 
 def run(args: argparse.Namespace) -> int:
     check_value("--run-seconds", args.run_seconds, "run_hours")   # finite and > 0, exit 2
     from .capture.runner import run_capture_sync
     from .sim.server import SimulatorThread
-    from .signals.derive import derive_all, write_kind
+    from .precheck import gate_captured
 
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     with SimulatorThread(list(symbols), seed=args.seed) as sim:
@@ -61,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"capture finished in {time.time() - t0:.0f} s")
 
         storage = Storage(settings.data_dir)
-        print("\nper symbol: raw rows, ground truth check, derived rows")
+        print("\nper symbol: raw rows, ground truth check; per partition: derived rows and "
+              "the DQ gate's verdict")
         ok = True
+        outcomes = []
         for sym in symbols:
             files = storage.list_files("raw")
             trades = [f for f in files if f"symbol={sym}/stream=agg_trade/" in f]
@@ -82,22 +96,22 @@ def run(args: argparse.Namespace) -> int:
                 ok = False
                 print(f"  {sym}: no trades captured")
             dates = sorted({p.split("date=")[1].split("/")[0] for p in trades})
-            for date in dates:
-                tables = derive_all(storage, settings, date, sym)
-                for kind, df in tables.items():
-                    write_kind(storage, date, sym, kind, df)
-                print(f"    {date}: " + ", ".join(f"{k} {v.height}" for k, v in tables.items()))
-    print("\ndata-quality gate (DoD) on what was captured:", flush=True)
-    dq_status = _validate(settings)
+            outcomes += gate_captured(settings, {sym: dates}, run="ofi-cvd-harvest demo")
+    print("\ndata-quality report (DoD) on what was captured:", flush=True)
+    dq_ok = _report(settings, outcomes) and all(o.published for o in outcomes)
     print(f"\nraw data:     {settings.raw_dir.resolve()}")
-    print(f"derived data: {settings.derived_dir.resolve()}")
+    print(f"derived data: {settings.derived_dir.resolve()} (published: passed the gate)")
+    if any(not o.published for o in outcomes):
+        print(f"quarantined:  {(settings.data_dir / 'quarantine').resolve()} (failed the gate; "
+              "dq.json says why)")
     print(f"run logs:     {(settings.artifacts_dir / 'run_logs').resolve()}")
     print(f"checkpoint:   {(settings.artifacts_dir / 'state' / 'checkpoint.json').resolve()}")
     print("next: `make ui` for the Dagster UI; `ofi-cvd-harvest validate --base-dir data/ofi_cvd "
-          "--output-dir artifacts/dq_reports` re-runs the DQ gate")
+          "--output-dir artifacts/dq_reports` reports on the published partitions; "
+          "`ofi-cvd-harvest derive` re-derives through the gate")
     print(f"capture: {summary.messages} messages, {summary.files_written} files, "
           f"{summary.reconnects} reconnects, {summary.write_errors} write errors, "
           f"stopped: {summary.stop_reason}")
-    print(f"DQ gate: {'PASS' if dq_status == 0 else 'FAIL (see the report above)'}")
+    print(f"DQ gate: {'PASS' if dq_ok else 'FAIL (see the gate lines and the report above)'}")
     print("\nDEMO " + ("OK: no trade missing" if ok else "FAILED: see above"))
     return 0 if ok else 1

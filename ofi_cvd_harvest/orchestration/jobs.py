@@ -12,7 +12,6 @@ Dagster run log as well as in the capture's own run-log file.
 
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import math
 import os
@@ -158,34 +157,6 @@ def effective_settings(harvest: HarvestSettings, config: CaptureConfig) -> tuple
     return settings, seconds
 
 
-def _dates_between(start: float, end: float) -> list[str]:
-    d0 = dt.datetime.fromtimestamp(start, tz=dt.timezone.utc).date()
-    d1 = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc).date()
-    return [(d0 + dt.timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
-
-
-def run_precheck(settings: Settings, start: float, end: float, log) -> tuple[int, dict]:
-    """SPEC §7 precheck on what this run captured: the DQ package's own precheck steps (derive
-    the captured partitions, evaluate and write the report), so the op and
-    ``ofi-cvd-harvest capture --precheck-only`` give the same verdict. Returns (status, facts)."""
-    from ..dq import precheck  # lazy: packages composed here load on demand
-
-    dates = {sym: [d for d in _dates_between(start - 1, end + 1)
-                   if any((settings.raw_dir / f"date={d}" / f"symbol={sym}").glob("stream=*/*.parquet"))]
-             for sym in settings.symbols}
-    precheck.derive_captured(settings, dates)
-    status, report, path = precheck.evaluate(settings, dates, settings.precheck_minutes)
-    facts: dict[str, Any] = {"status": status, "report": str(path) if path else None}
-    if report:
-        facts["verdict"] = report["overall"]["verdict"]
-        facts["per_symbol"] = {sym: sec.get("verdict") for sym, sec in report["per_symbol"].items()}
-        failed = {sym: [n for n, c in sec["criteria"].items() if c.get("passed") is False]
-                  for sym, sec in report["per_symbol"].items()}
-        facts["failed"] = {k: v for k, v in failed.items() if v}
-    log.info(f"precheck: {facts}")
-    return status, facts
-
-
 @dg.op(
     description="Capture aggTrade + book for the configured symbols and hours into data/raw "
                 "(stops cleanly on termination: files finalised, checkpoint written).",
@@ -271,8 +242,12 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
     lost = unwritten_message(summary.get("unwritten") or {})
     if lost:   # the run did not do its job: a green run would hide lost rows (capture/outcome.py)
         raise dg.Failure(f"capture ended with unwritten rows: {lost}", metadata=metadata)
-    if config.precheck:
-        status, facts = run_precheck(settings, start, end, context.log)
+    if config.precheck:   # the same flow as `capture --precheck-only` (ofi_cvd_harvest/precheck.py)
+        from ..precheck import check_captured
+        result = check_captured(settings, start, end, say=context.log.info,
+                                err=context.log.warning)
+        status, facts = result.status, result.facts()
+        context.log.info(f"precheck: {facts}")
         metadata["precheck"] = dg.MetadataValue.json(facts)
         if facts.get("report"):
             metadata["dq_report"] = dg.MetadataValue.path(facts["report"])
