@@ -6,7 +6,6 @@ blocking checks on the captured partition: every gated check passes on clean dat
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 
@@ -22,14 +21,14 @@ pytestmark = pytest.mark.slow
 def capture(tmp_path_factory):
     server = pytest.importorskip("ofi_cvd_harvest.sim.server")
     pytest.importorskip("ofi_cvd_harvest.capture.runner")
-    from ofi_cvd_harvest.dq import precheck
+    from ofi_cvd_harvest import precheck
 
     root = tmp_path_factory.mktemp("sim")
     with server.SimulatorThread(["BTCUSDT"], seed=5) as sim:
         settings = load_settings(env={}, symbols=("BTCUSDT",), data_dir=root / "data",
                                  artifacts_dir=root / "art", ws_base_url=sim.ws_url,
                                  rest_base_url=sim.rest_url, prometheus_port=0, precheck_minutes=2.0)
-        rc = precheck.run_precheck(settings, argparse.Namespace())
+        rc = precheck.run_precheck(settings)
     return settings, rc
 
 
@@ -43,6 +42,11 @@ def test_precheck_passes_on_a_clean_capture(capture):
     assert sec["coverage_hours"] == pytest.approx(2 / 60, rel=0.1)
     assert sec["criteria"]["events_per_72h"]["scaled"] is True
     assert rc == 0, sec["failed"]
+    # it passed the gate, so it is published (and only there)
+    assert {g["status"] for g in doc["gate"].values()} == {"published"}
+    assert len(list((settings.data_dir / "ofi_cvd").glob("date=*/symbol=BTCUSDT/kind=*/*.parquet"))) \
+        == 5 * len(doc["gate"])
+    assert not (settings.data_dir / "quarantine").exists()
 
 
 def test_dagster_checks_pass_on_a_clean_capture(capture):

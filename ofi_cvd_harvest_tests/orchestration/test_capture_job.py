@@ -152,8 +152,9 @@ def test_terminated_capture_run_finalises(tmp_path, sim):
 
 @pytest.mark.slow
 def test_precheck_run_gates_on_the_dod(tmp_path, sim, monkeypatch):
-    """precheck=true: capture precheck_minutes, derive, evaluate with the DQ package's precheck
-    (same verdict as the CLI); the op fails on a FAIL verdict and links the report."""
+    """precheck=true: capture precheck_minutes, then the precheck flow (ofi_cvd_harvest/precheck.py,
+    same verdict as the CLI): derive through the DQ gate, report; the op fails on a FAIL verdict,
+    links the report, and nothing that failed reaches ofi_cvd/."""
     for k, v in _capture_env(tmp_path, sim).items():
         monkeypatch.setenv(k, v)
     cfg = tmp_path / "system.yaml"
@@ -173,3 +174,8 @@ def test_precheck_run_gates_on_the_dod(tmp_path, sim, monkeypatch):
     assert result.success == (verdict == "PASS")
     if not result.success:  # 18 s rarely shows a full minute bucket: the gate must say so
         assert len(failures) == 1 and "precheck failed" in failures[0]
+        assert "QUARANTINED" in logs and "PRECHECK: FAIL" in logs
+        assert not list((tmp_path / "data/ofi_cvd").rglob("*.parquet"))
+        assert list((tmp_path / "data/quarantine").glob("date=*/symbol=BTCUSDT/dq.json"))
+    else:
+        assert "PRECHECK: PASS" in logs
