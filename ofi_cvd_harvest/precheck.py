@@ -21,9 +21,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .settings import Settings
+
+if TYPE_CHECKING:   # the gate (and its polars/duckdb) loads only when the flow runs
+    from .gate.run import GateOutcome
 
 PASS, FAIL, UNUSABLE = 0, 1, 2
 SCALED_CRITERIA = ("events_per_72h",)
@@ -46,7 +49,7 @@ def captured_dates(settings: Settings, symbol: str, start_s: float, end_s: float
 
 
 def gate_captured(settings: Settings, dates_by_symbol: dict[str, list[str]], *,
-                  run: str = RUN_NAME, say: Say = print) -> list:
+                  run: str = RUN_NAME, say: Say = print) -> list[GateOutcome]:
     """Derive every captured partition through the gate (publish or quarantine); one line each.
     Returns the :class:`~ofi_cvd_harvest.gate.run.GateOutcome` list."""
     from .gate.run import gate_partition
@@ -63,7 +66,7 @@ def gate_captured(settings: Settings, dates_by_symbol: dict[str, list[str]], *,
     return outcomes
 
 
-def landed_roots(settings: Settings, outcomes: list) -> dict[tuple[str, str], Path]:
+def landed_roots(settings: Settings, outcomes: list[GateOutcome]) -> dict[tuple[str, str], Path]:
     """Where each gated partition's tables are: ``ofi_cvd/`` or ``quarantine/`` (same shape)."""
     from .gate.area import QUARANTINE_DIR
 
@@ -72,7 +75,7 @@ def landed_roots(settings: Settings, outcomes: list) -> dict[tuple[str, str], Pa
             for o in outcomes}
 
 
-def gated_report(settings: Settings, outcomes: list, **extra: Any) -> dict[str, Any]:
+def gated_report(settings: Settings, outcomes: list[GateOutcome], **extra: Any) -> dict[str, Any]:
     """The DQ report (dq/report.py) over the gated partitions wherever they landed, with the
     gate's per-partition status under ``"gate"`` and ``extra`` keys. Raises ``UnusableInput``
     for unreadable data."""
@@ -107,7 +110,7 @@ def mark_scaled(report: dict[str, Any], minutes: float) -> None:
 @dataclass
 class PrecheckResult:
     status: int                                   # PASS | FAIL | UNUSABLE
-    outcomes: list = field(default_factory=list)  # GateOutcome per captured partition
+    outcomes: list[GateOutcome] = field(default_factory=list)   # one per captured partition
     report: dict[str, Any] | None = None
     path: Path | None = None
 
@@ -131,7 +134,7 @@ class PrecheckResult:
         return out
 
 
-def evaluate(settings: Settings, dates_by_symbol: dict[str, list[str]], outcomes: list,
+def evaluate(settings: Settings, dates_by_symbol: dict[str, list[str]], outcomes: list[GateOutcome],
              minutes: float, output_dir: Path | None = None, *,
              say: Say = print, err: Say = _err) -> PrecheckResult:
     """The verdict over the gated partitions: report (``"mode": "precheck"``), printed summary.
@@ -164,12 +167,13 @@ def evaluate(settings: Settings, dates_by_symbol: dict[str, list[str]], outcomes
     return result
 
 
-def check_captured(settings: Settings, start_s: float, end_s: float, *,
+def check_captured(settings: Settings, start_s: float, end_s: float, *, run: str = RUN_NAME,
                    say: Say = print, err: Say = _err) -> PrecheckResult:
     """What follows the capture: gate the partitions captured between ``start_s`` and
-    ``end_s``, then :func:`evaluate` (the Dagster op runs the capture itself, then this)."""
+    ``end_s``, then :func:`evaluate` (the Dagster op runs the capture itself, then this;
+    ``run`` names it in ``dq.json``)."""
     dates = {sym: captured_dates(settings, sym, start_s - 1, end_s + 1) for sym in settings.symbols}
-    outcomes = gate_captured(settings, dates, say=say)
+    outcomes = gate_captured(settings, dates, run=run, say=say)
     return evaluate(settings, dates, outcomes, settings.precheck_minutes, say=say, err=err)
 
 

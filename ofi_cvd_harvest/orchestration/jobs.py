@@ -244,8 +244,8 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
         raise dg.Failure(f"capture ended with unwritten rows: {lost}", metadata=metadata)
     if config.precheck:   # the same flow as `capture --precheck-only` (ofi_cvd_harvest/precheck.py)
         from ..precheck import check_captured
-        result = check_captured(settings, start, end, say=context.log.info,
-                                err=context.log.warning)
+        result = check_captured(settings, start, end, run=context.run_id,
+                                say=context.log.info, err=context.log.warning)
         status, facts = result.status, result.facts()
         context.log.info(f"precheck: {facts}")
         metadata["precheck"] = dg.MetadataValue.json(facts)
