@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "validate": ("ofi_cvd_harvest.dq.cli", "evaluate the DQ gate (DoD) and write a report"),
     "demo": ("ofi_cvd_harvest.demo", "quick start: simulator + 2-minute capture + summary"),
     "settings": ("ofi_cvd_harvest.settings.cli", "show the effective settings, or the table as Markdown"),
+    "sql": ("ofi_cvd_harvest.query", "SQL (DuckDB) over the lake: a view per table"),
 }
 
 
