@@ -30,7 +30,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ..schemas import DERIVED_SCHEMAS
+from ..schemas import DERIVED_SCHEMAS, column_doc
 from ..storage.fs import Storage
 from .checks import check_result, check_specs
 from .partitions import date_symbol_partitions, split_key
@@ -197,7 +197,7 @@ def _spec(kind: str) -> dg.AssetSpec:
 
 
 def _column_schema(kind: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type))
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type), description=column_doc(kind, f.name))
                                    for f in DERIVED_SCHEMAS[kind]])
 
 
