@@ -22,13 +22,6 @@ from . import lake
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("lake") / "data"
-    lake.build(root)
-    return root
-
-
 def _direct(root: Path, kind: str, tree: str = "ofi_cvd") -> list[Path]:
     """The files a reader that knows the layout would glob (published tree only)."""
     if kind.startswith("raw_"):
