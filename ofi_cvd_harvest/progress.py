@@ -3,7 +3,7 @@ rate, ETA (README "Commands").
 
 On a terminal one line is redrawn in place (carriage return) and is wiped before anything
 else is printed, so the command's own lines stay clean; otherwise (CI, a log file, a pipe) a
-plain line after each step, at most one every ``plain_every_sec`` plus the last. No dependency:
+plain line at most every ``plain_every_sec`` (the first after that long) plus the last. No dependency:
 a few ANSI-free bytes (``\\r`` and padding) that every terminal understands.
 """
 
@@ -49,7 +49,7 @@ class Progress:
         self.clock = clock
         self.done = 0
         self.t0 = clock()
-        self._last_plain = -1e18
+        self._last_plain = self.t0    # a short run prints only its final line
         self._shown = 0          # width of the line on screen (tty)
         self._saved: tuple | None = None
 
