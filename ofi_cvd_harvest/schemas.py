@@ -224,3 +224,18 @@ def column_doc(table: str, column: str) -> str:
     """Description of ``column`` of ``table`` (a raw stream or a derived kind)."""
     docs = COLUMN_DOCS[table]
     return docs[column] if column in docs else READER_COLUMN_DOCS[column]
+
+
+def columns_markdown() -> str:
+    """The column tables of docs/reading.md (a test keeps the doc equal to this)."""
+    tables = {**DERIVED_SCHEMAS, **{f"raw_{k}": v for k, v in RAW_SCHEMAS.items()}}
+    out = []
+    for view, schema in tables.items():
+        docs = COLUMN_DOCS[view.removeprefix("raw_")]
+        out += [f"### `{view}`", "", "| column | type | meaning |", "|---|---|---|"]
+        out += [f"| `{f.name}` | {f.type} | {docs[f.name].replace('|', chr(92) + '|')} |" for f in schema]
+        out.append("")
+    out += ["Every view and scan adds:", "", "| column | type | meaning |", "|---|---|---|",
+            f"| `date` | date | {READER_COLUMN_DOCS['date']} |",
+            f"| `quarantined` | bool | {READER_COLUMN_DOCS['quarantined']} |"]
+    return "\n".join(out) + "\n"

@@ -34,3 +34,12 @@ def test_dagster_column_schema_descriptions():
             assert col.description and col.description.strip(), (key, col.name)
         seen += 1
     assert seen == len(schemas.DERIVED_KINDS) + len(schemas.RAW_STREAMS)
+
+
+def test_reading_doc_has_the_current_column_tables():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "reading.md").read_text()
+    begin = text.index("\n", text.index("<!-- columns:begin")) + 1
+    end = text.index("<!-- columns:end -->")
+    assert text[begin:end] == schemas.columns_markdown(), \
+        "docs/reading.md column tables are stale: paste ofi_cvd_harvest.schemas.columns_markdown()"
