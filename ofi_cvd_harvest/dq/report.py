@@ -131,12 +131,24 @@ def overall_section(sections: dict[str, dict]) -> dict[str, Any]:
     }
 
 
+def evaluations(symbols: list[str], dates: list[str]) -> int:
+    """How many scopes :func:`build_report` evaluates (the CLI's progress total)."""
+    return len(symbols) * (1 + (len(dates) if len(dates) > 1 else 0))
+
+
 def build_report(base_dir: Path, raw_dir: Path, settings: Settings, symbols: list[str],
-                 dates: list[str]) -> dict[str, Any]:
-    """Evaluate every symbol over ``dates`` (raises ``UnusableInput`` for unreadable data)."""
+                 dates: list[str], progress=None) -> dict[str, Any]:
+    """Evaluate every symbol over ``dates`` (raises ``UnusableInput`` for unreadable data).
+    ``progress``: an ``ofi_cvd_harvest.progress.Progress`` told about each evaluation."""
     def section(sym: str, days: list[str]) -> dict[str, Any]:
-        return symbol_section(scope_metrics(base_dir.parent, settings, sym, days,
-                                            raw_root=raw_dir, derived_root=base_dir))
+        name = f"{sym} {days[0] if len(days) == 1 else f'{days[0]}..{days[-1]}'}"
+        if progress is not None:
+            progress.start(name)
+        out = symbol_section(scope_metrics(base_dir.parent, settings, sym, days,
+                                           raw_root=raw_dir, derived_root=base_dir))
+        if progress is not None:
+            progress.step(name)
+        return out
 
     sections = {sym: section(sym, dates) for sym in symbols}
     if len(dates) > 1:   # which day failed: the same verdicts the per-partition checks reach

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..schemas import RAW_SCHEMAS, RAW_STREAMS
+from ..schemas import RAW_SCHEMAS, RAW_STREAMS, column_doc
 from ..storage.fs import Storage
 from .partitions import PARTITIONS_START_DATE, date_symbol_partitions, symbol_partitions
 
@@ -40,7 +40,8 @@ _DESCRIPTIONS = {
 
 
 def _column_schema(stream: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in RAW_SCHEMAS[stream]])
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type), description=column_doc(stream, f.name))
+                                   for f in RAW_SCHEMAS[stream]])
 
 
 raw_specs = [
