@@ -33,7 +33,7 @@ def test_dagster_column_schema_descriptions():
         for col in schema.columns:
             assert col.description and col.description.strip(), (key, col.name)
         seen += 1
-    assert seen == len(schemas.DERIVED_KINDS) + len(schemas.RAW_STREAMS)
+    assert seen == len(schemas.DERIVED_KINDS) + len(schemas.RAW_STREAMS) + len(schemas.RESEARCH_SCHEMAS)
 
 
 def test_reading_doc_has_the_current_column_tables():

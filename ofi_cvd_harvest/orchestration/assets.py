@@ -30,9 +30,9 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ..schemas import DERIVED_SCHEMAS, column_doc
 from ..storage.fs import Storage
 from .checks import check_result, check_specs
+from .columns import column_schema
 from .partitions import date_symbol_partitions, split_key
 from .plots import plot_metadata
 from .raw_assets import RAW_ASSET_KEYS
@@ -193,13 +193,8 @@ def _spec(kind: str) -> dg.AssetSpec:
     return dg.AssetSpec(
         kind, deps=list(DEPS[kind]), group_name=DERIVED_GROUP, kinds={"polars", "parquet"},
         description=_DESCRIPTIONS[kind],
-        metadata={"dagster/column_schema": _column_schema(kind),
+        metadata={"dagster/column_schema": column_schema(kind),
                   "layout": f"data/ofi_cvd/date=YYYY-MM-DD/symbol=SYM/kind={kind}/part-00000.parquet"})
-
-
-def _column_schema(kind: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type), description=column_doc(kind, f.name))
-                                   for f in DERIVED_SCHEMAS[kind]])
 
 
 @dg.multi_asset(
