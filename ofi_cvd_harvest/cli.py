@@ -22,6 +22,9 @@ SUBCOMMANDS = {
     "validate": ("ofi_cvd_harvest.dq.cli", "evaluate the DQ gate (DoD) and write a report"),
     "demo": ("ofi_cvd_harvest.demo", "quick start: simulator + 2-minute capture + summary"),
     "settings": ("ofi_cvd_harvest.settings.cli", "show the effective settings, or the table as Markdown"),
+    "sql": ("ofi_cvd_harvest.query", "SQL (DuckDB) over the lake: a view per table"),
+    "plot": ("ofi_cvd_harvest.plot", "one figure of a day: price, CVD, z scores, regime, events, gaps"),
+    "status": ("ofi_cvd_harvest.lake_status", "what is captured, published, quarantined; last DQ verdicts"),
 }
 
 

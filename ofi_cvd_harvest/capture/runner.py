@@ -47,6 +47,7 @@ from .ops import OpsRecorder
 from .outcome import unwritten_by_table, unwritten_message
 from .runlog import RunLog
 from .segments import SegmentLog, recover as recover_segments
+from .status import StatusReporter
 from .writer import RawWriter
 
 Settings = settings_mod.Settings
@@ -743,6 +744,7 @@ class Capture:
         next_clock = now + s.clock_check_interval_sec
         next_cvd = now + 5.0
         next_metrics = now + 1.0
+        self.status = StatusReporter(self, s.status_interval_sec, now)   # capture/status.py
         tick = min(1.0, s.segment_flush_sec)
         while not self._stop.is_set():
             try:
@@ -752,6 +754,7 @@ class Capture:
             now = time.time()
             self._stage()
             self.window.refresh()
+            self.status.tick(now)   # before _update_metrics takes the latencies
             if now >= next_metrics:
                 next_metrics = now + 1.0
                 self._update_metrics(int(now * 1000))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..settings import load_settings
 from ..storage.layout import DATE_RE
-from .report import build_report, summary_text, write_report
+from ..progress import Progress
+from .report import build_report, evaluations, summary_text, write_report
 from .source import UnusableInput
 
 PASS, FAIL, UNUSABLE = 0, 1, 2
@@ -86,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
         if not raw.is_dir():
             raise UnusableInput(f"raw directory {raw} does not exist (the DoD needs raw agg_trade/book/ops)")
         dates, symbols = _discover(base, dates, symbols)
-        report = build_report(base, raw, settings, symbols, dates)
+        if args.quiet:
+            report = build_report(base, raw, settings, symbols, dates)
+        else:   # stderr: a line in place on a terminal, plain lines otherwise
+            with Progress(evaluations(symbols, dates), "evaluations", "validate") as progress:
+                report = build_report(base, raw, settings, symbols, dates, progress=progress)
     except UnusableInput as exc:
         print(f"validate: unusable input: {exc}", file=sys.stderr)
         return UNUSABLE

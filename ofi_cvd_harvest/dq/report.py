@@ -131,18 +131,30 @@ def overall_section(sections: dict[str, dict]) -> dict[str, Any]:
     }
 
 
+def evaluations(symbols: list[str], dates: list[str]) -> int:
+    """How many scopes :func:`build_report` evaluates (the CLI's progress total)."""
+    return len(symbols) * (1 + (len(dates) if len(dates) > 1 else 0))
+
+
 def build_report(base_dir: Path, raw_dir: Path, settings: Settings, symbols: list[str],
-                 dates: list[str], *, derived_roots: dict[tuple[str, str], Path] | None = None
-                 ) -> dict[str, Any]:
+                 dates: list[str], progress=None, *,
+                 derived_roots: dict[tuple[str, str], Path] | None = None) -> dict[str, Any]:
     """Evaluate every symbol over ``dates`` (raises ``UnusableInput`` for unreadable data).
+    ``progress``: an ``ofi_cvd_harvest.progress.Progress`` told about each evaluation.
     ``derived_roots[(symbol, date)]`` reads that partition's derived tables from another root
     than ``base_dir`` (the precheck reads a quarantined partition from ``quarantine/``)."""
     roots = dict(derived_roots or {})
 
     def section(sym: str, days: list[str]) -> dict[str, Any]:
-        return symbol_section(scope_metrics(
+        name = f"{sym} {days[0] if len(days) == 1 else f'{days[0]}..{days[-1]}'}"
+        if progress is not None:
+            progress.start(name)
+        out = symbol_section(scope_metrics(
             base_dir.parent, settings, sym, days, raw_root=raw_dir, derived_root=base_dir,
             derived_roots={d: roots[(sym, d)] for d in days if (sym, d) in roots}))
+        if progress is not None:
+            progress.step(name)
+        return out
 
     sections = {sym: section(sym, dates) for sym in symbols}
     if len(dates) > 1:   # which day failed: the same verdicts the per-partition checks reach

@@ -30,10 +30,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from ..schemas import DERIVED_SCHEMAS
 from ..storage.fs import Storage
 from .checks import check_result, check_specs
+from .columns import column_schema
 from .partitions import date_symbol_partitions, split_key
+from .plots import plot_metadata
 from .raw_assets import RAW_ASSET_KEYS
 from .resources import HarvestSettings
 
@@ -192,13 +193,8 @@ def _spec(kind: str) -> dg.AssetSpec:
     return dg.AssetSpec(
         kind, deps=list(DEPS[kind]), group_name=DERIVED_GROUP, kinds={"polars", "parquet"},
         description=_DESCRIPTIONS[kind],
-        metadata={"dagster/column_schema": _column_schema(kind),
+        metadata={"dagster/column_schema": column_schema(kind),
                   "layout": f"data/ofi_cvd/date=YYYY-MM-DD/symbol=SYM/kind={kind}/part-00000.parquet"})
-
-
-def _column_schema(kind: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type))
-                                   for f in DERIVED_SCHEMAS[kind]])
 
 
 @dg.multi_asset(
@@ -249,8 +245,9 @@ def derived_tables(context: dg.AssetExecutionContext, config: DeriveConfig,
                         "data/ofi_cvd is unchanged. Accept with run config publish_on_fail: true "
                         f"or `ofi-cvd-harvest publish --date {date} --symbol {symbol}`.",
             metadata={**gate_md, "quarantine": dg.MetadataValue.path(str(Path(out.verdict_path).parent))})
+    picture = plot_metadata(settings, date, symbol, context.log)   # orchestration/plots.py
     for kind in selected:
-        md = {**table_metadata(out.described[kind], out.paths[kind]), **gate_md}
+        md = {**table_metadata(out.described[kind], out.paths[kind]), **gate_md, **picture}
         context.log.info(f"{kind} {date}|{symbol}: {md['dagster/row_count']:,} rows -> {out.paths[kind]}")
         yield dg.MaterializeResult(asset_key=kind, metadata=md)
     yield from checks   # after the materialisations: the checks judge the new version

@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..schemas import RAW_SCHEMAS, RAW_STREAMS
+from ..schemas import RAW_STREAMS
 from ..storage.fs import Storage
+from .columns import column_schema
 from .partitions import PARTITIONS_START_DATE, date_symbol_partitions, symbol_partitions
 
 RAW_ASSET_KEYS = {stream: f"raw_{stream}" for stream in RAW_STREAMS}
@@ -39,10 +40,6 @@ _DESCRIPTIONS = {
 }
 
 
-def _column_schema(stream: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in RAW_SCHEMAS[stream]])
-
-
 raw_specs = [
     dg.AssetSpec(
         RAW_ASSET_KEYS[stream],
@@ -51,7 +48,7 @@ raw_specs = [
         description=_DESCRIPTIONS[stream] + " Written by capture_job; reported by raw_partitions_sensor.",
         kinds={"parquet"},
         metadata={
-            "dagster/column_schema": _column_schema(stream),
+            "dagster/column_schema": column_schema(stream),
             "layout": f"data/raw/date=YYYY-MM-DD/symbol=SYM/stream={stream}/part-*.parquet",
         },
     )

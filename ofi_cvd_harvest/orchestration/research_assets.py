@@ -13,16 +13,14 @@ from typing import Any
 
 import dagster as dg
 
-from ..schemas import DERIVED_KINDS, STUDY
+from ..schemas import DERIVED_KINDS
+from .columns import column_schema
 from .partitions import date_symbol_partitions, split_key
 from .resources import HarvestSettings
 
 RESEARCH_GROUP = "research"
 RECENT_DAYS = 7
 STUDY_DEPS = [dg.AssetKey(k) for k in DERIVED_KINDS]
-
-_COLUMN_SCHEMA = dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in STUDY])
-
 
 @dg.asset(
     name="signal_study",
@@ -32,7 +30,7 @@ _COLUMN_SCHEMA = dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for
     kinds={"polars", "parquet"},
     description="Forward returns after signal events and the Spearman IC of ofi_z, z_cvd and "
                 "score_z at 1/10/60/300 s, with Newey–West intervals (docs/research.md).",
-    metadata={"dagster/column_schema": _COLUMN_SCHEMA,
+    metadata={"dagster/column_schema": column_schema("study"),
               "layout": "data/ofi_cvd/date=YYYY-MM-DD/symbol=SYM/kind=study/part-00000.parquet"},
 )
 def signal_study(context: dg.AssetExecutionContext, harvest: HarvestSettings) -> dg.MaterializeResult:

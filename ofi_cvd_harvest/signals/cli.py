@@ -24,6 +24,7 @@ from ..storage.fs import Storage
 from ..capture.housekeeping import DERIVED_TMP_AGE_SEC
 from ..gate.run import QUARANTINED, gate_partition
 from ..gate.verdict import Acceptance, who
+from ..progress import Progress
 from .derive import Window
 from .rawread import partition_files
 
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
               if args.publish_on_fail else None)
     quarantined: list[str] = []
     failed: list[str] = []
-    for d, sym in parts:
+    progress = Progress(len(parts), label="derive")   # stderr: a line in place on a terminal
+    for d, sym in progress.each(parts, lambda p: f"{p[0]} {p[1]}"):
         t0 = time.perf_counter()
         try:
             verdict = partition_files(storage, d, sym, Window.of(d, settings).regime_start)
