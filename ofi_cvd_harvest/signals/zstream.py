@@ -1,0 +1,179 @@
+"""The robust z engine (docs/signals.md "Robust z engine") as an incremental, sans-I/O state
+machine: one ``update(t, x)`` per row, no polars, no numpy, no I/O.
+
+Why a second form: the live monitor must follow hundreds of symbols trade by trade, and
+recomputing the batch engine (``zengine.py``) over trailing windows cost more CPU than the
+capture itself. Contract (docs/signals.md "Two forms, one engine"): fed the same rows in the
+same order, every output equals the batch table's to 1e-9 relative (in practice bit for bit),
+including warm-up, the silence rule and every scale mode — tested by property tests and on the
+real recordings.
+
+Per update: the two EW means are O(1) — the running sums Σ 2^(−Δt/h)·v and Σ 2^(−Δt/h)
+(``y_i = v_i + λ_i·y_{i−1}``, exactly polars ``ewm_sum_by``), read *before* the row is added so
+only earlier rows count and rows sharing a millisecond weigh the same. The MAD floor keeps the
+previous ``floor_window`` values in a sorted list (bisect insert/remove: O(log W) compares plus
+a C memmove of at most W pointers) and finds the median and the k-th smallest absolute deviation
+by a binary search over the sorted window (O(log W)).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections import deque
+
+from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams
+
+LN2 = math.log(2.0)
+
+
+def _kth_deviation(s: list[float], m: float, k: int) -> float:
+    """k-th smallest (1-based) of |s_j − m| over the ascending list ``s``: the k values nearest
+    to ``m`` are a contiguous run ``s[lo:lo+k]``; its farther end is the answer."""
+    n = len(s)
+    lo, hi = 0, n - k
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if m - s[mid] > s[mid + k] - m:
+            lo = mid + 1
+        else:
+            hi = mid
+    return max(abs(m - s[lo]), abs(s[lo + k - 1] - m))
+
+
+def mad_of_sorted(s: list[float]) -> float:
+    """``np.median(|s − np.median(s)|)`` of a non-empty ascending list, bit for bit (both
+    average the two middle order statistics of an even count as (a + b) · 0.5)."""
+    n = len(s)
+    h = n // 2
+    if n % 2:
+        return _kth_deviation(s, s[h], h + 1)
+    m = (s[h - 1] + s[h]) * 0.5
+    return (_kth_deviation(s, m, h) + _kth_deviation(s, m, h + 1)) * 0.5
+
+
+class RollingMad:
+    """MAD of the previous ``w`` values pushed (fewer at the start): a FIFO and a sorted copy."""
+
+    __slots__ = ("w", "fifo", "srt")
+
+    def __init__(self, w: int):
+        self.w = int(w)
+        self.fifo: deque[float] = deque()
+        self.srt: list[float] = []
+
+    def mad(self) -> float | None:
+        return mad_of_sorted(self.srt) if self.srt else None
+
+    def push(self, x: float) -> None:
+        srt = self.srt
+        if len(self.fifo) == self.w:
+            del srt[bisect_left(srt, self.fifo.popleft())]
+        self.fifo.append(x)
+        insort(srt, x)
+
+
+class WarmUp:
+    """Null z for the first ``warmup_rows`` rows and for ``silence_warmup_rows`` rows starting
+    at a row that ends a silence longer than ``silence_sec`` (engine clock)."""
+
+    __slots__ = ("rows", "left", "prev_t", "need", "silence_ms", "silence_rows")
+
+    def __init__(self, p: ZParams):
+        self.rows = 0
+        self.left = 0
+        self.prev_t: int | None = None
+        self.need = p.warmup_rows
+        self.silence_ms = int(round(p.silence_sec * 1000))
+        self.silence_rows = p.silence_warmup_rows
+
+    def step(self, t: int) -> bool:
+        """True where this row's z is null (call once per row, in order)."""
+        if self.prev_t is not None and t - self.prev_t > self.silence_ms:
+            self.left = self.silence_rows
+        self.prev_t = t
+        null = self.rows < self.need or self.left > 0
+        self.rows += 1
+        if self.left:
+            self.left -= 1
+        return null
+
+
+class ZStream:
+    """One series' engine state. ``update`` returns ``(z_raw, z, scale, sigma_floor,
+    floor_used)`` of the row (z null → ``None``; ``sigma_floor`` ``None`` at the first row);
+    ``fast``, ``slow`` and ``mix`` of the last row stay readable as attributes."""
+
+    __slots__ = ("p", "mode", "tau_f", "tau_s", "w_fast", "w_slow", "kc", "limit", "sf", "wf",
+                 "ss", "ws", "prev_t", "mad", "warm", "fast", "slow", "mix")
+
+    def __init__(self, p: ZParams):
+        if p.scale_mode not in ("hybrid", "ewma", "mad"):
+            raise ValueError(f"SCALE_MODE {p.scale_mode!r}")
+        self.p = p
+        self.mode = p.scale_mode
+        # polars ewm_sum_by on a millisecond clock: λ = exp(−ln2 · Δt_ms / τ_ms)
+        self.tau_f = p.fast_half_life_sec * 1000.0
+        self.tau_s = p.half_life_sec * 1000.0
+        self.w_fast = p.fast_weight
+        self.w_slow = 1.0 - p.fast_weight
+        self.kc = p.mad_multiplier * MAD_TO_SIGMA
+        self.limit = p.winsor_limit
+        self.sf = self.wf = self.ss = self.ws = 0.0
+        self.prev_t: int | None = None
+        self.mad = RollingMad(p.floor_window)
+        self.warm = WarmUp(p)
+        self.fast = self.slow = self.mix = None
+
+    def update(self, t: int, x: float) -> tuple[float | None, float | None, float, float | None, bool]:
+        """Row at engine time ``t`` (ms, non-decreasing) with value ``x`` (finite)."""
+        prev_t = self.prev_t
+        if prev_t is None:
+            fast = slow = None
+        else:
+            fast = self.sf / self.wf
+            slow = self.ss / self.ws
+        mad = self.mad.mad()
+        floor = None if mad is None else self.kc * mad
+        mode = self.mode
+        if mode == "hybrid":
+            mix = None if fast is None else self.w_fast * fast + self.w_slow * slow
+        elif mode == "ewma":
+            mix = slow
+        else:
+            mix = None
+        f0 = 0.0 if floor is None else floor
+        scale = max(0.0 if mix is None else mix, f0, MIN_SCALE)
+        if mode == "mad":
+            floor_used = True
+        else:
+            floor_used = floor is not None and mix is not None and floor >= mix
+        if self.warm.step(t):
+            z_raw = z = None
+        else:
+            z_raw = x / scale
+            lim = self.limit
+            z = -lim if z_raw < -lim else (lim if z_raw > lim else z_raw)
+        # fold the row into the state (after its own statistics: rows strictly before i)
+        ax = abs(x)
+        if prev_t is None:
+            self.sf = self.ss = ax
+            self.wf = self.ws = 1.0
+        else:
+            dt = t - prev_t
+            if dt:
+                lf = math.exp(-LN2 * dt / self.tau_f)
+                ls = math.exp(-LN2 * dt / self.tau_s)
+                self.sf = ax + lf * self.sf
+                self.wf = 1.0 + lf * self.wf
+                self.ss = ax + ls * self.ss
+                self.ws = 1.0 + ls * self.ws
+            else:
+                self.sf += ax
+                self.wf += 1.0
+                self.ss += ax
+                self.ws += 1.0
+        self.prev_t = t
+        self.mad.push(x)
+        self.fast, self.slow, self.mix = fast, slow, mix
+        return z_raw, z, scale, floor, floor_used
