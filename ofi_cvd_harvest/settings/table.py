@@ -76,6 +76,7 @@ TABLE: tuple[Setting, ...] = (
     S("reliability.segment_flush_sec", Float(gt=0, le=60), 1.0, "crash-safe on-disk segment flush interval (s)"),
     S("monitoring.prometheus_port", Int(ge=0, le=65535, note="0 = off"), 8009, "Prometheus metrics port", "PROMETHEUS_PORT"),
     S("monitoring.prometheus_host", Text(), "127.0.0.1", "address the metrics endpoint binds"),
+    S("monitoring.live_z_symbols", Symbols(), ("BTCUSDT", "ETHUSDT"), "symbols whose last live z values are exported as gauges (signal_z: a series each, keep it short)"),
     S("data_quality.precheck_minutes", Float(gt=0), 10.0, "capture length of --precheck-only"),
     S("data_quality.acceptance_criteria.max_empty_bucket_rate", Float(ge=0, le=1), 0.001, "DoD: largest share of empty 1 s buckets"),
     S("data_quality.acceptance_criteria.max_duplicate_rate", Float(ge=0, le=1), 0.005, "DoD: largest share of duplicate trades"),
