@@ -27,29 +27,40 @@ from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams
 LN2 = math.log(2.0)
 
 
-def _kth_deviation(s: list[float], m: float, k: int) -> float:
-    """k-th smallest (1-based) of |s_j − m| over the ascending list ``s``: the k values nearest
-    to ``m`` are a contiguous run ``s[lo:lo+k]``; its farther end is the answer."""
-    n = len(s)
-    lo, hi = 0, n - k
+def _nearest_window(s: list[float], m: float, k: int) -> int:
+    """Start of a run ``s[lo:lo+k]`` holding k values nearest to ``m`` (``s`` ascending): the k
+    smallest of |s_j − m| are a contiguous run, found by a binary search over its start."""
+    lo, hi = 0, len(s) - k
     while lo < hi:
         mid = (lo + hi) // 2
         if m - s[mid] > s[mid + k] - m:
             lo = mid + 1
         else:
             hi = mid
-    return max(abs(m - s[lo]), abs(s[lo + k - 1] - m))
+    return lo
 
 
 def mad_of_sorted(s: list[float]) -> float:
     """``np.median(|s − np.median(s)|)`` of a non-empty ascending list, bit for bit (both
-    average the two middle order statistics of an even count as (a + b) · 0.5)."""
+    average the two middle order statistics of an even count as (a + b) · 0.5).
+
+    The k-th smallest deviation is the farther end of the k-nearest run; for an even count the
+    (k+1)-th is the nearer of the run's two outside neighbours (or the k-th itself on ties)."""
     n = len(s)
     h = n // 2
     if n % 2:
-        return _kth_deviation(s, s[h], h + 1)
+        m = s[h]
+        lo = _nearest_window(s, m, h + 1)
+        return max(m - s[lo], s[lo + h] - m)
     m = (s[h - 1] + s[h]) * 0.5
-    return (_kth_deviation(s, m, h) + _kth_deviation(s, m, h + 1)) * 0.5
+    lo = _nearest_window(s, m, h)
+    kth = max(abs(m - s[lo]), abs(s[lo + h - 1] - m))
+    nxt = abs(s[lo + h] - m) if lo + h < n else math.inf
+    if lo > 0:
+        left = abs(m - s[lo - 1])
+        if left < nxt:
+            nxt = left
+    return (kth + (nxt if nxt > kth else kth)) * 0.5
 
 
 class RollingMad:
@@ -128,26 +139,25 @@ class ZStream:
     def update(self, t: int, x: float) -> tuple[float | None, float | None, float, float | None, bool]:
         """Row at engine time ``t`` (ms, non-decreasing) with value ``x`` (finite)."""
         prev_t = self.prev_t
+        srt = self.mad.srt
+        floor = self.kc * mad_of_sorted(srt) if srt else None
+        mode = self.mode
         if prev_t is None:
-            fast = slow = None
+            fast = slow = mix = None
         else:
             fast = self.sf / self.wf
             slow = self.ss / self.ws
-        mad = self.mad.mad()
-        floor = None if mad is None else self.kc * mad
-        mode = self.mode
-        if mode == "hybrid":
-            mix = None if fast is None else self.w_fast * fast + self.w_slow * slow
-        elif mode == "ewma":
-            mix = slow
+            mix = (self.w_fast * fast + self.w_slow * slow if mode == "hybrid"
+                   else slow if mode == "ewma" else None)
+        if floor is None:
+            scale = mix if mix is not None and mix > MIN_SCALE else MIN_SCALE
+            floor_used = mode == "mad"
+        elif mix is None:
+            scale = floor if floor > MIN_SCALE else MIN_SCALE
+            floor_used = True if mode == "mad" else False
         else:
-            mix = None
-        f0 = 0.0 if floor is None else floor
-        scale = max(0.0 if mix is None else mix, f0, MIN_SCALE)
-        if mode == "mad":
-            floor_used = True
-        else:
-            floor_used = floor is not None and mix is not None and floor >= mix
+            scale = max(mix, floor, MIN_SCALE)
+            floor_used = floor >= mix
         if self.warm.step(t):
             z_raw = z = None
         else:
@@ -155,24 +165,23 @@ class ZStream:
             lim = self.limit
             z = -lim if z_raw < -lim else (lim if z_raw > lim else z_raw)
         # fold the row into the state (after its own statistics: rows strictly before i)
-        ax = abs(x)
+        ax = -x if x < 0 else x
         if prev_t is None:
             self.sf = self.ss = ax
             self.wf = self.ws = 1.0
+        elif t != prev_t:
+            dt = -LN2 * (t - prev_t)
+            lf = math.exp(dt / self.tau_f)
+            ls = math.exp(dt / self.tau_s)
+            self.sf = ax + lf * self.sf
+            self.wf = 1.0 + lf * self.wf
+            self.ss = ax + ls * self.ss
+            self.ws = 1.0 + ls * self.ws
         else:
-            dt = t - prev_t
-            if dt:
-                lf = math.exp(-LN2 * dt / self.tau_f)
-                ls = math.exp(-LN2 * dt / self.tau_s)
-                self.sf = ax + lf * self.sf
-                self.wf = 1.0 + lf * self.wf
-                self.ss = ax + ls * self.ss
-                self.ws = 1.0 + ls * self.ws
-            else:
-                self.sf += ax
-                self.wf += 1.0
-                self.ss += ax
-                self.ws += 1.0
+            self.sf += ax
+            self.wf += 1.0
+            self.ss += ax
+            self.ws += 1.0
         self.prev_t = t
         self.mad.push(x)
         self.fast, self.slow, self.mix = fast, slow, mix
