@@ -158,31 +158,30 @@ class LiveCvd:
         machines are not fed."""
         st = self._syms.get(symbol) or self._state(symbol)
         with self._lock:
-            row = st.cvd.update(event_ts_ms, qty, is_buyer_maker)
+            t, delta, _, _, z, scale, _, floor_used = st.cvd.update(event_ts_ms, qty, is_buyer_maker)
             st.trades += 1
-            t = row.t
             key = t // self.bucket_ms
             if key != st.key:
                 self._roll(st, key)
-            z = row.z_cvd
             if z is not None:
                 cur = st.cur
-                b = scale_bin(row.scale)
+                b = math.floor(math.log2(scale) * BINS_PER_OCTAVE)    # scale_bin, inlined
                 cur[0] += 1
                 st.rows += 1
-                if row.floor_used:
+                if floor_used:
                     cur[1] += 1
                     st.hits += 1
                 h = cur[2]
                 h[b] = h.get(b, 0) + 1
-                st.hist[b] = st.hist.get(b, 0) + 1
+                h = st.hist
+                h[b] = h.get(b, 0) + 1
                 st.last_z = z
-            if st.up.update(t, z):
-                st.fires[0].inc()
-            if st.down.update(t, z):
-                st.fires[0].inc()
+                if st.up.update(t, z):
+                    st.fires[0].inc()
+                if st.down.update(t, z):
+                    st.fires[0].inc()
             if price is not None:
-                bull, bear = st.div.update(t, price, row.delta)
+                bull, bear = st.div.update(t, price, delta)
                 if bull:
                     st.fires[1].inc()
                 if bear:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import NamedTuple
 
 from ..settings import SignalSettings
 from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams
@@ -21,15 +20,8 @@ from .zstream import RollingMad, WarmUp, ZStream
 DAY_MS = 86_400_000
 
 
-class CvdRow(NamedTuple):
-    t: int
-    delta: float
-    cvd: float
-    z_raw: float | None
-    z_cvd: float | None
-    scale: float
-    sigma_floor: float | None
-    floor_used: bool
+# the fields of the tuple ``CvdStream.update`` returns (a plain tuple: it is made per trade)
+CVD_ROW = ("t", "delta", "cvd", "z_raw", "z_cvd", "scale", "sigma_floor", "floor_used")
 
 
 class LevelStream:
@@ -75,7 +67,7 @@ class LevelStream:
 class CvdStream:
     """One symbol's CVD state; ``update`` per unique trade in ``agg_trade_id`` order."""
 
-    __slots__ = ("p", "level_window", "level", "clock", "engine", "sessions")
+    __slots__ = ("p", "level_window", "level", "clock", "engine", "sessions", "day", "sess")
 
     def __init__(self, sig: SignalSettings):
         self.p = ZParams.from_settings(sig)
@@ -84,6 +76,8 @@ class CvdStream:
         self.clock: int | None = None
         self.engine = None if self.level else ZStream(self.p)
         self.sessions: dict[int, list] = {}   # UTC day -> [cvd level, LevelStream | None]
+        self.day: int | None = None           # the last row's session (the usual case)
+        self.sess: list | None = None
 
     def _session(self, day: int) -> list:
         sess = self.sessions.get(day)
@@ -93,14 +87,22 @@ class CvdStream:
             sess = self.sessions[day] = [0.0, LevelStream(self.p, self.level_window) if self.level else None]
         return sess
 
-    def update(self, event_ts_ms: int, qty: float, is_buyer_maker: bool) -> CvdRow:
-        t = event_ts_ms if self.clock is None or event_ts_ms > self.clock else self.clock
-        self.clock = t
+    def update(self, event_ts_ms: int, qty: float, is_buyer_maker: bool) -> tuple:
+        """The row's ``CVD_ROW`` fields: (t, delta, cvd, z_raw, z_cvd, scale, sigma_floor,
+        floor_used)."""
+        clock = self.clock
+        t = self.clock = event_ts_ms if clock is None or event_ts_ms > clock else clock
         delta = -qty if is_buyer_maker else qty
-        sess = self._session(event_ts_ms // DAY_MS)
+        day = event_ts_ms // DAY_MS
+        if day == self.day:
+            sess = self.sess
+        else:
+            sess = self._session(day)
+            if self.day is None or day > self.day:
+                self.day, self.sess = day, sess
         sess[0] = cvd = sess[0] + delta
         if self.engine is not None:
-            out = self.engine.update(t, delta)
+            z_raw, z, scale, floor, used = self.engine.update(t, delta)
         else:
-            out = sess[1].update(t, cvd)
-        return CvdRow(t, delta, cvd, *out)
+            z_raw, z, scale, floor, used = sess[1].update(t, cvd)
+        return t, delta, cvd, z_raw, z, scale, floor, used

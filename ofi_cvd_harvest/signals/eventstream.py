@@ -53,71 +53,82 @@ class ThresholdMachine:
         return False
 
 
-class _WindowExtreme:
-    """Min (``sign`` +1) or max (−1) of the values pushed at engine times in [t − window, t)."""
+def _push_min(q: deque, t: int, v: float) -> None:
+    """Monotonic deque of (time, value), values ascending: the window minimum is in front."""
+    while q and q[-1][1] >= v:
+        q.pop()
+    q.append((t, v))
 
-    __slots__ = ("sign", "q")
 
-    def __init__(self, sign: int):
-        self.sign = sign
-        self.q: deque[tuple[int, float]] = deque()
+def _push_max(q: deque, t: int, v: float) -> None:
+    while q and q[-1][1] <= v:
+        q.pop()
+    q.append((t, v))
 
-    def push(self, t: int, v: float) -> None:
-        q, s = self.q, self.sign
-        while q and (q[-1][1] - v) * s >= 0:
-            q.pop()
-        q.append((t, v))
 
-    def get(self, lo: int) -> float | None:
-        q = self.q
-        while q and q[0][0] < lo:
-            q.popleft()
-        return q[0][1] if q else None
+def _front(q: deque, lo: int) -> float | None:
+    """The extreme over entries at time >= ``lo`` (older ones leave for good)."""
+    while q and q[0][0] < lo:
+        q.popleft()
+    return q[0][1] if q else None
 
 
 class DivergenceMachine:
-    __slots__ = ("window_ms", "cooldown_ms", "t0", "cum", "pending", "cur_t", "lows", "prev",
-                 "last_fire")
+    __slots__ = ("window_ms", "cooldown_ms", "t0", "ready_t", "cum", "pending", "cur_t",
+                 "p_lo", "p_hi", "c_lo", "c_hi", "prev_bull", "prev_bear", "last_bull",
+                 "last_bear")
 
     def __init__(self, sig: SignalSettings):
         self.window_ms = int(sig.divergence_window_sec * 1000)
         self.cooldown_ms = int(round(sig.divergence_cooldown_sec * 1000))
         self.t0: int | None = None
+        self.ready_t = 0
         self.cum = 0.0
         self.pending: list[tuple[float, float]] = []   # rows at the current time (not yet past)
         self.cur_t: int | None = None
-        # price low, price high, cum-delta low, cum-delta high
-        self.lows = (_WindowExtreme(1), _WindowExtreme(-1), _WindowExtreme(1), _WindowExtreme(-1))
-        self.prev = [False, False]          # bull, bear on the previous row
-        self.last_fire: list[int | None] = [None, None]
+        # window extremes over strictly earlier times: price low/high, cum-delta low/high
+        self.p_lo: deque = deque()
+        self.p_hi: deque = deque()
+        self.c_lo: deque = deque()
+        self.c_hi: deque = deque()
+        self.prev_bull = self.prev_bear = False
+        self.last_bull: int | None = None
+        self.last_bear: int | None = None
 
     def update(self, t: int, price: float, delta: float) -> tuple[bool, bool]:
-        """(bullish fires, bearish fires) for the row at engine time ``t``."""
+        """(bullish fires, bearish fires) for the row at engine time ``t`` (non-decreasing)."""
         if self.t0 is None:
             self.t0 = t
+            self.ready_t = t + self.window_ms
         self.cum = cum = self.cum + delta
         if t != self.cur_t:                 # earlier rows become "strictly earlier in time"
-            pl, ph, cl, ch = self.lows
+            ct = self.cur_t
             for p, c in self.pending:
-                pl.push(self.cur_t, p)
-                ph.push(self.cur_t, p)
-                cl.push(self.cur_t, c)
-                ch.push(self.cur_t, c)
+                _push_min(self.p_lo, ct, p)
+                _push_max(self.p_hi, ct, p)
+                _push_min(self.c_lo, ct, c)
+                _push_max(self.c_hi, ct, c)
             self.pending.clear()
             self.cur_t = t
         self.pending.append((price, cum))
         lo = t - self.window_ms
-        p_low, p_high, c_low, c_high = (w.get(lo) for w in self.lows)
-        ready = t >= self.t0 + self.window_ms
-        bull = ready and p_low is not None and price < p_low and cum >= c_low
-        bear = ready and p_high is not None and price > p_high and cum <= c_high
-        fired = []
-        for i, now in enumerate((bull, bear)):
-            start = now and not self.prev[i]
-            last = self.last_fire[i]
-            fire = start and (last is None or t >= last + self.cooldown_ms)
-            if fire:
-                self.last_fire[i] = t
-            fired.append(fire)
-        self.prev[0], self.prev[1] = bull, bear
-        return fired[0], fired[1]
+        p_low = _front(self.p_lo, lo)
+        p_high = _front(self.p_hi, lo)
+        c_low = _front(self.c_lo, lo)
+        c_high = _front(self.c_hi, lo)
+        if t < self.ready_t or p_low is None:
+            self.prev_bull = self.prev_bear = False
+            return False, False
+        bull = price < p_low and cum >= c_low
+        bear = price > p_high and cum <= c_high
+        fire_bull = fire_bear = False
+        if bull and not self.prev_bull and (self.last_bull is None
+                                            or t >= self.last_bull + self.cooldown_ms):
+            self.last_bull = t
+            fire_bull = True
+        if bear and not self.prev_bear and (self.last_bear is None
+                                            or t >= self.last_bear + self.cooldown_ms):
+            self.last_bear = t
+            fire_bear = True
+        self.prev_bull, self.prev_bear = bull, bear
+        return fire_bull, fire_bear

@@ -9,7 +9,7 @@ import math
 import polars as pl
 
 from ofi_cvd_harvest.settings import SignalSettings
-from ofi_cvd_harvest.signals.cvdstream import CvdStream
+from ofi_cvd_harvest.signals.cvdstream import CVD_ROW, CvdStream
 from ofi_cvd_harvest.signals.eventstream import DivergenceMachine, ThresholdMachine
 
 REL = 1e-9
@@ -31,8 +31,7 @@ def stream_cvd(trades: pl.DataFrame, sig: SignalSettings) -> dict[str, list]:
     up = ThresholdMachine(sig.extreme_threshold, sig.extreme_rearm, sig.rearm_sec, sig.cooldown_sec, 1)
     dn = ThresholdMachine(sig.extreme_threshold, sig.extreme_rearm, sig.rearm_sec, sig.cooldown_sec, -1)
     div = DivergenceMachine(sig)
-    cols: dict[str, list] = {k: [] for k in ("t", "delta", "cvd", "z_raw", "z_cvd", "scale",
-                                             "sigma_floor", "floor_used")}
+    cols: dict[str, list] = {k: [] for k in CVD_ROW}
     fires: dict[str, list] = {"up": [], "down": [], "bull": [], "bear": []}
     price = trades["price"].to_list() if "price" in trades.columns else [1.0] * len(trades)
     for i, (e, q, m) in enumerate(zip(trades["event_ts_ms"].to_list(), trades["qty"].to_list(),
@@ -40,11 +39,12 @@ def stream_cvd(trades: pl.DataFrame, sig: SignalSettings) -> dict[str, list]:
         row = eng.update(e, q, m)
         for k, v in zip(cols, row):
             cols[k].append(v)
-        if up.update(row.t, row.z_cvd):
+        t, delta, z = row[0], row[1], row[4]
+        if up.update(t, z):
             fires["up"].append(i)
-        if dn.update(row.t, row.z_cvd):
+        if dn.update(t, z):
             fires["down"].append(i)
-        bull, bear = div.update(row.t, price[i], row.delta)
+        bull, bear = div.update(t, price[i], delta)
         if bull:
             fires["bull"].append(i)
         if bear:
