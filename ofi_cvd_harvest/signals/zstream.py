@@ -27,10 +27,35 @@ from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams
 LN2 = math.log(2.0)
 
 
-def _nearest_window(s: list[float], m: float, k: int) -> int:
+def _nearest_window(s: list[float], m: float, k: int, g: int = -1) -> int:
     """Start of a run ``s[lo:lo+k]`` holding k values nearest to ``m`` (``s`` ascending): the k
-    smallest of |s_j − m| are a contiguous run, found by a binary search over its start."""
-    lo, hi = 0, len(s) - k
+    smallest of |s_j − m| are a contiguous run, and its start is the first i with
+    s[i] + s[i+k] ≥ 2m (a monotone predicate). From a guess ``g`` (the previous row's answer,
+    which moves little) the search gallops outwards, then bisects: O(log distance) ≤ O(log W);
+    the answer is unique, so it does not depend on the guess."""
+    top = len(s) - k
+    if 0 <= g <= top:
+        if g < top and m - s[g] > s[g + k] - m:          # the answer is right of g
+            lo, hi, step = g + 1, top, 1
+            while g + step < top:
+                j = g + step
+                if m - s[j] > s[j + k] - m:
+                    lo = j + 1
+                    step *= 2
+                else:
+                    hi = j
+                    break
+        else:                                            # the answer is g or left of it
+            lo, hi, step = 0, g, 1
+            while g - step >= 0:
+                j = g - step
+                if m - s[j] > s[j + k] - m:
+                    lo = j + 1
+                    break
+                hi = j
+                step *= 2
+    else:
+        lo, hi = 0, top
     while lo < hi:
         mid = (lo + hi) // 2
         if m - s[mid] > s[mid + k] - m:
@@ -40,41 +65,50 @@ def _nearest_window(s: list[float], m: float, k: int) -> int:
     return lo
 
 
-def mad_of_sorted(s: list[float]) -> float:
-    """``np.median(|s − np.median(s)|)`` of a non-empty ascending list, bit for bit (both
-    average the two middle order statistics of an even count as (a + b) · 0.5).
-
-    The k-th smallest deviation is the farther end of the k-nearest run; for an even count the
-    (k+1)-th is the nearer of the run's two outside neighbours (or the k-th itself on ties)."""
+def _mad(s: list[float], g: int = -1) -> tuple[float, int]:
+    """(MAD, start of the nearest run) — see :func:`mad_of_sorted`."""
     n = len(s)
     h = n // 2
     if n % 2:
         m = s[h]
-        lo = _nearest_window(s, m, h + 1)
-        return max(m - s[lo], s[lo + h] - m)
+        lo = _nearest_window(s, m, h + 1, g)
+        return max(m - s[lo], s[lo + h] - m), lo
     m = (s[h - 1] + s[h]) * 0.5
-    lo = _nearest_window(s, m, h)
+    lo = _nearest_window(s, m, h, g)
     kth = max(abs(m - s[lo]), abs(s[lo + h - 1] - m))
     nxt = abs(s[lo + h] - m) if lo + h < n else math.inf
     if lo > 0:
         left = abs(m - s[lo - 1])
         if left < nxt:
             nxt = left
-    return (kth + (nxt if nxt > kth else kth)) * 0.5
+    return (kth + (nxt if nxt > kth else kth)) * 0.5, lo
+
+
+def mad_of_sorted(s: list[float], g: int = -1) -> float:
+    """``np.median(|s − np.median(s)|)`` of a non-empty ascending list, bit for bit (both
+    average the two middle order statistics of an even count as (a + b) · 0.5).
+
+    The k-th smallest deviation is the farther end of the k-nearest run; for an even count the
+    (k+1)-th is the nearer of the run's two outside neighbours (or the k-th itself on ties)."""
+    return _mad(s, g)[0]
 
 
 class RollingMad:
     """MAD of the previous ``w`` values pushed (fewer at the start): a FIFO and a sorted copy."""
 
-    __slots__ = ("w", "fifo", "srt")
+    __slots__ = ("w", "fifo", "srt", "guess")
 
     def __init__(self, w: int):
         self.w = int(w)
         self.fifo: deque[float] = deque()
         self.srt: list[float] = []
+        self.guess = -1
 
     def mad(self) -> float | None:
-        return mad_of_sorted(self.srt) if self.srt else None
+        if not self.srt:
+            return None
+        mad, self.guess = _mad(self.srt, self.guess)
+        return mad
 
     def push(self, x: float) -> None:
         srt = self.srt
@@ -139,8 +173,8 @@ class ZStream:
     def update(self, t: int, x: float) -> tuple[float | None, float | None, float, float | None, bool]:
         """Row at engine time ``t`` (ms, non-decreasing) with value ``x`` (finite)."""
         prev_t = self.prev_t
-        srt = self.mad.srt
-        floor = self.kc * mad_of_sorted(srt) if srt else None
+        mad = self.mad.mad()
+        floor = None if mad is None else self.kc * mad
         mode = self.mode
         if prev_t is None:
             fast = slow = mix = None
