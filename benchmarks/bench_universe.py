@@ -219,7 +219,11 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         cap.live_cvd = None
     elif os.environ.get("BENCH_LIVE_CVD_IMPL"):   # diagnostic: another live_cvd.py (before/after)
         from bench_live_cvd_memory import load_impl
-        cap.live_cvd = load_impl(os.environ["BENCH_LIVE_CVD_IMPL"])(s)
+        impl = load_impl(os.environ["BENCH_LIVE_CVD_IMPL"])(s)
+        import inspect
+        if len(inspect.signature(impl.add).parameters) < 5:   # before issue 15: no price
+            impl.add = lambda sym, e, q, m, price=None, add=impl.add: add(sym, e, q, m)
+        cap.live_cvd = impl
     proc = psutil.Process()
     pc = time.perf_counter_ns
     H = {k: Hist() for k in ("trade", "book", "wire", "lag")}      # whole window
