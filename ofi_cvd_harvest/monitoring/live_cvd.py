@@ -92,8 +92,8 @@ class _Symbol:
                                      sig.cooldown_sec, -1)
         self.div = DivergenceMachine(sig)
         self.key: int | None = None                 # bucket of the engine clock
-        self.buckets: deque[tuple[int, list]] = deque()
-        self.cur: list | None = None                # [warm rows, floor rows, {bin: count}]
+        self.buckets: deque[list] = deque()         # [key, warm rows, floor rows, {bin: count}]
+        self.cur: list | None = None
         self.rows = 0
         self.hits = 0
         self.hist: dict[int, int] = {}
@@ -134,23 +134,39 @@ class LiveCvd:
         return st
 
     def _roll(self, st: _Symbol, key: int) -> None:
-        """A new bucket; buckets that left the window leave the totals."""
+        """A new bucket; buckets that left the window leave the totals. Bucket objects are
+        recycled (long-lived small objects made every 10 s per symbol would pin allocator
+        arenas, see ``signals/zstream.RollingMad``)."""
         st.key = key
-        st.cur = [0, 0, {}]
         buckets = st.buckets
-        buckets.append((key, st.cur))
         oldest = key - self.n_buckets
         hist = st.hist
-        while buckets[0][0] <= oldest:
-            _, (rows, hits, h) = buckets.popleft()
+        free = None
+        while buckets and buckets[0][0] <= oldest:
+            free = buckets.popleft()
+            _, rows, hits, h = free
             st.rows -= rows
             st.hits -= hits
             for b, c in h.items():
+                if not c:
+                    continue
                 left = hist[b] - c
                 if left:
                     hist[b] = left
                 else:
                     del hist[b]
+        if free is None:
+            free = [key, 0, 0, {}]
+        else:
+            free[0], free[1], free[2] = key, 0, 0
+            h = free[3]
+            if len(h) > 64:
+                h.clear()
+            else:
+                for b in h:
+                    h[b] = 0        # keep the keys (and the table): recycled, not reallocated
+        buckets.append(free)
+        st.cur = free
 
     def add(self, symbol: str, event_ts_ms: int, qty: float, is_buyer_maker: bool,
             price: float | None = None) -> None:
@@ -166,12 +182,12 @@ class LiveCvd:
             if z is not None:
                 cur = st.cur
                 b = math.floor(math.log2(scale) * BINS_PER_OCTAVE)    # scale_bin, inlined
-                cur[0] += 1
+                cur[1] += 1
                 st.rows += 1
                 if floor_used:
-                    cur[1] += 1
+                    cur[2] += 1
                     st.hits += 1
-                h = cur[2]
+                h = cur[3]
                 h[b] = h.get(b, 0) + 1
                 h = st.hist
                 h[b] = h.get(b, 0) + 1

@@ -11,7 +11,7 @@ sessions are kept (a late trade of yesterday still adds to yesterday's level).
 from __future__ import annotations
 
 import math
-from collections import deque
+from array import array
 
 from ..settings import SignalSettings
 from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams
@@ -28,13 +28,16 @@ class LevelStream:
     """``Z_MODE=level`` on one session: (cvd − mean) / max(std, floor, 1e-9) over the previous
     ``level_window`` levels (mean of ≥ 1, sample std of ≥ 2) and the MAD floor of the previous
     ``floor_window`` levels. Mean and deviation are two exact (``math.fsum``) passes over the
-    window: O(W) but immune to the cancellation of a running sum of squares."""
+    window (kept as a ring; the order does not matter to exact sums): O(W) but immune to the
+    cancellation of a running sum of squares."""
 
-    __slots__ = ("p", "prev", "mad", "warm", "kc")
+    __slots__ = ("p", "prev", "head", "window", "mad", "warm", "kc")
 
     def __init__(self, p: ZParams, window: int):
         self.p = p
-        self.prev: deque[float] = deque(maxlen=int(window))
+        self.prev = array("d")
+        self.head = 0
+        self.window = int(window)
         self.mad = RollingMad(p.floor_window)
         self.warm = WarmUp(p)
         self.kc = p.mad_multiplier * MAD_TO_SIGMA
@@ -59,7 +62,11 @@ class LevelStream:
             z_raw = (x - mean) / scale
             lim = self.p.winsor_limit
             z = -lim if z_raw < -lim else (lim if z_raw > lim else z_raw)
-        prev.append(x)
+        if n == self.window:
+            prev[self.head] = x
+            self.head = (self.head + 1) % n
+        else:
+            prev.append(x)
         self.mad.push(x)
         return z_raw, z, scale, floor, floor_used
 

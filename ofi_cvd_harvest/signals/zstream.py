@@ -11,23 +11,23 @@ real recordings.
 Per update: the two EW means are O(1) — the running sums Σ 2^(−Δt/h)·v and Σ 2^(−Δt/h)
 (``y_i = v_i + λ_i·y_{i−1}``, exactly polars ``ewm_sum_by``), read *before* the row is added so
 only earlier rows count and rows sharing a millisecond weigh the same. The MAD floor keeps the
-previous ``floor_window`` values in a sorted list (bisect insert/remove: O(log W) compares plus
-a C memmove of at most W pointers) and finds the median and the k-th smallest absolute deviation
+previous ``floor_window`` values in a sorted array (bisect insert/remove: O(log W) compares plus
+a C memmove of at most W doubles) and finds the median and the k-th smallest absolute deviation
 by a binary search over the sorted window (O(log W)).
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left, insort
-from collections import deque
 
 from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams
 
 LN2 = math.log(2.0)
 
 
-def _nearest_window(s: list[float], m: float, k: int, g: int = -1) -> int:
+def _nearest_window(s, m: float, k: int, g: int = -1) -> int:
     """Start of a run ``s[lo:lo+k]`` holding k values nearest to ``m`` (``s`` ascending): the k
     smallest of |s_j − m| are a contiguous run, and its start is the first i with
     s[i] + s[i+k] ≥ 2m (a monotone predicate). From a guess ``g`` (the previous row's answer,
@@ -65,7 +65,7 @@ def _nearest_window(s: list[float], m: float, k: int, g: int = -1) -> int:
     return lo
 
 
-def _mad(s: list[float], g: int = -1) -> tuple[float, int]:
+def _mad(s, g: int = -1) -> tuple[float, int]:
     """(MAD, start of the nearest run) — see :func:`mad_of_sorted`."""
     n = len(s)
     h = n // 2
@@ -84,8 +84,8 @@ def _mad(s: list[float], g: int = -1) -> tuple[float, int]:
     return (kth + (nxt if nxt > kth else kth)) * 0.5, lo
 
 
-def mad_of_sorted(s: list[float], g: int = -1) -> float:
-    """``np.median(|s − np.median(s)|)`` of a non-empty ascending list, bit for bit (both
+def mad_of_sorted(s, g: int = -1) -> float:
+    """``np.median(|s − np.median(s)|)`` of a non-empty ascending sequence, bit for bit (both
     average the two middle order statistics of an even count as (a + b) · 0.5).
 
     The k-th smallest deviation is the farther end of the k-nearest run; for an even count the
@@ -94,14 +94,19 @@ def mad_of_sorted(s: list[float], g: int = -1) -> float:
 
 
 class RollingMad:
-    """MAD of the previous ``w`` values pushed (fewer at the start): a FIFO and a sorted copy."""
+    """MAD of the previous ``w`` values pushed (fewer at the start): a ring and a sorted copy.
 
-    __slots__ = ("w", "fifo", "srt", "guess")
+    Both are ``array('d')``, not lists of float objects: a live monitor keeps 200 values per
+    symbol for minutes, and long-lived small objects scattered among the capture's short-lived
+    ones would keep the allocator's arenas from being returned (RSS that never falls)."""
+
+    __slots__ = ("w", "ring", "head", "srt", "guess")
 
     def __init__(self, w: int):
         self.w = int(w)
-        self.fifo: deque[float] = deque()
-        self.srt: list[float] = []
+        self.ring = array("d")
+        self.head = 0
+        self.srt = array("d")
         self.guess = -1
 
     def mad(self) -> float | None:
@@ -112,9 +117,14 @@ class RollingMad:
 
     def push(self, x: float) -> None:
         srt = self.srt
-        if len(self.fifo) == self.w:
-            del srt[bisect_left(srt, self.fifo.popleft())]
-        self.fifo.append(x)
+        ring = self.ring
+        if len(ring) == self.w:
+            head = self.head
+            del srt[bisect_left(srt, ring[head])]
+            ring[head] = x
+            self.head = head + 1 if head + 1 < self.w else 0
+        else:
+            ring.append(x)
         insort(srt, x)
 
 
