@@ -45,6 +45,7 @@ from . import metrics
 
 log = logging.getLogger(__name__)
 BINS_PER_OCTAVE = 128
+_INF = math.inf
 SIGNAL_TYPES = ("cvd_extreme", "divergence_bullish", "divergence_bearish")
 
 
@@ -123,6 +124,7 @@ class LiveCvd:
         self._syms: dict[str, _Symbol] = {}
         self._last_compute: float | None = None
         self.stats: dict[str, CvdStats] = {}
+        self.errors = 0
         for sym in settings.symbols:                # series exist (at 0) from the start
             self._state(sym)
 
@@ -171,7 +173,21 @@ class LiveCvd:
     def add(self, symbol: str, event_ts_ms: int, qty: float, is_buyer_maker: bool,
             price: float | None = None) -> None:
         """One unique trade (after dedup, in arrival order). Without ``price`` the divergence
-        machines are not fed."""
+        machines are not fed. A non-finite or negative quantity or event time is skipped (it
+        would poison the symbol's state for good), and nothing raises into the capture."""
+        try:
+            if not (0.0 <= qty < _INF and type(event_ts_ms) is int):
+                return
+            if price is not None and not -_INF < price < _INF:
+                price = None
+            self._add(symbol, event_ts_ms, qty, is_buyer_maker, price)
+        except Exception:  # a monitoring failure must never reach the capture
+            self.errors += 1
+            if self.errors <= 3:
+                log.exception("live CVD: trade of %s skipped", symbol)
+
+    def _add(self, symbol: str, event_ts_ms: int, qty: float, is_buyer_maker: bool,
+             price: float | None) -> None:
         st = self._syms.get(symbol) or self._state(symbol)
         with self._lock:
             t, delta, _, _, z, scale, _, floor_used = st.cvd.update(event_ts_ms, qty, is_buyer_maker)

@@ -273,3 +273,23 @@ def test_reads_from_another_thread_see_consistent_counts():
     ref = LiveCvd(s, report_sec=60)
     feed(ref, "CONCUSDT", ts, qty, ibm)
     assert live.compute()["CONCUSDT"] == ref.compute()["CONCUSDT"]
+
+
+def test_hostile_trades_are_skipped_and_never_raise():
+    """NaN/inf/negative quantities, a non-integer time, a NaN price or a non-number never reach
+    the engine state (which they would poison for good) and never raise into the capture."""
+    s = Settings()
+    ts, qty, ibm = synthetic_trades(300, 10, seed=50)
+    ref = LiveCvd(s)
+    feed(ref, "HOSTUSDT", ts, qty, ibm)
+    live = LiveCvd(s)
+    bad = [(int(ts[0]), float("nan"), False, 1.0), (int(ts[0]), float("inf"), True, 1.0),
+           (int(ts[0]), -1.0, True, 1.0), (float(ts[0]), 1.0, True, 1.0), (int(ts[0]), "1", True, 1.0),
+           (None, 1.0, True, 1.0)]
+    for i, (a, b, c) in enumerate(zip(ts.tolist(), qty.tolist(), ibm.tolist())):
+        if i % 100 == 0:
+            for e, q, m, p in bad:
+                live.add("HOSTUSDT", e, q, m, p)
+        live.add("HOSTUSDT", a, b, c, float("nan") if i % 7 == 0 else None)
+    assert live.compute()["HOSTUSDT"] == ref.compute()["HOSTUSDT"]
+    assert live.errors == len(ts) // 100                # the str quantity: counted, not raised
