@@ -53,21 +53,10 @@ class ThresholdMachine:
         return False
 
 
-def _push_min(q: deque, t: int, v: float) -> None:
-    """Monotonic deque of (time, value), values ascending: the window minimum is in front."""
-    while q and q[-1][1] >= v:
-        q.pop()
-    q.append((t, v))
-
-
-def _push_max(q: deque, t: int, v: float) -> None:
-    while q and q[-1][1] <= v:
-        q.pop()
-    q.append((t, v))
-
-
 def _front(q: deque, lo: int) -> float | None:
-    """The extreme over entries at time >= ``lo`` (older ones leave for good)."""
+    """The extreme of a monotonic deque of (time, value) — values improving towards the back,
+    pushed by :meth:`DivergenceMachine.update` — over entries at time >= ``lo`` (older ones
+    leave for good)."""
     while q and q[0][0] < lo:
         q.popleft()
     return q[0][1] if q else None
@@ -103,11 +92,20 @@ class DivergenceMachine:
         self.cum = cum = self.cum + delta
         if t != self.cur_t:                 # earlier rows become "strictly earlier in time"
             ct = self.cur_t
-            for p, c in self.pending:
-                _push_min(self.p_lo, ct, p)
-                _push_max(self.p_hi, ct, p)
-                _push_min(self.c_lo, ct, c)
-                _push_max(self.c_hi, ct, c)
+            p_lo, p_hi, c_lo, c_hi = self.p_lo, self.p_hi, self.c_lo, self.c_hi
+            for p, c in self.pending:       # monotonic pushes, inline (once per trade)
+                while p_lo and p_lo[-1][1] >= p:
+                    p_lo.pop()
+                p_lo.append((ct, p))
+                while p_hi and p_hi[-1][1] <= p:
+                    p_hi.pop()
+                p_hi.append((ct, p))
+                while c_lo and c_lo[-1][1] >= c:
+                    c_lo.pop()
+                c_lo.append((ct, c))
+                while c_hi and c_hi[-1][1] <= c:
+                    c_hi.pop()
+                c_hi.append((ct, c))
             self.pending.clear()
             self.cur_t = t
         self.pending.append((price, cum))

@@ -11,15 +11,14 @@ real recordings.
 Per update: the two EW means are O(1) — the running sums Σ 2^(−Δt/h)·v and Σ 2^(−Δt/h)
 (``y_i = v_i + λ_i·y_{i−1}``, exactly polars ``ewm_sum_by``), read *before* the row is added so
 only earlier rows count and rows sharing a millisecond weigh the same. The MAD floor keeps the
-previous ``floor_window`` values in a sorted array (bisect insert/remove: O(log W) compares plus
-a C memmove of at most W doubles) and finds the median and the k-th smallest absolute deviation
+previous ``floor_window`` values in a sorted list (bisect insert/remove: O(log W) compares plus
+a C memmove of at most W pointers) and finds the median and the k-th smallest absolute deviation
 by a binary search over the sorted window (O(log W)).
 """
 
 from __future__ import annotations
 
 import math
-from array import array
 from bisect import bisect_left, insort
 
 from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams
@@ -94,19 +93,17 @@ def mad_of_sorted(s, g: int = -1) -> float:
 
 
 class RollingMad:
-    """MAD of the previous ``w`` values pushed (fewer at the start): a ring and a sorted copy.
-
-    Both are ``array('d')``, not lists of float objects: a live monitor keeps 200 values per
-    symbol for minutes, and long-lived small objects scattered among the capture's short-lived
-    ones would keep the allocator's arenas from being returned (RSS that never falls)."""
+    """MAD of the previous ``w`` values pushed (fewer at the start): a ring and a sorted copy
+    (lists: ``bisect`` on a list compares the float objects in place — measured faster than on
+    an ``array('d')``, which boxes a float per comparison)."""
 
     __slots__ = ("w", "ring", "head", "srt", "guess")
 
     def __init__(self, w: int):
         self.w = int(w)
-        self.ring = array("d")
+        self.ring: list[float] = []
         self.head = 0
-        self.srt = array("d")
+        self.srt: list[float] = []
         self.guess = -1
 
     def mad(self) -> float | None:
@@ -181,10 +178,18 @@ class ZStream:
         self.fast = self.slow = self.mix = None
 
     def update(self, t: int, x: float) -> tuple[float | None, float | None, float, float | None, bool]:
-        """Row at engine time ``t`` (ms, non-decreasing) with value ``x`` (finite)."""
+        """Row at engine time ``t`` (ms, non-decreasing) with value ``x`` (finite).
+
+        The MAD window and the warm-up counters are updated inline (not through their
+        methods): this runs once per trade in the live capture."""
         prev_t = self.prev_t
-        mad = self.mad.mad()
-        floor = None if mad is None else self.kc * mad
+        rm = self.mad
+        srt = rm.srt
+        if srt:
+            mad, rm.guess = _mad(srt, rm.guess)
+            floor = self.kc * mad
+        else:
+            floor = None
         mode = self.mode
         if prev_t is None:
             fast = slow = mix = None
@@ -202,12 +207,20 @@ class ZStream:
         else:
             scale = max(mix, floor, MIN_SCALE)
             floor_used = floor >= mix
-        if self.warm.step(t):
+        warm = self.warm                                  # WarmUp.step, inline
+        if prev_t is not None and t - prev_t > warm.silence_ms:
+            warm.left = warm.silence_rows
+        rows = warm.rows
+        warm.rows = rows + 1
+        if rows < warm.need or warm.left > 0:
             z_raw = z = None
         else:
             z_raw = x / scale
             lim = self.limit
             z = -lim if z_raw < -lim else (lim if z_raw > lim else z_raw)
+        if warm.left:
+            warm.left -= 1
+        warm.prev_t = t
         # fold the row into the state (after its own statistics: rows strictly before i)
         ax = -x if x < 0 else x
         if prev_t is None:
@@ -227,6 +240,14 @@ class ZStream:
             self.ss += ax
             self.ws += 1.0
         self.prev_t = t
-        self.mad.push(x)
+        ring = rm.ring                                    # RollingMad.push, inline
+        if len(ring) == rm.w:
+            head = rm.head
+            del srt[bisect_left(srt, ring[head])]
+            ring[head] = x
+            rm.head = head + 1 if head + 1 < rm.w else 0
+        else:
+            ring.append(x)
+        insort(srt, x)
         self.fast, self.slow, self.mix = fast, slow, mix
         return z_raw, z, scale, floor, floor_used
