@@ -293,3 +293,13 @@ def test_hostile_trades_are_skipped_and_never_raise():
         live.add("HOSTUSDT", a, b, c, float("nan") if i % 7 == 0 else None)
     assert live.compute()["HOSTUSDT"] == ref.compute()["HOSTUSDT"]
     assert live.errors == len(ts) // 100                # the str quantity: counted, not raised
+
+
+def test_the_monitor_imports_the_streaming_engine_not_the_batch_code():
+    import subprocess
+    import sys
+    code = ("import sys, ofi_cvd_harvest.monitoring.live_cvd; print(sorted(m for m in ('polars', "
+            "'ofi_cvd_harvest.signals.zengine', 'ofi_cvd_harvest.signals.cvd', "
+            "'ofi_cvd_harvest.signals.events') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
