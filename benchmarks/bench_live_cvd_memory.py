@@ -1,17 +1,16 @@
-"""Benchmark (issue 8.2): LiveCvd alone -- µs per ``add`` and memory over time with N symbols.
+"""Benchmark (issues 8.2, 15): LiveCvd alone -- µs per ``add`` and memory over time with N symbols.
 
 Feeds ``--symbols`` symbols of synthetic trades (Poisson arrivals at 1-15 trades/s per symbol,
-as the simulator's universe; Pareto sizes; random side) into :class:`LiveCvd` as the capture
-does: one ``add`` per trade with Python ints/floats/bools, ``update_gauges()`` once a simulated
-second, the recomputation in the background thread every ``recompute_sec`` of the (simulated)
-clock. Simulated time runs ``--speed`` times faster than the wall clock (the feeding itself is
+as the simulator's universe; Pareto sizes; random side; a random-walk price) into
+:class:`LiveCvd` as the capture does: one ``add`` per trade with Python ints/floats/bools (and
+the price, when the implementation takes it), ``update_gauges()`` once a simulated second. Simulated time runs ``--speed`` times faster than the wall clock (the feeding itself is
 as fast as it goes; the pace is kept by sleeping between simulated seconds), so a long horizon
 can be reached in a few minutes. Every ``--every`` simulated seconds it prints the process RSS,
 the rows and bytes LiveCvd holds, and the µs per ``add`` over that stretch.
 
-Two figures for ``add``: ``--isolated`` first times ``add`` alone (no refresh thread, a fresh
-instance) over ``--isolated-rows`` trades; the run then reports the µs per ``add`` measured
-while the refresh thread runs (GIL contention included).
+Two figures for ``add``: ``--isolated`` first times ``add`` alone (a fresh instance) over
+``--isolated-rows`` trades; the run then reports the µs per ``add`` measured while the gauges
+are refreshed (for the old implementation: its refresh thread, GIL contention included).
 
     .venv/bin/python benchmarks/bench_live_cvd_memory.py [--symbols 300] [--sim-minutes 10] [--speed 10]
 """
@@ -56,8 +55,9 @@ class Market:
         self.rng = np.random.default_rng(seed)
         self.syms = np.array([f"S{i:03d}USDT" for i in range(n)], dtype=object)
         self.rate = self.rng.uniform(1.0, 15.0, n)
+        self.px = np.full(n, 100.0)
 
-    def second(self, sec: int) -> tuple[list, list, list, list]:
+    def second(self, sec: int) -> tuple[list, list, list, list, list]:
         rng = self.rng
         counts = rng.poisson(self.rate)
         total = int(counts.sum())
@@ -66,8 +66,18 @@ class Market:
         order = np.argsort(ts, kind="stable")
         qty = np.round(0.001 * (1 + rng.pareto(1.5, total)), 3)
         ibm = rng.random(total) < 0.5
+        self.px += rng.normal(0.0, 0.05, len(self.px))          # each symbol's random walk
+        price = (self.px[sym] + rng.normal(0.0, 0.01, total))[order]
         return (self.syms[sym[order]].tolist(), ts[order].tolist(), qty[order].tolist(),
-                ibm[order].tolist())
+                ibm[order].tolist(), price.tolist())
+
+
+def _adder(live):
+    """``add`` taking the price too (the old implementation takes four arguments)."""
+    import inspect
+    if len(inspect.signature(live.add).parameters) >= 5:
+        return live.add
+    return lambda a, b, c, d, e, add=live.add: add(a, b, c, d)
 
 
 def isolated_add_us(LiveCvd, settings, n: int, rows: int, repeat: int = 3) -> tuple[float, float]:
@@ -86,16 +96,16 @@ def isolated_add_us(LiveCvd, settings, n: int, rows: int, repeat: int = 3) -> tu
         try:   # staging larger than the run: the hot path alone; the drain is timed apart
             live = LiveCvd(settings, background=False, stage_rows=have + 1)
         except TypeError:
-            live = LiveCvd(settings, background=False)
-        add = live.add
+            live = LiveCvd(settings)
+        add = _adder(live)
         t = time.perf_counter()
-        for syms, ts, qty, ibm in batches:
-            for a, b, c, d in zip(syms, ts, qty, ibm):
-                add(a, b, c, d)
+        for syms, ts, qty, ibm, px in batches:
+            for a, b, c, d, e in zip(syms, ts, qty, ibm, px):
+                add(a, b, c, d, e)
         el = time.perf_counter() - t
         t = time.perf_counter()
-        for syms, ts, qty, ibm in batches:   # the loop itself, to subtract
-            for a, b, c, d in zip(syms, ts, qty, ibm):
+        for syms, ts, qty, ibm, px in batches:   # the loop itself, to subtract
+            for a, b, c, d, e in zip(syms, ts, qty, ibm, px):
                 pass
         el -= time.perf_counter() - t
         best_add = min(best_add, el / have * 1e6)
@@ -136,7 +146,7 @@ def main() -> int:
     mk = Market(args.symbols, seed=2)
     held = getattr(live, "rows_held", None)
     nbytes = getattr(live, "bytes_held", None)
-    add = live.add
+    add = _adder(live)
     add_s = 0.0
     n_add = 0
     total = 0
@@ -144,10 +154,10 @@ def main() -> int:
     rss0 = rss_mb()
     rss_first = None
     for sec in range(int(args.sim_minutes * 60)):
-        syms, ts, qty, ibm = mk.second(sec)
+        syms, ts, qty, ibm, px = mk.second(sec)
         t = time.perf_counter()
-        for a, b, c, d in zip(syms, ts, qty, ibm):
-            add(a, b, c, d)
+        for a, b, c, d, e in zip(syms, ts, qty, ibm, px):
+            add(a, b, c, d, e)
         add_s += time.perf_counter() - t
         n_add += len(syms)
         total += len(syms)

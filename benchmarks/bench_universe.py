@@ -219,7 +219,11 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         cap.live_cvd = None
     elif os.environ.get("BENCH_LIVE_CVD_IMPL"):   # diagnostic: another live_cvd.py (before/after)
         from bench_live_cvd_memory import load_impl
-        cap.live_cvd = load_impl(os.environ["BENCH_LIVE_CVD_IMPL"])(s)
+        impl = load_impl(os.environ["BENCH_LIVE_CVD_IMPL"])(s)
+        import inspect
+        if len(inspect.signature(impl.add).parameters) < 5:   # before issue 15: no price
+            impl.add = lambda sym, e, q, m, price=None, add=impl.add: add(sym, e, q, m)
+        cap.live_cvd = impl
     proc = psutil.Process()
     pc = time.perf_counter_ns
     H = {k: Hist() for k in ("trade", "book", "wire", "lag")}      # whole window
@@ -375,10 +379,48 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# -- bare consumer process (the side-by-side reference of issue 15) -----------------------------
+def bare(n: int, ws: str, seconds: float, warmup: float, pin: int) -> None:
+    """The same connections (``plan_connections``, ``WsFeed``) on the same streams, each
+    message ``json.loads``-ed and dropped: what receiving alone costs at this rate."""
+    if pin >= 0:
+        _pin(pin)
+    from ofi_cvd_harvest.exchange.ws import WsFeed
+    from ofi_cvd_harvest.protocol.streams import plan_connections
+
+    async def main() -> dict:
+        cnt = [0]
+
+        def on_message(raw: bytes, recv_ms: int, conn_id: int) -> None:
+            json.loads(raw)
+            cnt[0] += 1
+        syms = symbols_for(n)
+        streams = [f"{x.lower()}@aggTrade" for x in syms] + [f"{x.lower()}@depth10@100ms" for x in syms]
+        feeds = [WsFeed(p.url, endpoint=p.endpoint, on_message=on_message)
+                 for p in plan_connections(ws, streams, 200)]
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(f.run(stop)) for f in feeds]
+        await asyncio.sleep(warmup)
+        t0, c0, n0 = time.perf_counter(), os.times(), cnt[0]
+        await asyncio.sleep(seconds)
+        t1, c1, n1 = time.perf_counter(), os.times(), cnt[0]
+        stop.set()
+        await asyncio.wait(tasks, timeout=5)
+        el = t1 - t0
+        return {"seconds": el, "messages": n1 - n0, "msg_s": (n1 - n0) / el,
+                "cpu_pct": 100 * ((c1.user + c1.system) - (c0.user + c0.system)) / el}
+
+    print("RESULT " + json.dumps(asyncio.run(main())), flush=True)
+
+
+def msg_per_cpu_s(res: dict) -> float:
+    return res["msg_s"] / (res["cpu_pct"] / 100) if res.get("cpu_pct") else float("nan")
+
+
 # -- driver -----------------------------------------------------------------------------------
 def run(n: int, speed: float, seconds: float, warmup: float, interval: float,
         pin: bool = True, quiet: bool = False, source: str = "pregen",
-        block_s: float = 60.0) -> tuple[dict, list[dict]]:
+        block_s: float = 60.0, bare_s: float = 0.0) -> tuple[dict, list[dict]]:
     if source == "pregen":
         t0 = time.perf_counter()
         blk = pregen_block(n, block_s)   # generate (or load) the block before timing anything
@@ -431,6 +473,13 @@ def run(n: int, speed: float, seconds: float, warmup: float, interval: float,
                 elif line.startswith("RESULT "):
                     res = json.loads(line[7:])
             p.wait(120)
+            if bare_s > 0:   # same simulator, same streams, right after the capture
+                out_b = subprocess.run([sys.executable, str(HERE), "--bare", str(n),
+                                        f"ws://127.0.0.1:{info['port']}", str(bare_s), str(warmup),
+                                        "0" if pin else "-1"], stdout=subprocess.PIPE, text=True,
+                                       timeout=bare_s + warmup + 120).stdout
+                res["bare"] = next((json.loads(x[7:]) for x in out_b.splitlines()
+                                    if x.startswith("RESULT ")), None)
         finally:
             srv.stdin.close()
             out = srv.stdout.read()
@@ -469,12 +518,20 @@ def main() -> int:
                          "cannot keep up with 300 symbols on a loaded 2-core machine)")
     ap.add_argument("--block-seconds", type=float, default=60.0,
                     help="simulated seconds in the pre-generated block")
+    ap.add_argument("--bare-seconds", type=float, default=60.0,
+                    help="then run the bare json.loads consumer on the same simulator and "
+                         "streams for N wall seconds (0 = not), for the marginal-CPU ratio")
+    ap.add_argument("--bare", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--serve", nargs=6, help=argparse.SUPPRESS)
     ap.add_argument("--capture", nargs=8, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         n, speed, portfile, pin, source, block_s = args.serve
         serve(int(n), float(speed), portfile, int(pin), source, float(block_s))
+        return 0
+    if args.bare:
+        n, ws, secs, warm, pin = args.bare
+        bare(int(n), ws, float(secs), float(warm), int(pin))
         return 0
     if args.capture:
         n, speed, ws, wall0, secs, warm, pin, interval = args.capture
@@ -495,7 +552,8 @@ def main() -> int:
           + (f"; DEDUP_LRU={args.dedup_lru} (diagnostic)" if args.dedup_lru is not None else "")
           + (f"; live CVD from {args.live_cvd_impl} (diagnostic)" if args.live_cvd_impl else ""))
     res, rows = run(args.symbols, args.speed, seconds, args.warmup, args.interval,
-                    pin=not args.no_pin, source=args.source, block_s=args.block_seconds)
+                    pin=not args.no_pin, source=args.source, block_s=args.block_seconds,
+                    bare_s=args.bare_seconds)
     sim = res["sim"]
     print(f"connections {res['feeds']}; {res['msg_s']:,.0f} msg/s received "
           f"({res['msg_s'] / args.speed:,.0f} msg/s per real-time second); "
@@ -518,6 +576,13 @@ def main() -> int:
           f"files, {res['raw_bytes'] / 1e6:.1f} MB raw; trade gaps {res['trade_gaps']}, book gaps "
           f"{res['book_gaps']}, reconnects {res['reconnects']}, errors {res['errors']}; "
           f"load {os.getloadavg()[0]:.2f}")
+    b = res.get("bare")
+    if b:
+        ratio = msg_per_cpu_s(res) / msg_per_cpu_s(b)
+        print(f"side by side (after warm-up, messages per CPU-second): capture "
+              f"{msg_per_cpu_s(res):,.0f} ({res['cpu_pct']:.1f} % CPU at {res['msg_s']:,.0f} msg/s), "
+              f"bare json.loads consumer {msg_per_cpu_s(b):,.0f} ({b['cpu_pct']:.1f} % CPU at "
+              f"{b['msg_s']:,.0f} msg/s): capture / bare = {ratio:.2f}x (target >= 0.7x)")
     ok = res["combined_p99_ms"] < 5 and (sim["last_backlog"] or 0) < 10_000
     print("targets (p99 receipt->buffered < 5 ms, no backlog growth):", "MET" if ok else "NOT MET")
     return 0

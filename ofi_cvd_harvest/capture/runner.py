@@ -257,7 +257,7 @@ class Capture:
             st.cur_min = m
             st.trade_minutes.add(m)
         if self.live_cvd is not None:
-            self.live_cvd.add(rec.symbol, rec.event_ts_ms, rec.qty, rec.is_buyer_maker)
+            self.live_cvd.add(rec.symbol, rec.event_ts_ms, rec.qty, rec.is_buyer_maker, rec.price)
 
     def _first_trade(self, st: _SymState, rec: AggTrade) -> None:
         """A checkpoint from another id sequence (e.g. a different exchange) must not make
@@ -279,7 +279,7 @@ class Capture:
         self.buffers.add_trade(recv_ms, t, "rest", 0)
         st.rest_count += 1
         if self.live_cvd is not None:
-            self.live_cvd.add(t.symbol, t.event_ts_ms, t.qty, t.is_buyer_maker)
+            self.live_cvd.add(t.symbol, t.event_ts_ms, t.qty, t.is_buyer_maker, t.price)
 
     def _spawn(self, coro, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -33,6 +33,11 @@ cvd_scale_median = Gauge("cvd_scale_median", "Median CVD z-engine scale over the
 cvd_floor_hit_rate = Gauge("cvd_floor_hit_rate",
                            "Share of trailing-window CVD rows where the MAD floor set the scale",
                            ["symbol"], registry=REGISTRY)
+signal_events_total = Counter("signal_events_total",
+                              "Live signal events (same state machines as the events table)",
+                              ["symbol", "type"], registry=REGISTRY)
+signal_z = Gauge("signal_z", "Last live z of a signal (monitoring.live_z_symbols only)",
+                 ["symbol", "signal"], registry=REGISTRY)
 data_rows_total = Counter("data_rows_total", "Rows written to finalised raw files",
                           ["symbol", "table"], registry=REGISTRY)
 write_errors_total = Counter("write_errors_total", "Failed Parquet write attempts",

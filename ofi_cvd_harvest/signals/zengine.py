@@ -12,37 +12,14 @@ t_i cancels: shifting by one row gives exactly "rows before i".
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from ..settings import SignalSettings
 from .rollmad import rolling_mad_prev
+from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams  # noqa: F401 (re-exported)
 
-MAD_TO_SIGMA = 1.4826
-MIN_SCALE = 1e-9
 ENGINE_COLUMNS = ("fast", "slow", "mix", "sigma_floor", "scale", "floor_used", "z_raw", "z")
-
-
-@dataclass(frozen=True)
-class ZParams:
-    scale_mode: str = "hybrid"
-    half_life_sec: float = 600.0
-    fast_half_life_sec: float = 60.0
-    fast_weight: float = 0.20
-    mad_multiplier: float = 1.8
-    winsor_limit: float = 8.0
-    floor_window: int = 200
-    warmup_rows: int = 20
-    silence_sec: float = 5.0
-    silence_warmup_rows: int = 2
-
-    @classmethod
-    def from_settings(cls, s: SignalSettings) -> "ZParams":
-        return cls(s.scale_mode, s.half_life_sec, s.fast_half_life_sec, s.scale_fast_weight,
-                   s.mad_multiplier, s.winsor_limit, s.floor_window, s.warmup_rows,
-                   s.silence_sec, s.silence_warmup_rows)
 
 
 def ew_mean(t_ms: pl.Series, v: pl.Series, half_life_sec: float) -> pl.Series:
