@@ -17,6 +17,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from ofi_cvd_harvest import schemas
 from ofi_cvd_harvest.capture.frames import FRAME_ERROR_KINDS
 from ofi_cvd_harvest.monitoring import metrics
+from ofi_cvd_harvest.monitoring.live_cvd import SIGNAL_TYPES
 
 from ..procs import free_port, reap
 from .promtools import http_get
@@ -24,8 +25,9 @@ from .promtools import http_get
 ROOT = Path(__file__).resolve().parents[2]
 SYMS = ("BTCUSDT", "ETHUSDT")
 KNOWN = {"symbol": SYMS, "table": tuple(schemas.RAW_SCHEMAS), "endpoint": ("market", "public"),
-         "kind": FRAME_ERROR_KINDS, "stream": metrics.MESSAGE_STREAMS}
-LATER = {"cvd_scale_median", "cvd_floor_hit_rate"}   # NaN until the CVD engine has warmed up
+         "kind": FRAME_ERROR_KINDS, "stream": metrics.MESSAGE_STREAMS, "type": SIGNAL_TYPES}
+# NaN / absent until the CVD engine has warmed up
+LATER = {"cvd_scale_median", "cvd_floor_hit_rate", "signal_z"}
 
 
 def families() -> dict[str, MetricWrapperBase]:
