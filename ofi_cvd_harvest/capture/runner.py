@@ -513,18 +513,24 @@ class Capture:
         batches = self.pending + self._take_staged()
         self.pending = []
         batches.reverse()
+        written: list[list[str]] = []
         while batches:   # each batch is freed once written, not all at the end (see above)
             b = batches.pop()
             path = self.writer.write(b)
             if path is None:
                 self.pending.append(b)   # kept (and its segment) for the next rotation
                 continue
-            SegmentLog.release(b.segment_paths)
+            written.append(b.segment_paths)
             if b.stream == "agg_trade" and b.trade_ids:
                 mx = max(b.trade_ids)
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = mx if cur is None else max(cur, mx)
+        # the checkpoint (with the owed ranges below the new files' ids) is durable before the
+        # segments go: a kill in between recovers the segments against the final files and
+        # re-derives the holes, instead of finding files, no segments and an older checkpoint
         self._checkpoint(snaps)
+        for paths in written:
+            SegmentLog.release(paths)
         trim_heap()   # the rotation's peak of freed buffers back to the OS (capture/memory.py)
 
     def _pre_rotate(self) -> tuple[Swapped, dict]:
@@ -855,18 +861,20 @@ class Capture:
         self._stop.set()
         stop_feeds.set()
         try:
+            # the waits before the final heal share one bound, so a stop takes at most
+            # final_heal_sec + ~10 s whatever the backlog (docs/capture.md "Stopping")
             if feed_tasks:
-                await asyncio.wait(feed_tasks, timeout=5)
+                await asyncio.wait(feed_tasks, timeout=4)
             for t in feed_tasks:
                 t.cancel()
             if consumer is not None:
                 self._book_q.put_nowait(None)
-                await asyncio.wait([consumer], timeout=5)
+                await asyncio.wait([consumer], timeout=2)
             healer = next((t for t in tasks if t.get_name() == "healer"), None)
             if healer is not None:
                 healer.cancel()
-                await asyncio.wait([healer], timeout=2)
-            if self.healer.records and self.final_heal_sec > 0:
+                await asyncio.wait([healer], timeout=1)
+            if self.healer.busy and self.final_heal_sec > 0:
                 # the last seconds' gaps: heal now rather than leave them to the next start
                 try:
                     await asyncio.wait_for(self.healer.heal_due(force=True), self.final_heal_sec)
