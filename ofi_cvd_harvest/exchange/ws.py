@@ -80,11 +80,10 @@ class WsFeed:
         """When the connection opened at ``opened`` (monotonic) is replaced."""
         if self.roll_phase is None:
             return opened + self.rollover_sec
-        period = self.rollover_sec
+        period = self.rollover_sec   # the first phase point after ``opened``: age <= period
         t = self._roll_anchor
-        earliest = opened + min(60.0, period / 4)   # never right after a (re)connect
-        if t < earliest:
-            t += -(-(earliest - t) // period) * period
+        if t <= opened:
+            t += ((opened - t) // period + 1) * period
         return t
 
     async def _open(self, stop: asyncio.Event, first_attempt: int = 0) -> ClientConnection | None:
