@@ -11,7 +11,12 @@ pays the whole debt: 0 ids missing against the simulator's ground truth.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import orjson
 import polars as pl
@@ -23,6 +28,7 @@ from ofi_cvd_harvest.sim.faults import FaultConfig
 
 from .rawcheck import assert_trades_complete, capture_settings, read
 
+ROOT = Path(__file__).resolve().parents[2]
 SYMS = tuple(f"S{i:03d}USDT" for i in range(100))
 STORM = "disconnect=0.002,drop=0.002"
 FINAL_HEAL = 2.0
@@ -112,3 +118,32 @@ def test_after_a_storm_a_restart_pays_the_whole_debt(simulator_factory, tmp_path
     assert missing == 0
     print(f"\nstorm debt: {owed} ids in ~{requests} pages, paid in {heal_sec:.0f}s "
           f"(stop latency {stop_latency:.1f}s); missing {missing}")
+
+
+def test_sigterm_in_a_storm_stops_the_cli_within_the_bound(simulator_factory, tmp_path):
+    """The operator's stop (SIGTERM to ``ofi-cvd-harvest capture``) in the middle of a storm
+    with a debt it cannot pay: exit 0 within ``FINAL_HEAL_SEC`` + 10 s (generous margin for a
+    shared CPU), and the debt is in the checkpoint."""
+    sim = simulator_factory(SYMS, seed=72, faults=STORM)
+    cmd = [sys.executable, "-m", "ofi_cvd_harvest.cli", "capture", "--symbols", ",".join(SYMS),
+           "--run-seconds", "600", "--data-dir", str(tmp_path / "data"),
+           "--artifacts-dir", str(tmp_path / "art"), "--ws-base-url", sim.ws_url,
+           "--rest-base-url", sim.rest_url, "--prometheus-port", "0"]
+    env = {**os.environ, "FINAL_HEAL_SEC": str(FINAL_HEAL), "PARQUET_ROTATE_SEC": "2",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        time.sleep(8)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(FINAL_HEAL + 10 + 30)
+        latency = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0, proc.stderr.read()[-2000:]
+    assert latency < FINAL_HEAL + 10 + 15, latency
+    cp = ckpt.load(ckpt.path_in(tmp_path / "art"))
+    assert any(c.open_gaps for c in cp.symbols.values()), "the unpaid debt is kept"
+    print(f"\nSIGTERM in a storm: exit after {latency:.1f}s")
