@@ -455,7 +455,7 @@ class Capture:
                 for sym, st in self.states.items()}
 
     def _checkpoint(self, snaps: dict | None = None,
-                    held_extra: dict[str, list[int]] | None = None) -> None:
+                    held_extra: dict[str, list[int]] | None = None) -> bool:
         snaps = self._snapshots() if snaps is None else snaps
         cp = ckpt.Checkpoint()
         # trade ids received but not yet in a final file, per symbol (one pass, any universe)
@@ -480,6 +480,8 @@ class Capture:
             ckpt.save(self.checkpoint_path, cp)
         except OSError as exc:
             self._io_errors.append(f"checkpoint write failed: {exc}")
+            return False
+        return True
 
     def _stage(self) -> None:
         """Every ``segment_flush_sec`` (on the loop): hand the buffered rows to the io thread,
@@ -548,9 +550,10 @@ class Capture:
         # the checkpoint (with the owed ranges below the new files' ids) is durable before the
         # segments go: a kill in between recovers the segments against the final files and
         # re-derives the holes, instead of finding files, no segments and an older checkpoint
-        self._checkpoint(snaps)
-        for paths in written:
-            SegmentLog.release(paths)
+        # (docs/capture.md "Files, rotation, durability"; test_kill_mid_rotation.py)
+        if self._checkpoint(snaps):   # else the segments stay: the next start recovers them
+            for paths in written:
+                SegmentLog.release(paths)
         trim_heap()   # the rotation's peak of freed buffers back to the OS (capture/memory.py)
 
     def _pre_rotate(self) -> tuple[Swapped, dict]:
@@ -881,8 +884,9 @@ class Capture:
         self._stop.set()
         stop_feeds.set()
         try:
-            # the waits before the final heal share one bound, so a stop takes at most
-            # final_heal_sec + ~10 s whatever the backlog (docs/capture.md "Stopping")
+            # each wait before the final heal is bounded (4 + 2 + 1 s), so a stop takes at most
+            # final_heal_sec + ~10 s whatever the backlog (docs/capture.md "Stopping within a
+            # bound")
             if feed_tasks:
                 await asyncio.wait(feed_tasks, timeout=4)
             for t in feed_tasks:
