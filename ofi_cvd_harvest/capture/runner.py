@@ -42,6 +42,7 @@ from .dedup import DedupLRU
 from .frames import FRAME_ERROR_KINDS, Subscriptions, handler_error, not_subscribed, subscriptions
 from .memory import capture_gc, trim_heap
 from .healing import Healer
+from .redundancy import Replicas, stagger
 from .housekeeping import clean_stale_tmp
 from .ops import OpsRecorder
 from .outcome import unwritten_by_table, unwritten_message
@@ -78,6 +79,8 @@ class SymbolSummary:
     trade_gaps_detected: int = 0
     trade_gaps_healed: int = 0
     trade_gaps_unhealed: int = 0
+    owed_trades: int = 0           # trade ids still owed at exit (in the checkpoint)
+    redundant: int = 0             # copies merged away from redundant connections
     last_trade_id: int | None = None
 
     @property
@@ -145,11 +148,11 @@ def make_book_handler(settings: Settings, rest: RestClient, on_gap, on_event) ->
 
 
 class Capture:
-    final_heal_sec = 5.0      # shutdown budget for healing the last seconds' gaps
     probe_delay_sec = 2.0     # after a trade-feed reconnect, ask REST if no trade came yet
 
     def __init__(self, settings: Settings, log: logging.Logger | Any | None = None):
         self.s = settings
+        self.final_heal_sec = settings.final_heal_sec   # shutdown budget for healing
         self.runlog = RunLog(settings.artifacts_dir, settings.log_level, forward=log)
         self.log = self.runlog.logger
         self.storage = Storage(settings.data_dir)
@@ -186,6 +189,7 @@ class Capture:
         self.fatal: BaseException | None = None
         self._stop = asyncio.Event()
         self._feeds: list[WsFeed] = []
+        self.replicas = Replicas(settings.redundancy) if settings.redundancy > 1 else None
         self._book_q: asyncio.Queue = asyncio.Queue()
         self._metrics_server = None
         self.live_cvd = self._make_live_cvd()
@@ -219,6 +223,9 @@ class Capture:
             if t is AggTrade:
                 self._on_trade(rec, recv_ms, conn_id)  # type: ignore[arg-type]
             elif t is DepthUpdate:
+                if self.replicas is not None and self.replicas.copy_of_book(
+                        rec.symbol, rec.final_update_id, self.states[rec.symbol].last_u):
+                    return
                 if self._book_sync:
                     self._add_book_rows(rec, self.book.rows_for(rec, recv_ms, conn_id), recv_ms)
                 else:
@@ -233,15 +240,20 @@ class Capture:
     def _on_trade(self, rec: AggTrade, recv_ms: int, conn_id: int) -> None:
         st = self.states[rec.symbol]     # a subscribed symbol (checked in _on_message)
         a = rec.agg_trade_id
+        rep = self.replicas
         if st.dedup.seen(a):
-            st.dups += 1
+            if rep is None or not rep.seen_trade(rec.symbol, conn_id, a, True):
+                st.dups += 1
             return
         if st.first_ws:
             self._first_trade(st, rec)
         status, gap = st.tracker.observe(a, recv_ms)
         if status == DUPLICATE:
-            st.dups += 1
+            if rep is None or not rep.seen_trade(rec.symbol, conn_id, a, True):
+                st.dups += 1
             return
+        if rep is not None:
+            rep.seen_trade(rec.symbol, conn_id, a, False)
         if gap is not None:
             reason = "restart" if st.first_ws and st.restored else (
                 "reconnect" if st.after_reconnect else "id_jump")
@@ -347,7 +359,7 @@ class Capture:
 
     # -- connection events --------------------------------------------------------------------
     def _feed_callbacks(self, endpoint: str, url: str, symbols: tuple[str, ...],
-                        streams: tuple[str, ...]):
+                        streams: tuple[str, ...], plan: int = 0, replica: int = 0):
         subscribed = subscriptions(streams)
 
         def on_message(raw: bytes, recv_ms: int, conn_id: int) -> None:
@@ -358,13 +370,15 @@ class Capture:
                                  "url": url.split("?", 1)[0], "symbols": len(symbols)},
                           symbols=symbols)
             self.log.info("ws %s conn %d: %s (%d symbols)", endpoint, conn_id, kind, len(symbols))
+            others = (self.replicas.opened(conn_id, plan, replica)
+                      if self.replicas is not None else False)
             if kind == "reconnect":
                 self.summary.reconnects += 1
-                if endpoint == MARKET:
+                if endpoint == MARKET and not others:   # a live replica covered the outage
                     for s in symbols:
                         self.states[s].after_reconnect = True
                     self._spawn(self._probe_after_reconnect(symbols), "reconnect-probe")
-            if endpoint != MARKET and kind != "rollover":
+            if endpoint != MARKET and kind != "rollover" and not others:
                 if self._book_sync:   # before the new connection's first message, in order
                     for s in symbols:
                         self.book.on_connect(s, conn_id)
@@ -372,6 +386,8 @@ class Capture:
                     self._book_q.put_nowait(("connect", symbols, conn_id))
 
         def on_close(conn_id: int, reason: str, deliberate: bool) -> None:
+            if self.replicas is not None:
+                self.replicas.closed(conn_id)
             self.ops.emit("disconnect", {"endpoint": endpoint, "conn_id": conn_id,
                                          "reason": reason, "deliberate": deliberate},
                           symbols=symbols)
@@ -382,17 +398,21 @@ class Capture:
         streams = [agg_trade_stream(sym) for sym in s.symbols]
         streams += [self.book.stream_name(sym) for sym in s.symbols]
         feeds = []
-        for i, plan in enumerate(plan_connections(s.ws_base_url, streams,
-                                                  s.max_streams_per_connection)):
-            on_message, on_open, on_close = self._feed_callbacks(plan.endpoint, plan.url,
-                                                                 plan.symbols, plan.streams)
-            feeds.append(WsFeed(plan.url, endpoint=plan.endpoint, on_message=on_message,
-                                on_open=on_open, on_close=on_close,
-                                ping_interval=s.ping_interval,
-                                heartbeat_timeout=s.heartbeat_timeout,
-                                reconnect_base_sec=s.reconnect_base_sec,
-                                reconnect_max_sec=s.reconnect_max_sec,
-                                rollover_sec=s.rollover_sec, seed=i, log=self.log))
+        plans = plan_connections(s.ws_base_url, streams, s.max_streams_per_connection)
+        for r in range(s.redundancy):   # replicas: capture/redundancy.py
+            delay, phase = stagger(r, s.redundancy, s.rollover_sec)
+            for i, plan in enumerate(plans):
+                on_message, on_open, on_close = self._feed_callbacks(
+                    plan.endpoint, plan.url, plan.symbols, plan.streams, i, r)
+                feeds.append(WsFeed(plan.url, endpoint=plan.endpoint, on_message=on_message,
+                                    on_open=on_open, on_close=on_close,
+                                    ping_interval=s.ping_interval,
+                                    heartbeat_timeout=s.heartbeat_timeout,
+                                    reconnect_base_sec=s.reconnect_base_sec,
+                                    reconnect_max_sec=s.reconnect_max_sec,
+                                    rollover_sec=s.rollover_sec, seed=i + 1000 * r, log=self.log,
+                                    start_delay=delay,
+                                    roll_phase=phase if s.redundancy > 1 else None))
         return feeds
 
     # -- checkpoint ---------------------------------------------------------------------------
@@ -436,7 +456,7 @@ class Capture:
                 for sym, st in self.states.items()}
 
     def _checkpoint(self, snaps: dict | None = None,
-                    held_extra: dict[str, list[int]] | None = None) -> None:
+                    held_extra: dict[str, list[int]] | None = None) -> bool:
         snaps = self._snapshots() if snaps is None else snaps
         cp = ckpt.Checkpoint()
         # trade ids received but not yet in a final file, per symbol (one pass, any universe)
@@ -461,6 +481,8 @@ class Capture:
             ckpt.save(self.checkpoint_path, cp)
         except OSError as exc:
             self._io_errors.append(f"checkpoint write failed: {exc}")
+            return False
+        return True
 
     def _stage(self) -> None:
         """Every ``segment_flush_sec`` (on the loop): hand the buffered rows to the io thread,
@@ -514,18 +536,25 @@ class Capture:
         batches = self.pending + self._take_staged()
         self.pending = []
         batches.reverse()
+        written: list[list[str]] = []
         while batches:   # each batch is freed once written, not all at the end (see above)
             b = batches.pop()
             path = self.writer.write(b)
             if path is None:
                 self.pending.append(b)   # kept (and its segment) for the next rotation
                 continue
-            SegmentLog.release(b.segment_paths)
+            written.append(b.segment_paths)
             if b.stream == "agg_trade" and b.trade_ids:
                 mx = max(b.trade_ids)
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = mx if cur is None else max(cur, mx)
-        self._checkpoint(snaps)
+        # the checkpoint (with the owed ranges below the new files' ids) is durable before the
+        # segments go: a kill in between recovers the segments against the final files and
+        # re-derives the holes, instead of finding files, no segments and an older checkpoint
+        # (docs/capture.md "Files, rotation, durability"; test_kill_mid_rotation.py)
+        if self._checkpoint(snaps):   # else the segments stay: the next start recovers them
+            for paths in written:
+                SegmentLog.release(paths)
         trim_heap()   # the rotation's peak of freed buffers back to the OS (capture/memory.py)
 
     def _pre_rotate(self) -> tuple[Swapped, dict]:
@@ -858,18 +887,21 @@ class Capture:
         self._stop.set()
         stop_feeds.set()
         try:
+            # each wait before the final heal is bounded (4 + 2 + 1 s), so a stop takes at most
+            # final_heal_sec + ~10 s whatever the backlog (docs/capture.md "Stopping within a
+            # bound")
             if feed_tasks:
-                await asyncio.wait(feed_tasks, timeout=5)
+                await asyncio.wait(feed_tasks, timeout=4)
             for t in feed_tasks:
                 t.cancel()
             if consumer is not None:
                 self._book_q.put_nowait(None)
-                await asyncio.wait([consumer], timeout=5)
+                await asyncio.wait([consumer], timeout=2)
             healer = next((t for t in tasks if t.get_name() == "healer"), None)
             if healer is not None:
                 healer.cancel()
-                await asyncio.wait([healer], timeout=2)
-            if self.healer.records and self.final_heal_sec > 0:
+                await asyncio.wait([healer], timeout=1)
+            if self.healer.busy and self.final_heal_sec > 0:
                 # the last seconds' gaps: heal now rather than leave them to the next start
                 try:
                     await asyncio.wait_for(self.healer.heal_due(force=True), self.final_heal_sec)
@@ -939,7 +971,9 @@ class Capture:
                 book_rows=st.book_rows, book_gaps=st.book_gaps,
                 trade_gaps_detected=h.gaps_detected.get(sym, 0),
                 trade_gaps_healed=h.gaps_healed.get(sym, 0),
-                trade_gaps_unhealed=h.open_gaps(sym), last_trade_id=st.tracker.last_id)
+                trade_gaps_unhealed=h.open_gaps(sym), owed_trades=h.owed(sym),
+                redundant=self.replicas.redundant.get(sym, 0) if self.replicas else 0,
+                last_trade_id=st.tracker.last_id)
         for sym, ss in sm.symbols.items():
             self.log.info("%s: trades ws=%d healed=%d dups=%d book_rows=%d book_gaps=%d "
                           "gaps detected=%d healed=%d open=%d", sym, ss.trades_ws,

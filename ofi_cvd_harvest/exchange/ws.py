@@ -8,6 +8,9 @@
 - Before the exchange's 24 h cut (``rollover_sec``) a replacement connection is opened
   first; the old one is closed only once the new one delivers data, so nothing is missed
   (the consumer deduplicates the overlap).
+- Redundant replicas of one feed (``websocket.redundancy``) start ``start_delay`` apart and
+  roll over on a fixed phase (``roll_phase``: deadlines ``rollover_sec`` apart, offset per
+  replica), which a reconnect does not move, so replicas stay staggered for days.
 Each physical connection gets a process-unique ``conn_id`` that ends up in every row.
 """
 
@@ -42,7 +45,8 @@ class WsFeed:
                  ping_interval: float = 20.0, heartbeat_timeout: float = 30.0,
                  reconnect_base_sec: float = 0.5, reconnect_max_sec: float = 30.0,
                  rollover_sec: float = 82800.0, open_timeout: float = 10.0,
-                 seed: int | None = None, log: logging.Logger | None = None):
+                 seed: int | None = None, log: logging.Logger | None = None,
+                 start_delay: float = 0.0, roll_phase: float | None = None):
         self.url = url
         self.endpoint = endpoint
         self.on_message = on_message
@@ -55,6 +59,9 @@ class WsFeed:
         self.rollover_sec = rollover_sec
         self.open_timeout = open_timeout
         self.log = log or logging.getLogger(__name__)
+        self.start_delay = start_delay
+        self.roll_phase = roll_phase
+        self._roll_anchor = 0.0
         self.reconnects = 0
         self.rollovers = 0
         self.connects = 0
@@ -68,6 +75,16 @@ class WsFeed:
         """Jittered exponential delay for the ``attempt``-th consecutive failure (0-based)."""
         base = min(self.reconnect_max, self.reconnect_base * 2 ** min(attempt, 30))
         return base * (0.5 + 0.5 * self._rng.random())
+
+    def roll_deadline(self, opened: float) -> float:
+        """When the connection opened at ``opened`` (monotonic) is replaced."""
+        if self.roll_phase is None:
+            return opened + self.rollover_sec
+        period = self.rollover_sec   # the first phase point after ``opened``: age <= period
+        t = self._roll_anchor
+        if t <= opened:
+            t += ((opened - t) // period + 1) * period
+        return t
 
     async def _open(self, stop: asyncio.Event, first_attempt: int = 0) -> ClientConnection | None:
         attempt = first_attempt
@@ -128,6 +145,13 @@ class WsFeed:
         """Keep the feed alive until ``stop`` is set; then close cleanly."""
         kind = "connect"
         attempt = 0
+        self._roll_anchor = time.monotonic() + self.rollover_sec - (self.roll_phase or 0.0)
+        if self.start_delay > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), self.start_delay)
+                return
+            except asyncio.TimeoutError:
+                pass
         while not stop.is_set():
             ws = await self._open(stop, attempt)
             if ws is None:
@@ -143,7 +167,7 @@ class WsFeed:
             reader = asyncio.create_task(self._read(ws, conn_id, first))
             while True:
                 stopper = asyncio.create_task(stop.wait())
-                timeout = max(0.0, opened + self.rollover_sec - time.monotonic())
+                timeout = max(0.0, self.roll_deadline(opened) - time.monotonic())
                 done, _ = await asyncio.wait({reader, stopper}, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()

@@ -60,6 +60,12 @@ healed_trades_total = Counter("healed_trades_total", "Trades recovered through R
                               ["symbol"], registry=REGISTRY)
 trade_gaps_open = Gauge("trade_gaps_open", "Detected trade gaps not yet healed", ["symbol"],
                         registry=REGISTRY)
+heal_owed_trades = Gauge("heal_owed_trades", "Trade ids owed (missing, to be healed via REST)",
+                         ["symbol"], registry=REGISTRY)
+heal_owed_requests = Gauge("heal_owed_requests", "REST aggTrades pages (1,000 ids) needed to pay "
+                           "every owed trade", registry=REGISTRY)
+heal_eta_seconds = Gauge("heal_eta_seconds", "Seconds to pay the owed trades at the REST budget "
+                         "(heal_owed_requests x weight / budget)", registry=REGISTRY)
 book_gaps_total = Counter("book_gaps_total", "Book pu-chain breaks", ["symbol"], registry=REGISTRY)
 book_resyncs_total = Counter("book_resyncs_total", "Local book resyncs (diff-depth mode)",
                              ["symbol"], registry=REGISTRY)
@@ -92,7 +98,7 @@ def init_capture(symbols: Iterable[str], endpoints: Iterable[str],
         for fam in (dedup_hits_total, latency_ms, trade_gaps_detected_total,
                     trade_gaps_healed_total, healed_trades_total, book_gaps_total,
                     book_resyncs_total, empty_buckets_total, recv_rate_tps, trade_gaps_open,
-                    duplicate_rate):
+                    duplicate_rate, heal_owed_trades):
             fam.labels(sym)
         for table in tables:
             data_rows_total.labels(sym, table)

@@ -1,15 +1,16 @@
 """Per-symbol ``agg_trade_id`` bookkeeping: which ids are missing (SPEC §4.1, §7).
 
 Binance aggregate-trade ids are consecutive per symbol, so the state is just the highest id
-seen plus a list of missing intervals below it. A jump opens an interval, a late
+seen plus the set of missing intervals below it (:mod:`.idranges`). A jump opens an interval, a late
 (out-of-order) arrival or a REST heal closes the part it covers. Anything ``<= last`` and not
 in an interval has been seen: the tracker doubles as an exact duplicate test beyond the LRU.
 """
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from .idranges import IdRanges
 
 NEW, DUPLICATE, FILLED = 0, 1, 2
 
@@ -26,11 +27,20 @@ class Gap:
         return self.end - self.start + 1
 
 
-@dataclass
 class TradeIdTracker:
-    """Sans-I/O id tracker of one symbol."""
-    last_id: int | None = None
-    gaps: list[Gap] = field(default_factory=list)   # sorted, disjoint, all below last_id
+    """Sans-I/O id tracker of one symbol; the missing ids are an :class:`IdRanges`
+    (``owed``), so a storm's tens of thousands of holes cost O(log n) per id."""
+    __slots__ = ("last_id", "owed")
+
+    def __init__(self, last_id: int | None = None) -> None:
+        self.last_id = last_id
+        self.owed = IdRanges()        # sorted, disjoint, all below last_id
+
+    @property
+    def gaps(self) -> list[Gap]:
+        """The missing intervals as :class:`Gap` objects (a copy: for reports and tests)."""
+        o = self.owed
+        return [Gap(a, b, t) for a, b, t in zip(o.starts, o.ends, o.opened)]
 
     def observe(self, agg_id: int, now_ms: int = 0) -> tuple[int, Gap | None]:
         """Record ``agg_id``; returns (NEW | DUPLICATE | FILLED, newly opened gap or None)."""
@@ -40,68 +50,35 @@ class TradeIdTracker:
             return NEW, None
         if agg_id > last:
             gap = Gap(last + 1, agg_id - 1, now_ms)
-            self.gaps.append(gap)
+            self.owed.add(last + 1, agg_id - 1, now_ms)
             self.last_id = agg_id
             return NEW, gap
-        return (FILLED, None) if self.fill(agg_id) else (DUPLICATE, None)
+        return (FILLED, None) if self.owed.discard(agg_id) else (DUPLICATE, None)
 
     def is_missing(self, agg_id: int) -> bool:
-        return self._find(agg_id) is not None
-
-    def _find(self, agg_id: int) -> int | None:
-        gaps = self.gaps
-        if not gaps:
-            return None
-        i = bisect.bisect_right([g.start for g in gaps], agg_id) - 1
-        if i >= 0 and gaps[i].start <= agg_id <= gaps[i].end:
-            return i
-        return None
+        return self.owed.find(agg_id) is not None
 
     def fill(self, agg_id: int) -> bool:
         """Mark one missing id as received; False if it was not missing."""
-        i = self._find(agg_id)
-        if i is None:
-            return False
-        g = self.gaps[i]
-        if g.start == g.end:
-            del self.gaps[i]
-        elif agg_id == g.start:
-            g.start += 1
-        elif agg_id == g.end:
-            g.end -= 1
-        else:
-            self.gaps.insert(i + 1, Gap(agg_id + 1, g.end, g.opened_ms))
-            g.end = agg_id - 1
-        return True
+        return self.owed.discard(agg_id)
 
     def fill_range(self, a: int, b: int) -> int:
         """Mark every missing id in [a, b] as settled; returns how many were missing."""
-        out: list[Gap] = []
-        n = 0
-        for g in self.gaps:
-            if g.end < a or g.start > b:
-                out.append(g)
-                continue
-            n += min(g.end, b) - max(g.start, a) + 1
-            if g.start < a:
-                out.append(Gap(g.start, a - 1, g.opened_ms))
-            if g.end > b:
-                out.append(Gap(b + 1, g.end, g.opened_ms))
-        self.gaps = out
-        return n
+        return self.owed.remove(a, b)
 
     def missing(self) -> int:
-        return sum(g.size for g in self.gaps)
+        return self.owed.total
 
     def restore(self, last_id: int | None, gaps: list[list[int]] | None = None,
                 now_ms: int = 0) -> None:
         """Seed from a checkpoint: ids after ``last_id`` and in ``gaps`` are still owed."""
         self.last_id = last_id
-        self.gaps = sorted((Gap(int(a), int(b), now_ms) for a, b in (gaps or []) if a <= b),
-                           key=lambda g: g.start)
+        self.owed = IdRanges()
+        for a, b in sorted((int(a), int(b)) for a, b in (gaps or []) if a <= b):
+            self.owed.add(a, b, now_ms)
 
     def snapshot(self) -> list[list[int]]:
-        return [[g.start, g.end] for g in self.gaps]
+        return self.owed.snapshot()
 
 
 def id_intervals(ids: list[int]) -> list[list[int]]:
