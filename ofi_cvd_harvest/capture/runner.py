@@ -33,7 +33,6 @@ from ..protocol.tradegaps import DUPLICATE, TradeIdTracker, id_intervals, merge_
 from ..exchange.rest import RestClient, RestError
 from ..exchange.ws import WsFeed
 from ..storage import layout
-from ..storage.fs import Storage
 from . import checkpoint as ckpt, resume
 from .book_partial import PartialBook
 from .buffers import Batch, RawBuffers, Swapped, build
@@ -44,6 +43,7 @@ from .housekeeping import clean_stale_tmp
 from .ops import OpsRecorder
 from .outcome import unwritten_by_table, unwritten_message
 from .runlog import RunLog
+from .publisher import open_raw_store
 from .segments import SegmentLog, recover as recover_segments
 from .writer import RawWriter
 
@@ -144,12 +144,14 @@ def make_book_handler(settings: Settings, rest: RestClient, on_gap, on_event) ->
 class Capture:
     final_heal_sec = 5.0      # shutdown budget for healing the last seconds' gaps
     probe_delay_sec = 2.0     # after a trade-feed reconnect, ask REST if no trade came yet
+    publish_drain_sec = 30.0  # s3:// lake: shutdown budget for publishing the spool
 
     def __init__(self, settings: Settings, log: logging.Logger | Any | None = None):
         self.s = settings
         self.runlog = RunLog(settings.artifacts_dir, settings.log_level, forward=log)
         self.log = self.runlog.logger
-        self.storage = Storage(settings.data_dir)
+        # an s3:// lake: files are written to a local spool and published (capture/publisher.py)
+        self.storage, self.publisher = open_raw_store(settings, self.log)
         self.buffers = RawBuffers()
         self.ops = OpsRecorder(self.buffers, settings.symbols, self.log)
         self._write_failures: list[tuple[str, str, str, int, str]] = []
@@ -514,6 +516,8 @@ class Capture:
                 self.pending.append(b)   # kept (and its segment) for the next rotation
                 continue
             SegmentLog.release(b.segment_paths)
+            if self.publisher is not None:
+                self.publisher.ready(path)
             if b.stream == "agg_trade" and b.trade_ids:
                 mx = max(b.trade_ids)
                 cur = self.durable_max[b.symbol]
@@ -812,6 +816,8 @@ class Capture:
                                             "stale_tmp_removed": sum(stale.values())})
             self._restore()
             self._recover_segments()
+            if self.publisher is not None:
+                self.publisher.start()
             self._start_metrics_server()
             metrics.capture_up.set(1)
             self._spawn(self._clock_check(), "clock-check")   # REST trouble must not delay WS
@@ -897,6 +903,8 @@ class Capture:
             self._rotate_final()
         if self.segments is not None:
             self.segments.close()
+        if self.publisher is not None:
+            self.publisher.stop(self.publish_drain_sec)
         if self.live_cvd is not None:
             self.live_cvd.join(2.0)
         close_book = getattr(self.book, "close", None)

@@ -24,6 +24,7 @@ from ..storage.fs import Storage
 from ..capture.housekeeping import DERIVED_TMP_AGE_SEC
 from ..gate.run import QUARANTINED, gate_partition
 from ..gate.verdict import Acceptance, who
+from ..storage.objectstore import data_root
 from .derive import Window
 from .rawread import partition_files
 
@@ -60,7 +61,7 @@ def raw_partitions(storage: Storage, symbols: list[str]) -> list[tuple[str, str]
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.data_dir:
-        settings = settings.replace(data_dir=type(settings.data_dir)(args.data_dir))
+        settings = settings.replace(data_dir=data_root(args.data_dir))
     symbols = ([s.strip().upper() for s in args.symbols.split(",") if s.strip()]
                if args.symbols else list(settings.symbols))
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
