@@ -9,7 +9,6 @@ run, so a run picks up the environment of the process that executes it.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import dagster as dg
 
