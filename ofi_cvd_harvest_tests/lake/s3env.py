@@ -61,6 +61,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self.stalled = threading.Event()
+        self.held = 0                  # chunks that arrived while stalled (a request in flight)
         self.up()
 
     def up(self) -> None:
@@ -117,6 +118,8 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if self.stalled.is_set():
+                    self.held += 1
                 while self.stalled.is_set():   # hold the bytes: the request hangs in flight
                     time.sleep(0.05)
                 dst.sendall(data)
