@@ -277,9 +277,8 @@ def scope_metrics(data_root: str | Path, settings: Settings, symbol: str, dates:
                   names: Iterable[str] | None = None, *, raw_root: str | Path | None = None,
                   derived_root: str | Path | None = None) -> list[MetricResult]:
     """Metrics for ``symbol`` over ``dates`` (data root holds ``raw/`` and ``ofi_cvd/``)."""
-    scope = Scope(Path(data_root), symbol, tuple(dates),
-                  raw_root=Path(raw_root) if raw_root else None,
-                  derived_root=Path(derived_root) if derived_root else None)
+    scope = Scope(data_root, symbol, tuple(dates), raw_root=raw_root or None,
+                  derived_root=derived_root or None)   # Scope makes Paths or LakeUrls
     try:
         return evaluate(Evaluation(scope, settings), names)
     finally:
