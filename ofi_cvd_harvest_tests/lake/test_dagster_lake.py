@@ -1,0 +1,44 @@
+"""Dagster on an s3:// lake: the resource takes the URL, the raw sensor's scan lists only
+today's and yesterday's new objects and remembers what it saw."""
+
+from __future__ import annotations
+
+import time
+
+import pyarrow as pa
+
+from ofi_cvd_harvest import schemas
+from ofi_cvd_harvest.orchestration.raw_assets import latest_raw_age_sec, scan_raw
+from ofi_cvd_harvest.orchestration.resources import HarvestSettings
+from ofi_cvd_harvest.orchestration.sensors import _raw_mtime
+from ofi_cvd_harvest.storage import layout
+from ofi_cvd_harvest.storage.objectstore import LakeUrl
+
+
+def _ops(n: int, ts: int) -> pa.Table:
+    return pa.Table.from_pylist([{"recv_ts_ms": ts + i, "symbol": "BTCUSDT", "event_type": "x",
+                                  "meta_json": "{}"} for i in range(n)], schema=schemas.OPS)
+
+
+def test_resource_and_raw_scan_on_s3(lake):
+    url, _ = lake
+    res = HarvestSettings(data_dir=url)
+    assert isinstance(res.settings().data_dir, LakeUrl)
+    storage = res.storage()
+    now = time.time()
+    today = layout.utc_date(int(now * 1000))
+    old = layout.utc_date(int(now * 1000) - 5 * 86_400_000)
+    ms = int(now * 1000)
+    storage.write_parquet(layout.raw_file(today, "BTCUSDT", "ops", ms, 1), _ops(3, ms))
+    storage.write_parquet(layout.raw_file(old, "BTCUSDT", "ops", ms, 1), _ops(9, ms))   # not listed
+    ups, cursor = scan_raw(storage, None, now)
+    assert [(u.date, u.stream, u.files, u.rows) for u in ups] == [(today, "ops", 1, 3)]
+    ups, cursor = scan_raw(storage, cursor, now + 1000)            # due, nothing new
+    assert ups == []
+    storage.write_parquet(layout.raw_file(today, "BTCUSDT", "ops", ms + 1, 2), _ops(4, ms))
+    ups, cursor = scan_raw(storage, cursor, now + 2000)
+    assert [(u.files, u.rows, u.latest_file) for u in ups] == [
+        (2, 7, f"part-{ms + 1}-000002.parquet")]
+    assert _raw_mtime(storage, today, "BTCUSDT") is not None
+    assert _raw_mtime(storage, old, "ETHUSDT") is None
+    assert 0 <= latest_raw_age_sec(storage, today, ["BTCUSDT"], time.time() + 5) < 120
