@@ -42,3 +42,21 @@ def test_resource_and_raw_scan_on_s3(lake):
     assert _raw_mtime(storage, today, "BTCUSDT") is not None
     assert _raw_mtime(storage, old, "ETHUSDT") is None
     assert 0 <= latest_raw_age_sec(storage, today, ["BTCUSDT"], time.time() + 5) < 120
+
+
+def test_replay_reads_a_recording_from_the_store(simulator, lake, tmp_path):
+    from ofi_cvd_harvest.capture.runner import run_capture_sync
+    from ofi_cvd_harvest.sim.recordings import KIND_DEPTH, KIND_TRADE, load
+    from ofi_cvd_harvest.sim.replay import open_replay
+
+    from ..capture.rawcheck import capture_settings
+
+    url, _ = lake
+    s = capture_settings(tmp_path, simulator.ws_url, simulator.rest_url, data_dir=LakeUrl(url))
+    run_capture_sync(s, run_seconds=3)
+    recs = load(url)
+    trades = [r for r in recs if r.kind == KIND_TRADE]
+    assert any(r.kind == KIND_DEPTH for r in recs) and len(trades) > 10
+    assert open_replay(url, speed=100.0, autostart=False).name == url
+    ids = [r.data["a"] for r in trades if r.symbol == "BTCUSDT"]
+    assert len(ids) == len(set(ids))
