@@ -8,7 +8,8 @@ both lakes:
   the lake; s3: atomic rename into the local spool, then one ``If-None-Match: *`` PUT per file
   by the publisher until the spool is empty) — files/s and MB/s;
 * derive side: the gate on the partition (derive, stage, checks, publish; ``publish_on_fail``
-  so both publish) — seconds per partition.
+  so both publish) — seconds per partition, first (every raw file verified in full) and again
+  (verification remembered).
 
 moto_server is a single-threaded Python server on loopback: its figures are a floor for a
 real store, not an estimate of one (docs/deploy.md, "Object storage").
@@ -144,6 +145,10 @@ def main() -> int:
         d_s3 = derive_side(url)
         print(f"derive+gate {DATE} {SYMBOL}: local {d_local:.1f} s, s3 {d_s3:.1f} s; "
               f"s3/local ratio {d_s3 / d_local:.2f}")
+        # a refresh: every raw file is verified already (storage/verify.py manifest)
+        r_local, r_s3 = derive_side(f"{work}/local"), derive_side(url)
+        print(f"again (files verified before): local {r_local:.1f} s, s3 {r_s3:.1f} s; "
+              f"s3/local ratio {r_s3 / r_local:.2f}")
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:
         proc.terminate()

@@ -2,10 +2,12 @@
 
 On a local root :func:`.raw_assets.scan_raw` skips a stream directory whose mtime did not change.
 An object store has no directories and no mtimes to skip by, and a year of the universe is
-millions of objects, so here the scan lists only the prefixes that can change — today's and
-yesterday's (late files of a closed day: a spool emptying after an outage) — per symbol and
-stream, starting after the last key seen (``StartAfter``): each tick costs one LIST request per
-(date, symbol, stream) and returns only the new objects, whose footers alone are read.
+millions of objects, so here the scan lists only the prefixes that can change — today's, and
+yesterday's during the first hour after midnight (its last files) — per symbol and stream,
+starting after the last key seen (``StartAfter``): a due partition costs one LIST request per
+stream and returns only the new objects, whose footers alone are read. Today's partitions are
+due every ``REPORT_INTERVAL_SEC`` (raw_assets.py), so the scan costs about
+3 × 3600 / 900 = 12 LIST requests per symbol-hour (docs/deploy.md, "Costs").
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ import pyarrow.parquet as pq
 from ..storage.fs import Storage
 
 
+LATE_FILES_SEC = 3600.0   # yesterday's prefixes are listed this long after midnight
+
+
 def _dates(now: float) -> list[str]:
+    """Today, and yesterday during the first hour after midnight (its last files)."""
     t = dt.datetime.fromtimestamp(now, tz=dt.timezone.utc)
-    return [(t - dt.timedelta(days=1)).strftime("%Y-%m-%d"), t.strftime("%Y-%m-%d")]
+    today = t.strftime("%Y-%m-%d")
+    if t.hour * 3600 + t.minute * 60 + t.second < LATE_FILES_SEC:
+        return [(t - dt.timedelta(days=1)).strftime("%Y-%m-%d"), today]
+    return [today]
 
 
 def _list_after(store, prefix: str, after: str) -> list[dict]:
@@ -34,11 +43,21 @@ def _list_after(store, prefix: str, after: str) -> list[dict]:
     return out
 
 
+# (bucket, prefix) -> (last key, newest LastModified): raw keys sort by time (part-<ms>-<seq>),
+# so a sensor's next tick lists only what came after the last key it saw (one LIST request)
+_seen: dict[tuple[str, str], tuple[str, float]] = {}
+
+
 def newest_mtime(storage: Storage, rel_dir: str) -> float | None:
     """Newest LastModified (epoch s) of the objects under ``rel_dir`` (None: none)."""
     store, prefix = storage.object_store()
-    objs = _list_after(store, f"{prefix}/{rel_dir}/" if prefix else f"{rel_dir}/", "")
-    return max((o["LastModified"].timestamp() for o in objs), default=None)
+    base = f"{prefix}/{rel_dir}/" if prefix else f"{rel_dir}/"
+    last, newest = _seen.get((store.bucket, base), ("", None))
+    objs = _list_after(store, base, last)
+    if objs:
+        newest = max([o["LastModified"].timestamp() for o in objs] + ([newest] if newest else []))
+        _seen[(store.bucket, base)] = (objs[-1]["Key"][len(base):], newest)
+    return newest
 
 
 def scan_raw_objects(storage: Storage, cursor: str | None, now: float, report_interval_sec: float,
@@ -47,7 +66,7 @@ def scan_raw_objects(storage: Storage, cursor: str | None, now: float, report_in
     over today's and yesterday's prefixes only; ``make_update(**fields)`` builds an update."""
     state: dict[str, dict] = json.loads(cursor) if cursor else {}
     store, prefix = storage.object_store()
-    today = _dates(now)[1]
+    today = _dates(now)[-1]
     updates = []
     for date in _dates(now):
         for symbol in symbols:

@@ -60,3 +60,13 @@ def test_replay_reads_a_recording_from_the_store(simulator, lake, tmp_path):
     assert open_replay(url, speed=100.0, autostart=False).name == url
     ids = [r.data["a"] for r in trades if r.symbol == "BTCUSDT"]
     assert len(ids) == len(set(ids))
+
+
+def test_yesterday_is_listed_only_in_the_first_hour_after_midnight():
+    import datetime as dt
+
+    from ofi_cvd_harvest.orchestration.raw_objects import _dates
+
+    at = lambda h, m: dt.datetime(2026, 1, 2, h, m, tzinfo=dt.timezone.utc).timestamp()  # noqa: E731
+    assert _dates(at(0, 30)) == ["2026-01-01", "2026-01-02"]
+    assert _dates(at(1, 30)) == ["2026-01-02"]
