@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,20 +44,26 @@ def _list_after(store, prefix: str, after: str) -> list[dict]:
     return out
 
 
-# (bucket, prefix) -> (last key, newest LastModified): raw keys sort by time (part-<ms>-<seq>),
-# so a sensor's next tick lists only what came after the last key it saw (one LIST request)
-_seen: dict[tuple[str, str], tuple[str, float]] = {}
+# (bucket, prefix) -> (last key, newest LastModified, when listed): raw keys sort by time
+# (part-<ms>-<seq>), so the next look lists only what came after the last key seen (one LIST
+# request), and the capture and derive sensors (same code server) share one look per minute
+_seen: dict[tuple[str, str], tuple[str, float | None, float]] = {}
+NEWEST_TTL_SEC = 60.0
 
 
-def newest_mtime(storage: Storage, rel_dir: str) -> float | None:
-    """Newest LastModified (epoch s) of the objects under ``rel_dir`` (None: none)."""
+def newest_mtime(storage: Storage, rel_dir: str, ttl: float = NEWEST_TTL_SEC) -> float | None:
+    """Newest LastModified (epoch s) of the objects under ``rel_dir`` (None: none), at most
+    ``ttl`` s old."""
     store, prefix = storage.object_store()
     base = f"{prefix}/{rel_dir}/" if prefix else f"{rel_dir}/"
-    last, newest = _seen.get((store.bucket, base), ("", None))
+    last, newest, listed = _seen.get((store.bucket, base), ("", None, float("-inf")))
+    if time.monotonic() - listed < ttl:
+        return newest
     objs = _list_after(store, base, last)
     if objs:
         newest = max([o["LastModified"].timestamp() for o in objs] + ([newest] if newest else []))
-        _seen[(store.bucket, base)] = (objs[-1]["Key"][len(base):], newest)
+        last = objs[-1]["Key"][len(base):]
+    _seen[(store.bucket, base)] = (last, newest, time.monotonic())
     return newest
 
 

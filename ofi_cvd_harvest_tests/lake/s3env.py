@@ -5,6 +5,7 @@ TCP proxy in front of it that a test can take down (connections refused, open on
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -49,6 +50,9 @@ class MotoServer:
                 self.proc.wait()
 
 
+_REQUEST_LINE = re.compile(rb"(GET|PUT|HEAD|POST|DELETE) /[^ \r\n]* HTTP/1\.1\r\n")
+
+
 class TcpProxy:
     """127.0.0.1:<port> -> upstream. ``down()`` refuses new connections and cuts open ones;
     ``stall()`` accepts but forwards nothing (a request hangs in flight); ``up()`` restores."""
@@ -62,6 +66,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self.stalled = threading.Event()
         self.held = 0                  # chunks that arrived while stalled (a request in flight)
+        self.requests: dict[str, int] = {}   # HTTP requests seen, by method (a cost estimate)
         self.up()
 
     def up(self) -> None:
@@ -109,15 +114,20 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._conns += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, up in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if upstream:
+                    for m in _REQUEST_LINE.finditer(data):
+                        method = m.group(1).decode()
+                        with self._lock:
+                            self.requests[method] = self.requests.get(method, 0) + 1
                 if self.stalled.is_set():
                     self.held += 1
                 while self.stalled.is_set():   # hold the bytes: the request hangs in flight

@@ -39,6 +39,14 @@ def test_resource_and_raw_scan_on_s3(lake):
     ups, cursor = scan_raw(storage, cursor, now + 2000)
     assert [(u.files, u.rows, u.latest_file) for u in ups] == [
         (2, 7, f"part-{ms + 1}-000002.parquet")]
+    from ofi_cvd_harvest.orchestration import raw_objects
+
+    raw_objects._seen.clear()
+    first = raw_objects.newest_mtime(storage, f"raw/date={today}/symbol=BTCUSDT/stream=ops")
+    storage.write_parquet(layout.raw_file(today, "BTCUSDT", "ops", ms + 2, 3), _ops(1, ms))
+    assert raw_objects.newest_mtime(storage, f"raw/date={today}/symbol=BTCUSDT/stream=ops") == first
+    again = raw_objects.newest_mtime(storage, f"raw/date={today}/symbol=BTCUSDT/stream=ops", ttl=0)
+    assert again is not None and again >= first
     assert _raw_mtime(storage, today, "BTCUSDT") is not None
     assert _raw_mtime(storage, old, "ETHUSDT") is None
     assert 0 <= latest_raw_age_sec(storage, today, ["BTCUSDT"], time.time() + 5) < 120
