@@ -51,6 +51,8 @@ class LakeUrl(str):
         if not is_url(value):
             raise ValueError(f"not an object-store URL: {value!r}")
         scheme, rest = value.split("://", 1)
+        if rest.startswith("/"):
+            raise ValueError(f"no bucket in {value!r}")
         rest = "/".join(p for p in rest.split("/") if p)
         if not rest or any(p in (".", "..") for p in rest.split("/")):
             raise ValueError(f"bad object-store URL {value!r}")
