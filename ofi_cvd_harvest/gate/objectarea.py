@@ -146,6 +146,34 @@ def publish(stage: ObjectRunStage, kinds: list[str], record: dict | None = None)
     return {k: str(stage.root / dst) for k, (_, dst) in zip(kinds, moves)}
 
 
+def accept(storage: Storage, date: str, symbol: str, acceptance: vd.Acceptance
+           ) -> tuple[dict[str, str], dict]:
+    """``ofi-cvd-harvest publish`` on the store: PUT the quarantined tables to ``ofi_cvd/``
+    through a journal and keep only the verdict (with the acceptance) in ``quarantine/``."""
+    from ..schemas import DERIVED_KINDS
+    from .publish import NothingQuarantined
+
+    recover(storage)
+    root = LakeUrl(storage.url)
+    store, prefix = storage.object_store()
+    q = f"{QUARANTINE_DIR}/{partition_key(date, symbol)}"
+    present = {k.rsplit("/", 2)[-2].removeprefix("kind=")
+               for k, _ in store.list(_key(prefix, q) + "/") if k.endswith("/part-00000.parquet")}
+    record = vd.read(root, date, symbol)
+    if not present:
+        status = (record or {}).get("status")
+        raise NothingQuarantined(f"no quarantined tables for {date}|{symbol} under {root / q}"
+                                 + (f" (dq.json says {status!r})" if status else ""))
+    kinds = [k for k in DERIVED_KINDS if k in present]
+    record = dict(record or {"partition": f"{date}|{symbol}", "date": date, "symbol": symbol})
+    record["status"] = "accepted"
+    record["accepted"] = acceptance.record(record.get("failed_checks", []))
+    record["tables"] = kinds
+    moves = [(f"{q}/kind={k}/part-00000.parquet", layout.derived_file(date, symbol, k)) for k in kinds]
+    _run_journal(storage, date, symbol, moves, record)
+    return {k: str(root / layout.derived_file(date, symbol, k)) for k in kinds}, record
+
+
 def quarantine(stage: ObjectRunStage, kinds: list[str], record: dict) -> dict[str, str]:
     """Replace the partition's quarantined version by the staged ``kinds`` and ``dq.json``."""
     store, prefix = stage.store, stage.prefix

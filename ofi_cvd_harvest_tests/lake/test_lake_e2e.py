@@ -22,6 +22,7 @@ SYMS = ("BTCUSDT", "ETHUSDT")
 
 def _cli(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ARTIFACTS_DIR": str(tmp_path / "art")}
+    env.pop("DAGSTER_HOME", None)                  # acceptance recorded in dq.json only
     return subprocess.run([sys.executable, "-m", "ofi_cvd_harvest.cli", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
 
@@ -45,8 +46,19 @@ def test_capture_derive_validate_on_s3(simulator, lake, tmp_path):
     dq = json.loads(store.get(next(k for k in quarantined if k.endswith("dq.json"))))
     assert dq["status"] == "quarantined" and dq["failed_checks"]
 
-    # accept one explicitly, and re-derive with --publish-on-fail: both publish with one PUT each
-    derive = _cli("derive", "--data-dir", url, "--symbols", ",".join(SYMS), "--publish-on-fail",
+    # accept BTCUSDT explicitly (`publish`), re-derive ETHUSDT with --publish-on-fail
+    date = next(p for p in quarantined[0].split("/") if p.startswith("date="))[5:]
+    pub = _cli("publish", "--data-dir", url, "--date", date, "--symbol", "BTCUSDT", "--by", "t",
+               tmp_path=tmp_path)
+    assert pub.returncode == 0, pub.stdout + pub.stderr
+    q_btc = [k for k, _ in store.list(f"{prefix}/quarantine/date={date}/symbol=BTCUSDT/")]
+    assert [k.rsplit("/", 1)[1] for k in q_btc] == ["dq.json"]          # only the verdict stays
+    verdict = json.loads(store.get(q_btc[0]))
+    assert verdict["status"] == "accepted" and verdict["accepted"]["by"] == "t"
+    again = _cli("publish", "--data-dir", url, "--date", date, "--symbol", "BTCUSDT",
+                 tmp_path=tmp_path)
+    assert again.returncode == 1 and "no quarantined tables" in again.stdout
+    derive = _cli("derive", "--data-dir", url, "--symbols", "ETHUSDT", "--publish-on-fail",
                   tmp_path=tmp_path)
     assert derive.returncode == 0, derive.stdout + derive.stderr
     published = [k for k, _ in store.list(f"{prefix}/ofi_cvd/")]
