@@ -10,7 +10,7 @@ finished file is then published as one object under the same relative key with
 * killed before the PUT completed: the object does not exist (a PUT is whole or nothing); the
   file is still in the spool and the next start publishes it;
 * killed after the PUT, before the unlink: the next start's PUT is refused (412) and the stored
-  object has the file's MD5, so the file is dropped — no object is ever written twice;
+  object carries the file's SHA-256, so the file is dropped — no object is ever written twice;
 * store unreachable: files wait in the spool, in order, and go out oldest first when it comes
   back; the spool is bounded (``reliability.spool_max_mb``): beyond it the raw writer is refused
   like on a full disk, so rows stay in the segments and the error budget decides

@@ -187,13 +187,17 @@ class ObjectStore:
 
     def create(self, key: str, body: bytes) -> PutResult:
         """Create ``key`` with ``body`` unless it exists (``If-None-Match: *``). An existing
-        object with the same bytes (MD5 = ETag of a single PUT) means an earlier attempt of
-        this very publish succeeded (e.g. killed before the spool file was dropped): that is
-        success, not a second object. Different bytes raise :class:`ObjectExists`."""
+        object with the same bytes means an earlier attempt of this very publish succeeded
+        (e.g. killed before the spool file was dropped): that is success, not a second object.
+        "Same bytes" is the SHA-256 we store as object metadata (an ETag is the MD5 only for
+        unencrypted single PUTs, so it is the fallback). Different bytes raise
+        :class:`ObjectExists`."""
         from botocore.exceptions import ClientError
 
+        digest = hashlib.sha256(body).hexdigest()
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*",
+                                   Metadata={"sha256": digest})
             return PutResult(key, True)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
@@ -201,7 +205,9 @@ class ObjectStore:
             if code not in ("PreconditionFailed", "ConditionalRequestConflict") and status != 412:
                 raise
         head = self.client.head_object(Bucket=self.bucket, Key=key)
-        if head.get("ETag", "").strip('"') == hashlib.md5(body).hexdigest():
+        stored = head.get("Metadata", {}).get("sha256")
+        if stored == digest or (stored is None and
+                                head.get("ETag", "").strip('"') == hashlib.md5(body).hexdigest()):
             return PutResult(key, False)
         raise ObjectExists(f"s3://{self.bucket}/{key} exists with other content")
 
