@@ -392,13 +392,14 @@ class Capture:
 
     # -- checkpoint ---------------------------------------------------------------------------
     def _restore(self) -> None:
+        roots = [self.storage] + ([self.publisher.lake()] if self.publisher is not None else [])
         try:
             cp = ckpt.load(self.checkpoint_path)
         except ValueError as exc:
-            cp = resume.rebuild(self._raw_roots(), self.checkpoint_path, self.s.symbols, exc,
-                                self.log, self.ops)
+            cp = resume.rebuild(roots, self.checkpoint_path, self.s.symbols, exc, self.log,
+                                self.ops)
         if cp is None and self.publisher is not None:   # a host taking over an s3:// lake
-            cp = self.publisher.takeover_point(self._raw_roots(), self.s.symbols, self.ops)
+            cp = self.publisher.takeover_point(roots, self.s.symbols, self.ops)
         if cp is None:
             return
         now = _now_ms()
@@ -419,10 +420,6 @@ class Capture:
                           symbol=sym)
             self.log.info("%s: resuming after trade id %d (%d open gaps)", sym, c.last_trade_id,
                           len(c.open_gaps))
-
-    def _raw_roots(self) -> list:
-        """Where raw files are: the data root, or the s3:// lake and its local spool."""
-        return [self.storage] + ([self.publisher.lake()] if self.publisher is not None else [])
 
     # -- checkpoint / staging / rotation ------------------------------------------------------
     # Threading: the event loop owns the buffers, trackers and ops; one "capture-io" worker
