@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     storage = Storage(settings.data_dir)
     try:   # a derivation killed mid-write leaves its temp file; spare ones still being written
-        storage.remove_stale_tmp("ofi_cvd", older_than_sec=DERIVED_TMP_AGE_SEC)
+        if storage.local:   # an object store never holds temp objects (one PUT per table)
+            storage.remove_stale_tmp("ofi_cvd", older_than_sec=DERIVED_TMP_AGE_SEC)
     except OSError as exc:
         log.warning("cannot scan for stale temp files: %s", exc)
     for d in args.date or []:
