@@ -129,9 +129,15 @@ def endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+MISSING = "an s3:// lake needs boto3 and s3fs: pip install -e '.[s3]' (docs/deploy.md)"
+
+
 @lru_cache(maxsize=4)
 def _fsspec(endpoint_url: str | None):
-    import s3fs
+    try:
+        import s3fs
+    except ImportError:
+        raise ImportError(MISSING) from None
 
     kw = {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else {}
     # short time-outs: an unreachable store must fail fast, the callers retry (capture/publisher)
@@ -171,8 +177,11 @@ class ObjectStore:
 
     def __init__(self, bucket: str, *, connect_timeout: float = 3.0, read_timeout: float = 30.0,
                  attempts: int = 2):
-        import boto3
-        from botocore.config import Config
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise ImportError(MISSING) from None
 
         self.bucket = bucket
         self.client = boto3.client(

@@ -9,8 +9,6 @@ import polars as pl
 from ofi_cvd_harvest.storage.fs import Storage
 from ofi_cvd_harvest.storage.objectstore import ObjectStore
 
-from ..capture.rawcheck import read as read_local  # noqa: F401  (same invariants, local side)
-
 
 def read_lake(url: str, stream: str, symbol: str) -> pl.DataFrame:
     st = Storage(url)

@@ -15,6 +15,7 @@ from ofi_cvd_harvest.capture.runner import run_capture_sync
 from ofi_cvd_harvest.storage.objectstore import LakeUrl, ObjectStore, polars_storage_options
 
 from ..capture.rawcheck import assert_trades_complete, capture_settings
+from .lakecheck import Lister
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMS = ("BTCUSDT", "ETHUSDT")
@@ -58,9 +59,14 @@ def test_capture_derive_validate_on_s3(simulator, lake, tmp_path):
     again = _cli("publish", "--data-dir", url, "--date", date, "--symbol", "BTCUSDT",
                  tmp_path=tmp_path)
     assert again.returncode == 1 and "no quarantined tables" in again.stdout
+    lister = Lister(f"{url}/ofi_cvd")           # readers' view while the gate publishes
+    lister.start()
     derive = _cli("derive", "--data-dir", url, "--symbols", "ETHUSDT", "--publish-on-fail",
                   tmp_path=tmp_path)
+    lister.stop()
     assert derive.returncode == 0, derive.stdout + derive.stderr
+    lister.assert_only_whole_objects()
+    assert any("symbol=ETHUSDT" in k for k in lister.seen)
     published = [k for k, _ in store.list(f"{prefix}/ofi_cvd/")]
     assert len(published) == 5 * len(SYMS)
     assert {k.rsplit("/", 2)[-2] for k in published} == {
