@@ -67,7 +67,9 @@ class Storage:
         """The boto3 side of an ``s3://`` root (conditional creates): (store, key prefix)."""
         from .objectstore import ObjectStore
 
-        return ObjectStore.for_url(self.url)
+        if getattr(self, "_store", None) is None:   # one boto3 client per Storage
+            self._store = ObjectStore.for_url(self.url)
+        return self._store
 
     def path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
