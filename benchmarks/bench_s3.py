@@ -20,7 +20,9 @@ real store, not an estimate of one (docs/deploy.md, "Object storage").
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -42,11 +44,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_moto() -> tuple[subprocess.Popen, str]:
+REQUEST_RE = re.compile(r'"(?:\x1b\[[0-9;]*m)*(GET|PUT|HEAD|POST|DELETE) ')
+
+
+def requests_so_far(log: str) -> collections.Counter:
+    """Requests by method in moto_server's access log (its colour codes skipped)."""
+    return collections.Counter(REQUEST_RE.findall(Path(log).read_text(errors="replace")))
+
+
+def start_moto(log: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = open(log, "w")
+    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=out,
+                            stderr=out)
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -124,9 +135,10 @@ def main() -> int:
     ap.add_argument("--trades-per-day", type=int, default=500_000)
     args = ap.parse_args()
     os.environ.update(ENV)
-    proc, endpoint = start_moto()
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
     work = tempfile.mkdtemp(prefix="bench_s3_")
+    log = f"{work}/moto.log"
+    proc, endpoint = start_moto(log)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
     try:
         import boto3
 
@@ -135,7 +147,10 @@ def main() -> int:
         t0 = time.perf_counter()
         synthesise(f"{work}/src", args.hours, args.trades_per_day)
         print(f"synthesised {args.hours + 6.08:.1f} h of raw files in {time.perf_counter() - t0:.1f} s")
+        before = requests_so_far(log)
         cap = capture_side(f"{work}/src", f"{work}/local", url, f"{work}/spool")
+        time.sleep(1)
+        cap_req, before = requests_so_far(log) - before, requests_so_far(log)
         print(f"capture: {cap['files']} files, {cap['mb']:.1f} MB: "
               f"local {cap['files'] / cap['local_s']:.0f} files/s ({cap['mb'] / cap['local_s']:.1f} MB/s), "
               f"s3 (spool + PUT) {cap['files'] / cap['s3_s']:.0f} files/s "
@@ -143,12 +158,18 @@ def main() -> int:
               f"{cap['s3_s'] / cap['local_s']:.2f}")
         d_local = derive_side(f"{work}/local")
         d_s3 = derive_side(url)
+        time.sleep(1)
+        d_req, before = requests_so_far(log) - before, requests_so_far(log)
         print(f"derive+gate {DATE} {SYMBOL}: local {d_local:.1f} s, s3 {d_s3:.1f} s; "
               f"s3/local ratio {d_s3 / d_local:.2f}")
         # a refresh: every raw file is verified already (storage/verify.py manifest)
         r_local, r_s3 = derive_side(f"{work}/local"), derive_side(url)
+        time.sleep(1)
+        r_req = requests_so_far(log) - before
         print(f"again (files verified before): local {r_local:.1f} s, s3 {r_s3:.1f} s; "
               f"s3/local ratio {r_s3 / r_local:.2f}")
+        print(f"requests: publish {dict(cap_req)}; first derive {dict(d_req)}; "
+              f"refresh {dict(r_req)} (docs/deploy.md, \"Costs\")")
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:
         proc.terminate()
