@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..settings import check_value, load_settings
+from ..storage.objectstore import data_root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +49,7 @@ def settings_from_args(args: argparse.Namespace):
     if args.run_hours is not None:
         over["run_hours"] = args.run_hours
     if args.data_dir:
-        over["data_dir"] = Path(args.data_dir)
+        over["data_dir"] = data_root(args.data_dir)
     if args.artifacts_dir:
         over["artifacts_dir"] = Path(args.artifacts_dir)
     if args.ws_base_url:

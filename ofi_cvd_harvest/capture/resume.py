@@ -140,12 +140,24 @@ def from_raw(storage: Storage, symbols: list[str] | tuple[str, ...]) -> ckpt.Che
     return cp
 
 
-def rebuild(storage: Storage, path: str | os.PathLike, symbols, error: Exception,
-            log: logging.Logger, ops) -> ckpt.Checkpoint:
+def from_sources(storages: list[Storage], symbols) -> ckpt.Checkpoint:
+    """:func:`from_raw` over several roots (an s3:// lake and the local spool of files not yet
+    published there): per symbol the point with the highest trade id."""
+    best = ckpt.Checkpoint()
+    for st in storages:
+        for sym, c in from_raw(st, symbols).symbols.items():
+            cur = best.symbols.get(sym)
+            if cur is None or (c.last_trade_id or -1) > (cur.last_trade_id or -1):
+                best.symbols[sym] = c
+    return best
+
+
+def rebuild(storage: Storage | list[Storage], path: str | os.PathLike, symbols,
+            error: Exception, log: logging.Logger, ops) -> ckpt.Checkpoint:
     """The capture's reaction to a corrupt checkpoint: keep it aside, rebuild from the raw
     files, say so in the log and as ops rows (``checkpoint_unreadable``, ``checkpoint_rebuilt``)."""
     kept = set_aside(path)
-    cp = from_raw(storage, symbols)
+    cp = from_sources(storage if isinstance(storage, list) else [storage], symbols)
     last = {s: c.last_trade_id for s, c in cp.symbols.items()}
     log.error("%s; kept as %s; resuming from the raw files: %s", error, kept, last)
     ops.emit("checkpoint_unreadable", {"error": str(error)[:200],

@@ -34,7 +34,6 @@ from ..protocol.tradegaps import DUPLICATE, TradeIdTracker, id_intervals, merge_
 from ..exchange.rest import RestClient, RestError
 from ..exchange.ws import WsFeed
 from ..storage import layout
-from ..storage.fs import Storage
 from . import checkpoint as ckpt, resume
 from .book_partial import PartialBook
 from .buffers import Batch, RawBuffers, Swapped, build
@@ -47,6 +46,7 @@ from .housekeeping import clean_stale_tmp
 from .ops import OpsRecorder
 from .outcome import unwritten_by_table, unwritten_message
 from .runlog import RunLog
+from .publisher import open_raw_store
 from .segments import SegmentLog, recover as recover_segments
 from .status import StatusReporter
 from .writer import RawWriter
@@ -149,13 +149,16 @@ def make_book_handler(settings: Settings, rest: RestClient, on_gap, on_event) ->
 
 class Capture:
     probe_delay_sec = 2.0     # after a trade-feed reconnect, ask REST if no trade came yet
+    publish_drain_sec = 30.0  # s3:// lake: shutdown budget for publishing the spool
 
     def __init__(self, settings: Settings, log: logging.Logger | Any | None = None):
         self.s = settings
         self.final_heal_sec = settings.final_heal_sec   # shutdown budget for healing
         self.runlog = RunLog(settings.artifacts_dir, settings.log_level, forward=log)
         self.log = self.runlog.logger
-        self.storage = Storage(settings.data_dir)
+        # an s3:// lake: files are written to a local spool and published (capture/publisher.py)
+        self.storage, self.publisher = open_raw_store(settings, self.log)
+        self._unreleased: list[tuple[list[str], str]] = []   # written files whose segments stay
         self.buffers = RawBuffers()
         self.ops = OpsRecorder(self.buffers, settings.symbols, self.log)
         self._write_failures: list[tuple[str, str, str, int, str]] = []
@@ -417,11 +420,14 @@ class Capture:
 
     # -- checkpoint ---------------------------------------------------------------------------
     def _restore(self) -> None:
+        roots = [self.storage] + ([self.publisher.lake()] if self.publisher is not None else [])
         try:
             cp = ckpt.load(self.checkpoint_path)
         except ValueError as exc:
-            cp = resume.rebuild(self.storage, self.checkpoint_path, self.s.symbols, exc,
-                                self.log, self.ops)
+            cp = resume.rebuild(roots, self.checkpoint_path, self.s.symbols, exc, self.log,
+                                self.ops)
+        if cp is None and self.publisher is not None:   # a host taking over an s3:// lake
+            cp = self.publisher.takeover_point(roots, self.s.symbols, self.ops)
         if cp is None:
             return
         now = _now_ms()
@@ -536,14 +542,14 @@ class Capture:
         batches = self.pending + self._take_staged()
         self.pending = []
         batches.reverse()
-        written: list[list[str]] = []
+        written: list[tuple[list[str], str]] = []
         while batches:   # each batch is freed once written, not all at the end (see above)
             b = batches.pop()
             path = self.writer.write(b)
             if path is None:
                 self.pending.append(b)   # kept (and its segment) for the next rotation
                 continue
-            written.append(b.segment_paths)
+            written.append((b.segment_paths, path))
             if b.stream == "agg_trade" and b.trade_ids:
                 mx = max(b.trade_ids)
                 cur = self.durable_max[b.symbol]
@@ -552,9 +558,15 @@ class Capture:
         # segments go: a kill in between recovers the segments against the final files and
         # re-derives the holes, instead of finding files, no segments and an older checkpoint
         # (docs/capture.md "Files, rotation, durability"; test_kill_mid_rotation.py)
+        # an s3:// lake: a file goes to the publisher only once its segments are released, so a
+        # restart's recovery still finds it in the spool (capture/publisher.py)
+        self._unreleased.extend(written)
         if self._checkpoint(snaps):   # else the segments stay: the next start recovers them
-            for paths in written:
+            for paths, path in self._unreleased:
                 SegmentLog.release(paths)
+                if self.publisher is not None:
+                    self.publisher.ready(path)
+            self._unreleased = []
         trim_heap()   # the rotation's peak of freed buffers back to the OS (capture/memory.py)
 
     def _pre_rotate(self) -> tuple[Swapped, dict]:
@@ -855,6 +867,8 @@ class Capture:
             self._start_metrics_server()
             self._restore()
             self._recover_segments()
+            if self.publisher is not None:
+                self.publisher.start()
             metrics.capture_up.set(1)
             self._spawn(self._clock_check(), "clock-check")   # REST trouble must not delay WS
             self._spawn(self._check_symbols(), "symbol-check")
@@ -942,6 +956,8 @@ class Capture:
             self._rotate_final()
         if self.segments is not None:
             self.segments.close()
+        if self.publisher is not None:
+            self.publisher.stop(self.publish_drain_sec)
         if self.live_cvd is not None:
             self.live_cvd.join(2.0)
         close_book = getattr(self.book, "close", None)

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..settings import load_settings
 from ..storage.layout import DATE_RE
 from ..progress import Progress
+from ..storage.objectstore import data_root
 from .report import build_report, evaluations, summary_text, write_report
 from .source import UnusableInput
 
@@ -25,9 +26,9 @@ PASS, FAIL, UNUSABLE = 0, 1, 2
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base-dir", type=Path, default=None,
-                   help="derived tables root (default: $DATA_DIR/ofi_cvd); raw is its sibling raw/")
-    p.add_argument("--raw-dir", type=Path, default=None, help="raw root (default: <base-dir>/../raw)")
+    p.add_argument("--base-dir", type=data_root, default=None,
+                   help="derived tables root, a directory or s3://bucket/prefix/ofi_cvd (default: $DATA_DIR/ofi_cvd); raw is its sibling raw/")
+    p.add_argument("--raw-dir", type=data_root, default=None, help="raw root (default: <base-dir>/../raw)")
     p.add_argument("--output-dir", type=Path, default=None,
                    help="where dq_YYYYMMDD_HHMM.json goes (default: $ARTIFACTS_DIR/dq_reports)")
     p.add_argument("--date", action="append", default=None,
@@ -70,8 +71,8 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    base = Path(args.base_dir or settings.derived_dir)
-    raw = Path(args.raw_dir or base.parent / "raw")
+    base = data_root(args.base_dir or settings.derived_dir)
+    raw = data_root(args.raw_dir or base.parent / "raw")
     out_dir = Path(args.output_dir or settings.artifacts_dir / "dq_reports")
     dates = _split(args.date)
     symbols = [s.upper() for s in _split([args.symbols] if args.symbols else None) or []] or None

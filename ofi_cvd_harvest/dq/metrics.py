@@ -279,9 +279,8 @@ def scope_metrics(data_root: str | Path, settings: Settings, symbol: str, dates:
                   derived_roots: dict[str, Path] | None = None) -> list[MetricResult]:
     """Metrics for ``symbol`` over ``dates`` (data root holds ``raw/`` and ``ofi_cvd/``;
     ``derived_roots``: a derived root per date, see :class:`.source.Scope`)."""
-    scope = Scope(Path(data_root), symbol, tuple(dates),
-                  raw_root=Path(raw_root) if raw_root else None,
-                  derived_root=Path(derived_root) if derived_root else None,
+    scope = Scope(data_root, symbol, tuple(dates), raw_root=raw_root or None,
+                  derived_root=derived_root or None,   # Scope makes Paths or LakeUrls
                   derived_roots=dict(derived_roots or {}))
     try:
         return evaluate(Evaluation(scope, settings), names)

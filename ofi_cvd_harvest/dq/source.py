@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ..schemas import DERIVED_KINDS, RAW_STREAMS
 from ..storage import layout, verify
 from ..storage.fs import Storage
+from ..storage.objectstore import LakeUrl, data_root as as_root, fsspec_filesystem
 
 # DuckDB view name -> (area, table) ; raw views are prefixed so they never clash with derived kinds
 VIEWS: dict[str, tuple[str, str]] = {
@@ -54,9 +55,10 @@ class Scope:
     damaged: dict[str, str] = field(default_factory=dict)    # raw path -> reason (left out)
 
     def __post_init__(self) -> None:
-        self.data_root = Path(self.data_root)
-        self.raw_root = Path(self.raw_root or self.data_root / "raw")
-        self.derived_root = Path(self.derived_root or self.data_root / "ofi_cvd")
+        # a local Path, or an s3:// LakeUrl with the same path operations (docs/deploy.md)
+        self.data_root = as_root(self.data_root)
+        self.raw_root = as_root(self.raw_root or self.data_root / "raw")
+        self.derived_root = as_root(self.derived_root or self.data_root / "ofi_cvd")
         self.dates = tuple(sorted(self.dates))
 
     def files(self, view: str) -> list[str]:
@@ -67,14 +69,20 @@ class Scope:
             if area == "raw":
                 folder = self.raw_root / layout.raw_dir(d, self.symbol, table).split("/", 1)[1]
             else:
-                root = Path(self.derived_roots.get(d, self.derived_root))
+                root = as_root(self.derived_roots[d]) if d in self.derived_roots else self.derived_root
                 folder = root / layout.derived_dir(d, self.symbol, table).split("/", 1)[1]
             if folder.is_dir():
                 out.extend(str(p) for p in sorted(folder.glob("*.parquet")) if p.is_file())
         if area == "raw" and out:
-            verdict = verify.verify(Storage(self.raw_root.parent), out)
-            self.damaged.update(verdict.damaged)
-            out = verdict.good
+            if isinstance(self.raw_root, LakeUrl):   # pyarrow's S3 filesystem names bucket/key
+                keys = {LakeUrl(p).key: p for p in out}
+                verdict = verify.verify(Storage(self.raw_root.parent), list(keys))
+                self.damaged.update({keys[k]: r for k, r in verdict.damaged.items()})
+                out = [keys[k] for k in verdict.good]
+            else:
+                verdict = verify.verify(Storage(self.raw_root.parent), out)
+                self.damaged.update(verdict.damaged)
+                out = verdict.good
         return out
 
     def schema_of(self, path: str) -> pa.Schema:
@@ -106,6 +114,9 @@ class Scope:
         """An in-memory DuckDB connection with one view per table present in the scope."""
         con = duckdb.connect(config={"memory_limit": self.memory_limit, "threads": self.threads})
         con.execute("SET enable_progress_bar = false")
+        if any(isinstance(r, LakeUrl) for r in (self.raw_root, self.derived_root)):
+            # s3:// through s3fs: DuckDB's httpfs extension cannot be installed offline
+            con.register_filesystem(fsspec_filesystem())
         for view, files in self.views.items():
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
             # file_index (position in `files`) + file_row_number give each row's stored order

@@ -117,8 +117,7 @@ def evaluate(data_dir: str | Path, settings: Settings, date: str, symbol: str,
     the gate points it at the staged tables). An unreadable input fails every check with the
     reason instead of raising."""
     wanted = [BY_NAME[n] for n in names] if names is not None else list(DOD_CHECKS)
-    scope = Scope(Path(data_dir), symbol, (date,),
-                  derived_root=Path(derived_root) if derived_root else None)
+    scope = Scope(data_dir, symbol, (date,), derived_root=derived_root or None)
     try:
         results = evaluate_fns(Evaluation(scope, settings), [(c.name, c.fn) for c in wanted])
     except UnusableInput as exc:

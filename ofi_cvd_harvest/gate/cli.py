@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from ..settings import load_settings
 from ..storage import layout
 from ..storage.fs import Storage
+from ..storage.objectstore import data_root
+from . import objectarea
 from .area import GateStorageError, local_root
 from .publish import NothingQuarantined, accept
 from .verdict import Acceptance, who
@@ -51,15 +52,18 @@ def record_in_dagster(date: str, symbol: str, paths: dict[str, str], record: dic
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    root_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    root_dir = data_root(args.data_dir) if args.data_dir else settings.data_dir
     symbol = args.symbol.strip().upper()
     if not layout.DATE_RE.match(args.date):
         print(f"ofi-cvd-harvest publish: bad --date {args.date!r} (YYYY-MM-DD)")
         return 2
+    acceptance = Acceptance(args.by or who(), "ofi-cvd-harvest publish")
     try:
-        root = local_root(Storage(root_dir))
-        paths, record = accept(root, args.date, symbol,
-                               Acceptance(args.by or who(), "ofi-cvd-harvest publish"))
+        storage = Storage(root_dir)
+        if storage.local:
+            paths, record = accept(local_root(storage), args.date, symbol, acceptance)
+        else:   # an s3:// lake (gate/objectarea.py)
+            paths, record = objectarea.accept(storage, args.date, symbol, acceptance)
     except (NothingQuarantined, GateStorageError, ValueError) as exc:
         print(f"ofi-cvd-harvest publish: {exc}")
         return 1

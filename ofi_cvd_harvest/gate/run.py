@@ -32,6 +32,7 @@ from ..settings import Settings
 from ..storage.fs import Storage
 from . import checks as registry
 from . import verdict as vd
+from . import objectarea
 from .area import RunStage, local_root, quarantine_dir
 from .checks import DodCheck
 from .publish import pause_point, publish, quarantine, recover
@@ -109,14 +110,21 @@ def gate_partition(storage: Storage, settings: Settings, date: str, symbol: str,
     from ..signals.derive import derive_all, to_arrow   # lazy: the registry needs no polars math
 
     wanted = _kinds(kinds)
-    root = local_root(storage)
     t = {"start": time.perf_counter()}
-    recovered = recover(root)
+    if storage.local:
+        root = local_root(storage)
+        recovered = recover(root)
+        make_stage, do_publish, do_quarantine = (lambda: RunStage(root, date, symbol)), publish, quarantine
+    else:   # an s3:// lake: one PUT per table instead of a rename (gate/objectarea.py)
+        root = objectarea.LakeUrl(storage.url)
+        recovered = objectarea.recover(storage)
+        make_stage = lambda: objectarea.ObjectRunStage(storage, date, symbol)  # noqa: E731
+        do_publish, do_quarantine = objectarea.publish, objectarea.quarantine
     if recovered["rolled_forward"] or recovered["removed"]:
         log.warning("gate: finished what crashed runs left: %s", recovered)
     tables = derive_all(storage, settings, date, symbol)
     t["derive"] = time.perf_counter()
-    with RunStage(root, date, symbol) as stage:
+    with make_stage() as stage:
         for kind in DERIVED_KINDS:
             storage.write_parquet(stage.table_rel(kind), to_arrow(kind, tables[kind]))
         described = {k: describe(k, tables[k]) for k in wanted}
@@ -130,17 +138,17 @@ def gate_partition(storage: Storage, settings: Settings, date: str, symbol: str,
         if dry_run:
             pass
         elif not failed:
-            out.status, out.paths = PUBLISHED, publish(stage, wanted)
+            out.status, out.paths = PUBLISHED, do_publish(stage, wanted)
         else:
             previous = vd.read(root, date, symbol)
             if accept is not None:
                 record = vd.build(date, symbol, results, status=ACCEPTED, tables=wanted, run=run,
                                   previous=previous, accepted=accept.record(failed))
-                out.status, out.paths = ACCEPTED, publish(stage, wanted, record)
+                out.status, out.paths = ACCEPTED, do_publish(stage, wanted, record)
             else:
                 record = vd.build(date, symbol, results, status=QUARANTINED, tables=wanted,
                                   run=run, previous=previous)
-                out.status, out.paths = QUARANTINED, quarantine(stage, wanted, record)
+                out.status, out.paths = QUARANTINED, do_quarantine(stage, wanted, record)
             out.verdict = record
             out.verdict_path = str(quarantine_dir(root, date, symbol) / vd.NAME)
     t["end"] = time.perf_counter()

@@ -82,6 +82,16 @@ empty_buckets_total = Counter("empty_buckets_total", "Closed 1-minute buckets wi
                               ["symbol"], registry=REGISTRY)
 duplicate_rate = Gauge("duplicate_rate", "Duplicates / received aggTrades since start",
                        ["symbol"], registry=REGISTRY)
+# lake on s3:// (capture/publisher.py): raw files waiting on local disk for the object store
+spool_files = Gauge("spool_files", "Raw files in the local spool not yet published to the lake",
+                    registry=REGISTRY)
+spool_bytes = Gauge("spool_bytes", "Bytes of raw files in the local spool not yet published",
+                    registry=REGISTRY)
+objects_published_total = Counter("objects_published_total",
+                                  "Raw files published to the object-store lake", registry=REGISTRY)
+publish_errors_total = Counter("publish_errors_total",
+                               "Failed attempts to publish a raw file to the object-store lake",
+                               registry=REGISTRY)
 
 
 MESSAGE_STREAMS = ("agg_trade", "book")   # the stream label of last_message_age_seconds

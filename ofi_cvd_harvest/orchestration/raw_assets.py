@@ -109,6 +109,12 @@ def scan_raw(storage: Storage, cursor: str | None, now: float,
     Cursor entries (per ``stream|date|symbol``): ``m`` dir mtime seen at the last report,
     ``n`` files, ``rows``, ``last`` latest file name, ``r`` time of the last report.
     """
+    if not storage.local:   # s3:// lake: list only today's and yesterday's new objects
+        from .raw_objects import scan_raw_objects
+
+        return scan_raw_objects(storage, cursor, now, report_interval_sec,
+                                sorted(symbol_partitions.get_partition_keys()),
+                                list(RAW_ASSET_KEYS), RawPartitionUpdate)
     state: dict[str, dict] = json.loads(cursor) if cursor else {}
     valid_symbols = set(symbol_partitions.get_partition_keys())
     today = _today_utc(now)
@@ -170,6 +176,14 @@ def latest_raw_age_sec(storage: Storage, date: str, symbols: list[str], now: flo
     """Seconds since the newest raw file of ``date`` was finalised (None: no file) — the
     capture sensor's "is data still flowing" figure."""
     newest = None
+    if not storage.local:   # no directory mtimes on an object store: the newest object's
+        from .raw_objects import newest_mtime
+
+        for symbol in symbols:
+            for stream in RAW_STREAMS:
+                ts = newest_mtime(storage, f"raw/date={date}/symbol={symbol}/stream={stream}")
+                newest = ts if newest is None or (ts is not None and ts > newest) else newest
+        return None if newest is None else max(0.0, now - newest)
     for symbol in symbols:
         for stream in RAW_STREAMS:
             info = storage.fs.get_file_info(

@@ -9,12 +9,12 @@ run, so a run picks up the environment of the process that executes it.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import dagster as dg
 
 from ..settings import Settings, load_settings
 from ..storage.fs import Storage
+from ..storage.objectstore import data_root
 
 RESOURCE_KEY = "harvest"
 
@@ -28,11 +28,11 @@ class HarvestSettings(dg.ConfigurableResource):
     def settings(self, **overrides) -> Settings:
         """Validated :class:`Settings` (raises ``SettingsError`` naming a bad setting)."""
         if self.data_dir:
-            overrides.setdefault("data_dir", Path(self.data_dir))
+            overrides.setdefault("data_dir", data_root(self.data_dir))
         return load_settings(self.config_path or None, **overrides)
 
     def storage(self) -> Storage:
-        """The data root every file access goes through (local path now, URI later)."""
+        """The data root every file access goes through (a local path or ``s3://bucket/prefix``)."""
         return Storage(self.settings().data_dir)
 
 

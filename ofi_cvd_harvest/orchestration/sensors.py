@@ -211,6 +211,13 @@ def _raw_mtime(storage: Storage, date: str, symbol: str) -> float | None:
     import pyarrow.fs as pafs
 
     newest = None
+    if not storage.local:   # no directory mtimes on an object store (orchestration/raw_objects.py)
+        from .raw_objects import newest_mtime
+
+        for stream in ("agg_trade", "book", "ops"):
+            ts = newest_mtime(storage, f"raw/date={date}/symbol={symbol}/stream={stream}")
+            newest = ts if newest is None or (ts is not None and ts > newest) else newest
+        return newest
     for stream in ("agg_trade", "book", "ops"):
         info = storage.fs.get_file_info(storage.path(f"raw/date={date}/symbol={symbol}/stream={stream}"))
         if info.type == pafs.FileType.Directory:
@@ -222,13 +229,10 @@ def _raw_mtime(storage: Storage, date: str, symbol: str) -> float | None:
 def quarantine_backoff(storage: Storage, date: str, symbol: str) -> tuple[float, str] | None:
     """(retry-not-before, why) for a partition the gate quarantined, else None. Each failure
     in a row doubles the wait (``consecutive_failures`` in its dq.json)."""
-    if not storage.local:
-        return None
-    from pathlib import Path
-
     from ..gate.verdict import read
+    from ..storage.objectstore import data_root
 
-    v = read(Path(storage.root), date, symbol)
+    v = read(data_root(storage.url or storage.root), date, symbol)
     if not v or v.get("status") != "quarantined":
         return None
     n = max(1, int(v.get("consecutive_failures") or 1))

@@ -183,6 +183,31 @@ class PathKind:
             raise Invalid()
 
 
+@dataclass(frozen=True)
+class DataRootKind(PathKind):
+    """A directory path, or an S3-compatible lake ``s3://bucket/prefix`` (docs/deploy.md)."""
+
+    allowed: str = "a directory path or s3://bucket/prefix"
+
+    def parse(self, raw: Any):
+        from ..storage.objectstore import LakeUrl, is_url
+
+        if isinstance(raw, str) and "://" in raw:
+            if not is_url(raw.strip()):
+                raise Invalid("only s3:// URLs name an object store")
+            try:
+                return LakeUrl(raw.strip())
+            except ValueError as exc:
+                raise Invalid(str(exc)) from None
+        return super().parse(raw)
+
+    def check(self, v: Any) -> None:
+        from ..storage.objectstore import LakeUrl
+
+        if not isinstance(v, LakeUrl):
+            super().check(v)
+
+
 def _items(raw: Any) -> list:
     """A YAML list, or a comma-separated string (the environment's form)."""
     if isinstance(raw, str):
@@ -243,4 +268,4 @@ class Numbers:
             self.each.check(x)
 
 
-Kind = Num | Choice | Text | PathKind | Symbols | Numbers
+Kind = Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .kinds import Choice, Float, Int, Kind, Numbers, PathKind, Symbols, Text
+from .kinds import Choice, DataRootKind, Float, Int, Kind, Numbers, PathKind, Symbols, Text
 
 # key prefix -> (attribute of Settings, dataclass name); the rest are attributes of Settings
 GROUPS: dict[str, tuple[str, str]] = {
@@ -54,7 +54,7 @@ TABLE: tuple[Setting, ...] = (
     S("run_hours", Float(gt=0), 72.0, "capture duration in hours", "RUN_HOURS"),
     S("parquet_rotate_sec", Float(gt=0, le=86400), 60.0, "seconds between raw Parquet files (and at each UTC midnight)", "PARQUET_ROTATE_SEC"),
     S("dedup_lru", Int(ge=16, le=DEDUP_MAX), 8192, "recent trade ids remembered per symbol for dedup (8 bytes each, allocated at start)", "DEDUP_LRU"),
-    S("data_dir", PathKind(), Path("data"), "data root holding raw/ and ofi_cvd/", "DATA_DIR"),
+    S("data_dir", DataRootKind(), Path("data"), "data root holding raw/ and ofi_cvd/ (a directory, or s3://bucket/prefix with AWS_ENDPOINT_URL)", "DATA_DIR"),
     S("artifacts_dir", PathKind(), Path("artifacts"), "checkpoint, run logs and reports", "ARTIFACTS_DIR"),
     S("log_level", Choice(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True), "INFO", "log level of the capture", "LOG_LEVEL"),
     S("exchange.ws_base_url", Text(("ws://", "wss://")), "wss://fstream.binance.com", "WebSocket base URL (default: the real Binance USDT-M host)", "WS_BASE_URL"),
@@ -76,6 +76,7 @@ TABLE: tuple[Setting, ...] = (
     S("reliability.max_clock_drift_ms", Float(gt=0), 200.0, "clock drift above N ms is logged and recorded"),
     S("reliability.final_heal_sec", Float(ge=0, le=600), 5.0, "at a stop, heal owed trades for at most N s (the rest stays owed in the checkpoint); a stop takes at most N + ~10 s", "FINAL_HEAL_SEC"),
     S("reliability.segment_flush_sec", Float(gt=0, le=60), 1.0, "crash-safe on-disk segment flush interval (s)"),
+    S("reliability.spool_max_mb", Int(ge=1, le=1 << 24), 4096, "lake on s3://: raw files waiting on local disk for the store (MB); beyond this new files are refused like on a full disk", "SPOOL_MAX_MB"),
     S("monitoring.prometheus_port", Int(ge=0, le=65535, note="0 = off"), 8009, "Prometheus metrics port", "PROMETHEUS_PORT"),
     S("monitoring.prometheus_host", Text(), "127.0.0.1", "address the metrics endpoint binds"),
     S("monitoring.status_interval_sec", Float(gt=0, le=86400), 60.0, "a status line per symbol in the capture's run log every N s (and a summary every hour)", "STATUS_INTERVAL_SEC"),

@@ -25,6 +25,7 @@ from ..capture.housekeeping import DERIVED_TMP_AGE_SEC
 from ..gate.run import QUARANTINED, gate_partition
 from ..gate.verdict import Acceptance, who
 from ..progress import Progress
+from ..storage.objectstore import data_root
 from .derive import Window
 from .rawread import partition_files
 
@@ -61,7 +62,7 @@ def raw_partitions(storage: Storage, symbols: list[str]) -> list[tuple[str, str]
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.data_dir:
-        settings = settings.replace(data_dir=type(settings.data_dir)(args.data_dir))
+        settings = settings.replace(data_dir=data_root(args.data_dir))
     symbols = ([s.strip().upper() for s in args.symbols.split(",") if s.strip()]
                if args.symbols else list(settings.symbols))
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -71,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     storage = Storage(settings.data_dir)
     try:   # a derivation killed mid-write leaves its temp file; spare ones still being written
-        storage.remove_stale_tmp("ofi_cvd", older_than_sec=DERIVED_TMP_AGE_SEC)
+        if storage.local:   # an object store never holds temp objects (one PUT per table)
+            storage.remove_stale_tmp("ofi_cvd", older_than_sec=DERIVED_TMP_AGE_SEC)
     except OSError as exc:
         log.warning("cannot scan for stale temp files: %s", exc)
     for d in args.date or []:

@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="close every connection after this many wall seconds (24 h)")
     p.add_argument("--weight-limit", type=int, default=2400, help="REST request weight per minute")
     p.add_argument("--replay", default=None,
-                   help="serve a recording instead of the synthetic market")
+                   help="serve a recording instead of the synthetic market (a file, directory, glob, or our raw partitions in an s3://bucket/prefix lake)")
     p.add_argument("--dump-trades", default=None, metavar="PATH",
                    help="write every generated trade to this Parquet file at exit")
     study = p.add_mutually_exclusive_group()

@@ -178,12 +178,24 @@ def _dec(x: float) -> str:
     return s
 
 
+def _located(paths: list[str]) -> tuple[list[str], object]:
+    """(paths, filesystem) for ``ds.dataset``: ``s3://`` URLs become bucket/key paths."""
+    if paths and "://" in paths[0]:
+        import pyarrow.fs as pafs
+
+        fs, _ = pafs.FileSystem.from_uri(paths[0])
+        return [p.split("://", 1)[1] for p in paths], fs
+    return paths, None
+
+
 def read_raw_partitions(data_dir: str | Path) -> list[Recorded]:
     """Our own ``raw/`` partitions (``data_dir`` is the data root or its ``raw`` folder).
     Timeline keyed on the exchange event time (healed ``rest`` trades have late receive times)."""
     import pyarrow.dataset as ds
 
-    root = Path(data_dir)
+    from ..storage.objectstore import data_root
+
+    root = data_root(data_dir)          # a directory, or an s3:// lake (docs/deploy.md)
     if (root / "raw").is_dir():
         root = root / "raw"
     trades, books = [], []
@@ -197,7 +209,8 @@ def read_raw_partitions(data_dir: str | Path) -> list[Recorded]:
         raise RecordingError(f"{data_dir}: no raw agg_trade/book parquet partitions")
     out: list[Recorded] = []
     if trades:
-        t = ds.dataset(trades, format="parquet").to_table().sort_by(
+        paths, fs = _located(trades)
+        t = ds.dataset(paths, filesystem=fs, format="parquet").to_table().sort_by(
             [("symbol", "ascending"), ("agg_trade_id", "ascending"), ("recv_ts_ms", "ascending")])
         seen: set[tuple[str, int]] = set()
         for r in t.to_pylist():
@@ -212,7 +225,8 @@ def read_raw_partitions(data_dir: str | Path) -> list[Recorded]:
             out.append(Recorded(float(e), KIND_TRADE, r["symbol"], data, None,
                                 r["symbol"].lower() + "@aggTrade"))
     if books:
-        b = ds.dataset(books, format="parquet").to_table().sort_by(
+        paths, fs = _located(books)
+        b = ds.dataset(paths, filesystem=fs, format="parquet").to_table().sort_by(
             [("symbol", "ascending"), ("event_ts_ms", "ascending"),
              ("final_update_id", "ascending")])
         prev_sym = None
@@ -292,6 +306,10 @@ def _read_one(p: Path) -> list[Recorded]:
 
 def load(spec: str | Path) -> list[Recorded]:
     """Every message of the recording(s) named by ``spec``, merged in receive-time order."""
+    from ..storage.objectstore import is_url
+
+    if is_url(str(spec)):               # our raw partitions in an s3:// lake
+        return merge([read_raw_partitions(str(spec))])
     paths = expand(spec)
     if not paths:
         raise RecordingError(f"{spec!r}: empty recording spec")

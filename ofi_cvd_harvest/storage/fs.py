@@ -2,7 +2,9 @@
 
 Readers glob ``*.parquet``; we write ``<name>.parquet.<rand>.tmp`` first, fsync, then rename,
 so a half-written file is never visible under a final name. Local paths get real fsyncs
-(file and directory); other filesystems (e.g. ``s3://`` later) get write-then-move.
+(file and directory). An object store (``s3://bucket/prefix``, storage/objectstore.py) has no
+rename and needs none: a table is serialised in memory and sent as one PUT, visible whole or not
+at all, so no temporary object ever exists there.
 """
 
 from __future__ import annotations
@@ -47,11 +49,27 @@ class Storage:
 
     def __init__(self, root: str | os.PathLike[str]):
         root_str = str(root)
-        if "://" in root_str:
-            self.fs, self.root = pafs.FileSystem.from_uri(root_str)
+        self.url = root_str.rstrip("/") if "://" in root_str else None
+        if self.url:
+            self.fs, self.root = pafs.FileSystem.from_uri(self.url)
+            self.root = self.root.rstrip("/")
         else:
             self.fs, self.root = pafs.LocalFileSystem(), str(Path(root_str).resolve())
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    def uri(self, rel: str) -> str:
+        """``rel`` as DuckDB/polars name it: a local path, or ``s3://bucket/prefix/rel``."""
+        if self.url is None:
+            return self.path(rel)
+        return f"{self.url}/{rel}" if rel else self.url
+
+    def object_store(self):
+        """The boto3 side of an ``s3://`` root (conditional creates): (store, key prefix)."""
+        from .objectstore import ObjectStore
+
+        if getattr(self, "_store", None) is None:   # one boto3 client per Storage
+            self._store = ObjectStore.for_url(self.url)
+        return self._store
 
     def path(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
@@ -69,6 +87,8 @@ class Storage:
     def write_parquet(self, rel: str, table: pa.Table) -> str:
         """Write ``table`` to ``rel`` atomically (replacing it if present); returns the path."""
         final = self.path(rel)
+        if not self.local:
+            return self._put_parquet(rel, table)
         self.fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
         tmp = f"{final}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
         try:
@@ -86,6 +106,14 @@ class Storage:
                 pass
             raise
         return final
+
+    def _put_parquet(self, rel: str, table: pa.Table) -> str:
+        """Object store: serialise in memory, then one PUT (whole or nothing, no temp name)."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, **parquet_options(table.schema))
+        store, prefix = self.object_store()
+        store.put(f"{prefix}/{rel}" if prefix else rel, sink.getvalue().to_pybytes())
+        return self.path(rel)
 
     def read_parquet(self, paths: list[str], columns: list[str] | None = None) -> pa.Table | None:
         """Read and concatenate files (None when there are none); ``columns`` projects."""

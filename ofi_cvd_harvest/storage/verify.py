@@ -180,15 +180,18 @@ def _load(storage: Storage, d: str) -> dict[str, list]:
 
 def _save(storage: Storage, d: str, known: dict[str, list]) -> None:
     final = f"{d}/{MANIFEST}"
-    tmp = f"{final}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
+    # an object store writes the object whole in one PUT: no temporary name there
+    tmp = final if not storage.local else f"{final}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
     try:
         with storage.fs.open_output_stream(tmp) as fh:
             fh.write(json.dumps({"version": 1, "files": known}, separators=(",", ":")).encode())
-        storage.fs.move(tmp, final)
+        if tmp != final:
+            storage.fs.move(tmp, final)
     except (OSError, pa.ArrowException) as exc:
         log.warning("cannot remember verified files in %s: %s", d, exc)
-        with contextlib.suppress(OSError, pa.ArrowException):
-            storage.fs.delete_file(tmp)
+        if tmp != final:
+            with contextlib.suppress(OSError, pa.ArrowException):
+                storage.fs.delete_file(tmp)
 
 
 @contextlib.contextmanager
