@@ -151,21 +151,31 @@ def _signal_counts(ev: Evaluation) -> tuple[dict[str, int], int]:
     return ev.cache["signal_counts"]
 
 
-def events_per_72h(ev: Evaluation) -> MetricResult:
-    """Signal events scaled to 72 h by the covered hours (``count · 72 / hours``)."""
-    thr, op, name = ev.settings.acceptance.min_events_per_72h, ">=", "events_per_72h"
+def _event_rate(ev: Evaluation, name: str, thr: float, op: str
+                ) -> tuple[dict[str, int], float, dict] | MetricResult:
+    """What both event metrics share: signal counts by type, the covered hours and the details,
+    or the failed result when there is no events table or no covered window."""
     if not ev.scope.has("events"):
         return ev.missing(name, "events", thr, op)
     by_type, ops_events = _signal_counts(ev)
-    count = sum(by_type.values())
     w = ev.window
     hours = w.hours if w else 0.0
-    details = {"signal_events": count, "by_type": by_type, "ops_events": ops_events,
+    details = {"signal_events": sum(by_type.values()), "by_type": by_type, "ops_events": ops_events,
                "covered_hours": round(hours, 6), **ev.window_details()}
     if hours <= 0:
         details["error"] = "no covered window to scale by"
         return MetricResult(name, None, thr, False, details, op)
-    value = count * 72.0 / hours
+    return by_type, hours, details
+
+
+def events_per_72h(ev: Evaluation) -> MetricResult:
+    """Signal events scaled to 72 h by the covered hours (``count · 72 / hours``)."""
+    thr, op, name = ev.settings.acceptance.min_events_per_72h, ">=", "events_per_72h"
+    rate = _event_rate(ev, name, thr, op)
+    if isinstance(rate, MetricResult):
+        return rate
+    _, hours, details = rate
+    value = details["signal_events"] * 72.0 / hours
     details["scaled"] = hours < 72
     if hours < 72:
         details["note"] = f"extrapolated from {hours:.3g} h to 72 h"
@@ -177,17 +187,11 @@ def events_per_hour(ev: Evaluation) -> MetricResult:
     ``max_events_per_hour`` the signals look like noise. A warning, never blocking
     (:data:`WARN_METRICS`)."""
     thr, op, name = ev.settings.acceptance.max_events_per_hour, "<=", "events_per_hour"
-    if not ev.scope.has("events"):
-        return ev.missing(name, "events", thr, op)
-    by_type, _ = _signal_counts(ev)
-    count = sum(by_type.values())
-    w = ev.window
-    hours = w.hours if w else 0.0
-    details = {"signal_events": count, "covered_hours": round(hours, 6), **ev.window_details()}
-    if hours <= 0:
-        details["error"] = "no covered window to divide by"
-        return MetricResult(name, None, thr, False, details, op)
-    value = count / hours
+    rate = _event_rate(ev, name, thr, op)
+    if isinstance(rate, MetricResult):
+        return rate
+    by_type, hours, details = rate
+    value = details["signal_events"] / hours
     details["by_type_per_hour"] = {k: v / hours for k, v in by_type.items()}
     if not gate(value, thr, op):
         details["warning"] = (f"{value:.4g} signal events per hour > {thr:g}: the signals look like "

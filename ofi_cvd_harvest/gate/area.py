@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..storage import layout
-from ..storage.fs import Storage
+from ..storage.fs import Storage, fsync_path
 
 STAGING_DIR = ".staging"
 QUARANTINE_DIR = "quarantine"
@@ -61,13 +61,7 @@ def quarantine_dir(root: Path, date: str, symbol: str) -> Path:
     return root / QUARANTINE_DIR / partition_key(date, symbol)
 
 
-def fsync_dir(path: Path) -> None:
-    """A rename is durable once its directory is fsynced."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_dir = fsync_path   # a rename is durable once its directory is fsynced (storage/fs.py)
 
 
 def remove_tree(path: Path) -> None:

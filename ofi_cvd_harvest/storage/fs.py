@@ -95,10 +95,10 @@ class Storage:
             with self.fs.open_output_stream(tmp) as sink:
                 pq.write_table(table, sink, **parquet_options(table.schema))
             if self.local:
-                _fsync(tmp)
+                fsync_path(tmp)
             self.fs.move(tmp, final)
             if self.local:
-                _fsync(os.path.dirname(final))
+                fsync_path(os.path.dirname(final))
         except BaseException:
             try:
                 self.fs.delete_file(tmp)
@@ -147,7 +147,7 @@ class Storage:
         return sorted(removed)
 
 
-def _fsync(path: str) -> None:
+def fsync_path(path: str | os.PathLike) -> None:
     """fsync a file or a directory (the rename is durable only once its directory is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
