@@ -92,6 +92,21 @@ def _replay_source(path: str, speed: float) -> Any:
     return open_replay(path, speed)
 
 
+async def _replay_progress(source: Any, stop: asyncio.Event, every_sec: float = 1.0) -> None:
+    """Where a replay stands, on stderr (``ofi_cvd_harvest.progress``: one line redrawn on a
+    terminal, a plain line every 10 s otherwise, and the last): a recording replayed at its
+    original speed runs for hours, and the replay only starts with the first subscription."""
+    from ..progress import Progress
+    with Progress(source.total, "messages", "replay") as p:
+        while True:
+            if source.position > p.done:
+                p.step(n=source.position - p.done)
+            if source.finished or stop.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_sec)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from .server import Simulator
     if args.replay and (args.planted_signal is not None or args.null_market):
@@ -118,6 +133,8 @@ async def _serve(args: argparse.Namespace) -> int:
     print(f"rest_url={sim.rest_url}", flush=True)
     print(f"symbols={','.join(sim.source.symbols)} seed={args.seed} speed={args.speed:g}",
           flush=True)
+    watch = (asyncio.create_task(_replay_progress(source, stop))
+             if args.replay and source is not None else None)
     try:
         if args.run_seconds:
             with contextlib.suppress(TimeoutError):
@@ -125,6 +142,10 @@ async def _serve(args: argparse.Namespace) -> int:
         else:
             await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         await sim.stop()
         if args.dump_trades:
             from .dump import dump_trades

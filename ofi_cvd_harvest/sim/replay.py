@@ -177,6 +177,15 @@ class ReplaySource:
     def progress(self) -> float:
         return self._cursor / len(self._recs)
 
+    @property
+    def position(self) -> int:
+        """Messages of the recording emitted so far (of :attr:`total`)."""
+        return self._cursor
+
+    @property
+    def total(self) -> int:
+        return len(self._recs)
+
     def server_time_ms(self) -> int:
         if self._t0 is None:
             return self.first_ms

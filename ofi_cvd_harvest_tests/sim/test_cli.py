@@ -3,7 +3,9 @@ writes the ground-truth dump; bad arguments exit non-zero with one clear line.""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +14,9 @@ import urllib.request
 
 import pyarrow.parquet as pq
 import pytest
+from websockets.asyncio.client import connect
+
+from ofi_cvd_harvest_tests.paths import REALDATA
 
 from ..procs import reap, terminate
 
@@ -70,3 +75,38 @@ def test_port_in_use_fails_cleanly():
     finally:
         s.close()
     assert r.returncode == 1 and "simulate:" in r.stderr
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="realdata/ not available")
+def test_replay_shows_where_it_stands(tmp_path):
+    """A replay prints its progress on stderr (plain lines when not a terminal) and the last
+    line says every message of the recording was served."""
+    rec = REALDATA / "cryptofeed_binance_futures" / "BINANCE_FUTURES.ws.1.0"
+    p = subprocess.Popen(CMD + ["--port", "0", "--speed", "20", "--replay", str(rec)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = dict(p.stdout.readline().strip().split("=", 1) for _ in range(2))
+
+        async def subscribe() -> int:   # the replay starts with the first subscription
+            got = 0
+            url = lines["ws_url"] + "/market/stream?streams=sushiusdt@aggTrade"
+            async with connect(url) as ws:
+                t_end = time.monotonic() + 30
+                while time.monotonic() < t_end:
+                    try:
+                        await asyncio.wait_for(ws.recv(), 3)
+                        got += 1
+                    except TimeoutError:
+                        break          # the recording is over
+            return got
+
+        got = asyncio.run(subscribe())
+        out, err = terminate(p)
+    finally:
+        reap(p)
+    assert p.returncode == 0, err
+    assert got > 0
+    progress = [ln for ln in err.splitlines() if ln.startswith("progress: replay: ")]
+    assert progress, err
+    m = re.match(r"progress: replay: (\d+)/(\d+) messages \(100 %\)", progress[-1])
+    assert m and m.group(1) == m.group(2) and int(m.group(2)) > 1000, progress[-1]
