@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..protocol.vocabulary import (AGG_TRADE, BOOK_SPEED, BOOK_TICKER, DIFF, PARTIAL,
+                                   PARTIAL_LEVELS, parse_stream)
 from .book import BandBook
 from .pools import ArrayPool, ListPool, poisson
 from .render import DepthRenderer
@@ -45,7 +47,6 @@ from .symbols import SymbolSpec, fmt_fixed, spec_for
 from .tradelog import TradeLog
 
 WINDOW_MS = 100
-PARTIAL_LEVELS = (5, 10, 20)
 BRANCHING = 0.7          # Hawkes branching ratio (share of trades triggered by earlier ones)
 DECAY_PER_S = 2.0        # Hawkes excitation decay rate
 ACTIVITY_TAU_S = 600.0   # slow activity factor (busy/calm stretches)
@@ -68,18 +69,19 @@ class Wants:
 def parse_wants(streams: Collection[str]) -> dict[str, Wants]:
     out: dict[str, Wants] = {}
     for s in streams:
-        sym, _, kind = s.partition("@")
-        w = out.setdefault(sym.upper(), Wants())
-        if kind == "aggTrade":
+        sp = parse_stream(s)
+        w = out.setdefault(sp.symbol, Wants())
+        if sp.extra:
+            continue
+        if sp.kind == AGG_TRADE and sp.speed is None:
             w.trade = True
-        elif kind == "bookTicker":
+        elif sp.kind == BOOK_TICKER and sp.speed is None:
             w.ticker = True
-        elif kind == "depth@100ms":
+        elif sp.kind == DIFF and sp.speed == BOOK_SPEED:
             w.diff = True
-        elif kind.startswith("depth") and kind.endswith("@100ms"):
-            lv = kind[5:-6]
-            if lv.isdigit() and int(lv) in PARTIAL_LEVELS and int(lv) not in w.partial:
-                w.partial = w.partial + (int(lv),)
+        elif (sp.kind == PARTIAL and sp.speed == BOOK_SPEED and sp.levels in PARTIAL_LEVELS
+              and sp.levels not in w.partial):
+            w.partial = w.partial + (sp.levels,)
     return out
 
 
