@@ -51,7 +51,7 @@ def served(stream: str) -> bool:
     else:
         ok = sp.kind == PARTIAL and sp.levels in PARTIAL_LEVELS and sp.speed == BOOK_SPEED
     return (ok and not sp.extra and format_stream(sp) == stream
-            and SYMBOL_RE.fullmatch(stream.partition("@")[0]) is not None)
+            and SYMBOL_RE.fullmatch(sp.symbol.lower()) is not None)
 
 
 def check_stream(stream: Any, category: str | None) -> str:
