@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from ..protocol.decode import KINDS as DECODE_KINDS, DecodeError
 from ..protocol.records import AggTrade, BookTicker, DepthUpdate
+from ..protocol.vocabulary import AGG_TRADE, BOOK_TICKER, DIFF, PARTIAL, parse_stream
 
 UNKNOWN_STREAM = "unknown_stream"
 HANDLER_ERROR = "handler_error"
@@ -28,13 +29,14 @@ def subscriptions(streams: Iterable[str]) -> Subscriptions:
     """Stream name -> (SYMBOL, record type) it carries, for the streams of one connection."""
     out: Subscriptions = {}
     for stream in streams:
-        sym, _, kind = stream.partition("@")
-        if kind == "aggTrade":
-            out[stream] = (sym.upper(), AggTrade)
-        elif kind.startswith("depth"):
-            out[stream] = (sym.upper(), DepthUpdate)
-        elif kind == "bookTicker":
-            out[stream] = (sym.upper(), BookTicker)
+        sp = parse_stream(stream)
+        plain = sp.speed is None and not sp.extra
+        if sp.kind == AGG_TRADE and plain:
+            out[stream] = (sp.symbol, AggTrade)
+        elif sp.kind in (DIFF, PARTIAL):
+            out[stream] = (sp.symbol, DepthUpdate)
+        elif sp.kind == BOOK_TICKER and plain:
+            out[stream] = (sp.symbol, BookTicker)
     return out
 
 

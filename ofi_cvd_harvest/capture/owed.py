@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..protocol.tradegaps import TradeIdTracker
+from ..protocol.vocabulary import AGG_TRADES_PATH, request_weight
 
 PAGE = 1000              # ids per REST aggTrades request (the exchange's maximum)
-AGG_TRADES_WEIGHT = 20   # weight of one aggTrades request (exchange/rest.py WEIGHTS)
+AGG_TRADES_WEIGHT = request_weight(AGG_TRADES_PATH)   # weight of one aggTrades request
 _SCAN = 64               # intervals looked at for a due one (the lowest ids are the oldest)
 
 

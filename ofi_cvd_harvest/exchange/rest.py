@@ -23,16 +23,11 @@ import orjson
 from ..protocol.decode import depth_snapshot, rest_agg_trades
 from ..protocol.plausible import STATIC
 from ..protocol.records import AggTrade, DepthSnapshot
-
-WEIGHTS = {"/fapi/v1/time": 1, "/fapi/v1/exchangeInfo": 1, "/fapi/v1/aggTrades": 20}
-
-
-def depth_weight(limit: int) -> int:
-    return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
-
+from ..protocol.vocabulary import AGG_TRADES_PATH, depth_weight, request_weight
 
 class RestError(RuntimeError):
-    """A request failed for good (non-retryable status, or attempts exhausted)."""
+    """The client's failure: a request failed for good (non-retryable status, or attempts
+    exhausted). Not the simulator's ``sim.rest.ErrorReply``, which is a response it sends."""
 
     def __init__(self, msg: str, status: int | None = None):
         super().__init__(msg)
@@ -144,7 +139,7 @@ class RestClient:
 
     # -- endpoints ----------------------------------------------------------------------------
     async def server_time(self) -> int:
-        d = await self.get_json("/fapi/v1/time", weight=WEIGHTS["/fapi/v1/time"])
+        d = await self.get_json("/fapi/v1/time", weight=request_weight("/fapi/v1/time"))
         if type(d) is not dict or type(d.get("serverTime")) is not int:
             raise RestError(f"bad /fapi/v1/time answer: {str(d)[:100]}")
         if not STATIC.admits(d["serverTime"]):   # the capture centres its frame window on it
@@ -152,7 +147,7 @@ class RestClient:
         return d["serverTime"]
 
     async def exchange_info(self) -> dict:
-        return await self.get_json("/fapi/v1/exchangeInfo", weight=WEIGHTS["/fapi/v1/exchangeInfo"])
+        return await self.get_json("/fapi/v1/exchangeInfo", weight=request_weight("/fapi/v1/exchangeInfo"))
 
     async def agg_trades(self, symbol: str, *, from_id: int | None = None,
                          start_time: int | None = None, end_time: int | None = None,
@@ -161,7 +156,7 @@ class RestClient:
         body = await self.get("/fapi/v1/aggTrades",
                               {"symbol": symbol, "fromId": from_id, "startTime": start_time,
                                "endTime": end_time, "limit": limit},
-                              weight=WEIGHTS["/fapi/v1/aggTrades"])
+                              weight=request_weight(AGG_TRADES_PATH))
         return rest_agg_trades(symbol, body)
 
     async def depth(self, symbol: str, limit: int = 1000) -> DepthSnapshot:

@@ -1,4 +1,5 @@
-"""Stream names and connection planning for the split USDT-M endpoints (SPEC §4.1).
+"""Connection planning for the split USDT-M endpoints; the stream names themselves and their
+endpoint rule live in :mod:`.vocabulary` (re-exported here for existing callers).
 
 Since 2026-04 trades live on ``/market`` and book streams on ``/public``; a connection carries
 at most ``max_streams_per_connection`` (≤ 200) streams, so more symbols mean more connections.
@@ -8,30 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MARKET = "market"   # aggTrade, markPrice, kline, ticker
-PUBLIC = "public"   # depth, partial depth, bookTicker
+from .vocabulary import (MARKET, PUBLIC, agg_trade_stream, book_ticker_stream,
+                         diff_depth_stream, endpoint_of, parse_stream,
+                         partial_depth_stream)
 
-
-def agg_trade_stream(symbol: str) -> str:
-    return f"{symbol.lower()}@aggTrade"
-
-
-def partial_depth_stream(symbol: str, levels: int = 10) -> str:
-    return f"{symbol.lower()}@depth{levels}@100ms"
-
-
-def diff_depth_stream(symbol: str) -> str:
-    return f"{symbol.lower()}@depth@100ms"
-
-
-def book_ticker_stream(symbol: str) -> str:
-    return f"{symbol.lower()}@bookTicker"
-
-
-def endpoint_of(stream: str) -> str:
-    """Which endpoint serves ``stream`` (``market`` or ``public``)."""
-    kind = stream.split("@", 1)[1] if "@" in stream else ""
-    return PUBLIC if kind.startswith(("depth", "bookTicker")) else MARKET
+__all__ = ["MARKET", "PUBLIC", "agg_trade_stream", "book_ticker_stream", "diff_depth_stream",
+           "endpoint_of", "partial_depth_stream", "combined_url", "ConnectionPlan",
+           "plan_connections"]
 
 
 def combined_url(ws_base_url: str, endpoint: str, streams: list[str]) -> str:
@@ -63,6 +47,6 @@ def plan_connections(ws_base_url: str, streams: list[str], max_per_conn: int = 2
         group = by_ep.get(ep, [])
         for i in range(0, len(group), max_per_conn):
             chunk = tuple(group[i:i + max_per_conn])
-            syms = tuple(dict.fromkeys(s.split("@", 1)[0].upper() for s in chunk))
+            syms = tuple(dict.fromkeys(parse_stream(s).symbol for s in chunk))
             plans.append(ConnectionPlan(ep, chunk, combined_url(ws_base_url, ep, list(chunk)), syms))
     return plans

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..protocol.vocabulary import PARTIAL_LEVELS
 from .kinds import Choice, DataRootKind, Float, Int, Kind, Numbers, PathKind, Symbols, Text
 
 # key prefix -> (attribute of Settings, dataclass name); the rest are attributes of Settings
@@ -68,7 +69,7 @@ TABLE: tuple[Setting, ...] = (
     S("websocket.rollover_sec", Float(gt=0, lt=86400), 82800.0, "open a replacement connection after N s, before the exchange's 24 h cut"),
     S("websocket.redundancy", Int(ge=1, le=3), 1, "connections per stream, opened at staggered times; frames merged by id, a gap only when none delivered (2 for the universe)", "WS_REDUNDANCY"),
     S("book.source", Choice(("partial", "diff")), "partial", "partial: `<sym>@depth10@100ms`; diff: `<sym>@depth@100ms` + REST snapshot", "BOOK_SOURCE", attr="book_source"),
-    S("book.levels", Choice((5, 10, 20)), 10, "book levels per side captured", attr="book_levels"),
+    S("book.levels", Choice(PARTIAL_LEVELS), 10, "book levels per side captured", attr="book_levels"),
     S("reliability.write_retries", Int(ge=0, le=100), 3, "immediate retries of a failed Parquet write"),
     S("reliability.max_errors_per_hour", Int(ge=0), 100, "more write errors than this in an hour stop the capture"),
     S("reliability.error_cooldown_sec", SECONDS, 300.0, "the sensor relaunches a failed capture after N s"),

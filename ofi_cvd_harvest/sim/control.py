@@ -18,8 +18,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-MARKET, PUBLIC = "market", "public"
-STREAM_RE = re.compile(r"^([a-z0-9]{2,20})@(aggTrade|bookTicker|depth@100ms|depth(5|10|20)@100ms)$")
+from ..protocol.vocabulary import (AGG_TRADE, BOOK_SPEED, BOOK_TICKER, DIFF, MARKET, PARTIAL,
+                                   PARTIAL_LEVELS, PUBLIC, endpoint_of, format_stream, parse_stream)
+
+SYMBOL_RE = re.compile(r"[a-z0-9]{2,20}")
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
 
@@ -39,18 +41,26 @@ class PathError(Exception):
         self.status, self.msg = status, msg
 
 
-def category_of(stream: str) -> str:
-    kind = stream.partition("@")[2]
-    return MARKET if kind == "aggTrade" else PUBLIC
+def served(stream: str) -> bool:
+    """One of the served forms, written canonically (lower-case symbol, no extra parts)."""
+    sp = parse_stream(stream)
+    if sp.kind in (AGG_TRADE, BOOK_TICKER):
+        ok = sp.speed is None
+    elif sp.kind == DIFF:
+        ok = sp.speed == BOOK_SPEED
+    else:
+        ok = sp.kind == PARTIAL and sp.levels in PARTIAL_LEVELS and sp.speed == BOOK_SPEED
+    return (ok and not sp.extra and format_stream(sp) == stream
+            and SYMBOL_RE.fullmatch(sp.symbol.lower()) is not None)
 
 
 def check_stream(stream: Any, category: str | None) -> str:
     """Validate one stream name for an endpoint; returns it or raises ControlError."""
-    if not isinstance(stream, str) or not STREAM_RE.match(stream):
+    if not isinstance(stream, str) or not served(stream):
         raise ControlError(2, f"Invalid request: unsupported stream name {stream!r}")
-    if category is not None and category_of(stream) != category:
+    if category is not None and endpoint_of(stream) != category:
         raise ControlError(2, f"Invalid request: stream {stream} is not served on /{category}; "
-                              f"use /{category_of(stream)}")
+                              f"use /{endpoint_of(stream)}")
     return stream
 
 

@@ -37,6 +37,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..protocol.vocabulary import (AGG_TRADE, BOOK_SPEED, BOOK_TICKER, DIFF, PARTIAL,
+                                   PARTIAL_LEVELS, agg_trade_stream, book_ticker_stream,
+                                   diff_depth_stream, parse_stream, partial_depth_stream)
 from .book import BandBook
 from .pools import ArrayPool, ListPool, poisson
 from .render import DepthRenderer
@@ -45,7 +48,6 @@ from .symbols import SymbolSpec, fmt_fixed, spec_for
 from .tradelog import TradeLog
 
 WINDOW_MS = 100
-PARTIAL_LEVELS = (5, 10, 20)
 BRANCHING = 0.7          # Hawkes branching ratio (share of trades triggered by earlier ones)
 DECAY_PER_S = 2.0        # Hawkes excitation decay rate
 ACTIVITY_TAU_S = 600.0   # slow activity factor (busy/calm stretches)
@@ -68,18 +70,19 @@ class Wants:
 def parse_wants(streams: Collection[str]) -> dict[str, Wants]:
     out: dict[str, Wants] = {}
     for s in streams:
-        sym, _, kind = s.partition("@")
-        w = out.setdefault(sym.upper(), Wants())
-        if kind == "aggTrade":
+        sp = parse_stream(s)
+        w = out.setdefault(sp.symbol, Wants())
+        if sp.extra:
+            continue
+        if sp.kind == AGG_TRADE and sp.speed is None:
             w.trade = True
-        elif kind == "bookTicker":
+        elif sp.kind == BOOK_TICKER and sp.speed is None:
             w.ticker = True
-        elif kind == "depth@100ms":
+        elif sp.kind == DIFF and sp.speed == BOOK_SPEED:
             w.diff = True
-        elif kind.startswith("depth") and kind.endswith("@100ms"):
-            lv = kind[5:-6]
-            if lv.isdigit() and int(lv) in PARTIAL_LEVELS and int(lv) not in w.partial:
-                w.partial = w.partial + (int(lv),)
+        elif (sp.kind == PARTIAL and sp.speed == BOOK_SPEED and sp.levels in PARTIAL_LEVELS
+              and sp.levels not in w.partial):
+            w.partial = w.partial + (sp.levels,)
     return out
 
 
@@ -93,7 +96,11 @@ class SymbolModel:
                  study: "StudyMode | None" = None):
         self.spec = spec
         self.sym = spec.symbol
-        self.lsym = spec.symbol.lower()
+        # the names it publishes, built once by the vocabulary (not per message)
+        self.trade_stream = agg_trade_stream(spec.symbol)
+        self.ticker_stream = book_ticker_stream(spec.symbol)
+        self.diff_stream = diff_depth_stream(spec.symbol)
+        self.partial_streams = {lv: partial_depth_stream(spec.symbol, lv) for lv in PARTIAL_LEVELS}
         self.rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(spec.symbol.encode())])
         r = self.rng
         self.td, self.ld = spec.tick_decimals, spec.lot_decimals
@@ -190,7 +197,7 @@ class SymbolModel:
             old_ask = book.ask.copy()
         gid = self.gid
         U = gid[0] + 1
-        sym, lsym = self.sym, self.lsym
+        sym = self.sym
         fpx, fqty = self.fpx, self.fqty
         if n or nq:
             t_off = self.p_off.take(n + nq)
@@ -219,7 +226,7 @@ class SymbolModel:
                             qs = fqty(q)
                             d = {"e": "aggTrade", "E": E, "a": a, "s": sym, "p": fpx(px), "q": qs,
                                  "nq": qs, "f": f, "l": fill - 1, "T": T, "m": not is_buy}
-                            out.append(Message(lsym + "@aggTrade", d, E, _dumps(d)))
+                            out.append(Message(self.trade_stream, d, E, _dumps(d)))
                         add(T, E, px, q, fill - 1, not is_buy)
                         a += 1
                 else:
@@ -234,7 +241,7 @@ class SymbolModel:
                         d = {"e": "bookTicker", "u": gid[0], "s": sym, "b": fpx(top[0]),
                              "B": fqty(top[1]), "a": fpx(top[2]), "A": fqty(top[3]),
                              "T": T, "E": E}
-                        out.append(Message(lsym + "@bookTicker", d, E, _dumps(d)))
+                        out.append(Message(self.ticker_stream, d, E, _dumps(d)))
             self.next_fill = fill
         if self.study is not None and not self.study.lag:   # null market: the book follows
             book.shift(self.study.walk - (book.base + (book.b + book.a) // 2))
@@ -251,7 +258,7 @@ class SymbolModel:
             if w.ticker:
                 d = {"e": "bookTicker", "u": gid[0], "s": sym, "b": fpx(top[0]), "B": fqty(top[1]),
                      "a": fpx(top[2]), "A": fqty(top[3]), "T": T, "E": E}
-                out.append(Message(lsym + "@bookTicker", d, E, _dumps(d)))
+                out.append(Message(self.ticker_stream, d, E, _dumps(d)))
         # every window changes the book (churn), so a depth event goes out every 100 ms
         u, pu = gid[0], self.last_u
         self.last_u = u
@@ -259,14 +266,14 @@ class SymbolModel:
         if w.diff:
             bt, bq, at, aq = book.diff_raw(old_bid, old_ask)
             raw = rd.render(E, T, U, u, pu, rd.values(bt, bq), rd.values(at, aq))
-            out.append(Message(lsym + "@depth@100ms", None, E, raw))
+            out.append(Message(self.diff_stream, None, E, raw))
         if w.partial:
             bt, bq, at, aq = book.top_raw(max(w.partial))
             bv, av = rd.values(bt, bq), rd.values(at, aq)
             k = rd.k
             for lv in w.partial:
                 raw = rd.render(E, T, U, u, pu, bv[:lv * k], av[:lv * k])
-                out.append(Message(f"{lsym}@depth{lv}@100ms", None, E, raw))
+                out.append(Message(self.partial_streams[lv], None, E, raw))
 
 
 _DT = WINDOW_MS / 1000.0

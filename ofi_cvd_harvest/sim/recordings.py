@@ -36,6 +36,9 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 
+from ..protocol.vocabulary import (AGG_TRADE, BOOK_TICKER, DIFF, TRADE, agg_trade_stream,
+                                   diff_depth_stream, parse_stream)
+
 KIND_TRADE = "aggTrade"
 KIND_DEPTH = "depth"
 KIND_TICKER = "bookTicker"
@@ -60,17 +63,14 @@ class Recorded:
     stream: str = ""
 
 
-_STREAM_KIND = {"aggTrade": KIND_TRADE, "trade": KIND_TRADE, "bookTicker": KIND_TICKER}
+_STREAM_KIND = {AGG_TRADE: KIND_TRADE, TRADE: KIND_TRADE, BOOK_TICKER: KIND_TICKER,
+                DIFF: KIND_DEPTH}
 
 
 def stream_kind(stream: str) -> str:
-    """``btcusdt@depth@0ms`` -> ``depth`` (diff); partial depth (``@depth10``) -> ``other``."""
-    parts = stream.split("@")
-    if len(parts) < 2:
-        return KIND_OTHER
-    if parts[1] == "depth":
-        return KIND_DEPTH
-    return _STREAM_KIND.get(parts[1], KIND_OTHER)
+    """``btcusdt@depth@0ms`` -> ``depth`` (diff, any speed); partial depth (``@depth10``) ->
+    ``other``."""
+    return _STREAM_KIND.get(parse_stream(stream).kind, KIND_OTHER)
 
 
 def trade_to_agg(d: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def _envelope(recv_ms: float, line: bytes, obj: dict[str, Any]) -> Recorded:
     stream = obj["stream"]
     data = obj["data"]
     kind = stream_kind(stream)
-    sym = data.get("s") or stream.split("@")[0].upper()
+    sym = data.get("s") or parse_stream(stream).symbol
     if kind == KIND_TRADE and data.get("e") == "trade":
         return Recorded(recv_ms, kind, sym, trade_to_agg(data), None, stream)
     return Recorded(recv_ms, kind, sym, data, _data_raw(line), stream)
@@ -223,7 +223,7 @@ def read_raw_partitions(data_dir: str | Path) -> list[Recorded]:
                     "p": _dec(r["price"]), "q": _dec(r["qty"]), "f": r["first_trade_id"],
                     "l": r["last_trade_id"], "T": r["trade_ts_ms"], "m": r["is_buyer_maker"]}
             out.append(Recorded(float(e), KIND_TRADE, r["symbol"], data, None,
-                                r["symbol"].lower() + "@aggTrade"))
+                                agg_trade_stream(r["symbol"])))
     if books:
         paths, fs = _located(books)
         b = ds.dataset(paths, filesystem=fs, format="parquet").to_table().sort_by(
@@ -245,7 +245,7 @@ def read_raw_partitions(data_dir: str | Path) -> list[Recorded]:
                     "pu": r["prev_final_update_id"],
                     "b": _level_diff(prev[0], bids), "a": _level_diff(prev[1], asks)}
             t_ms = float(r["event_ts_ms"])
-            out.append(Recorded(t_ms, KIND_DEPTH, sym, data, None, sym.lower() + "@depth@100ms"))
+            out.append(Recorded(t_ms, KIND_DEPTH, sym, data, None, diff_depth_stream(sym)))
             if last_u is None or r["gap"] or r["prev_final_update_id"] != last_u:
                 snap = {"lastUpdateId": r["final_update_id"], "E": r["event_ts_ms"],
                         "T": r["transact_ts_ms"],

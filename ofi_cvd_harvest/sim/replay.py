@@ -38,14 +38,14 @@ import orjson
 
 from ..protocol import decode
 from ..protocol.localbook import BookTop, LocalBook
+from ..protocol.vocabulary import (AGG_TRADE, BOOK_SPEED, BOOK_TICKER, DIFF, DIFF_SPEEDS, PARTIAL,
+                                   PARTIAL_LEVELS, parse_stream)
 from . import recordings as rec_mod
 from .recordings import (KIND_DEPTH, KIND_OTHER, KIND_SNAPSHOT, KIND_TICKER, KIND_TRADE,
                          Recorded, _dec)
-from .rest import RestError
+from .rest import ErrorReply
 from .source import Message
 
-PARTIAL_LEVELS = (5, 10, 20)
-DIFF_SUFFIXES = ("depth", "depth@100ms", "depth@0ms", "depth@250ms", "depth@500ms")
 
 
 def _decimals(values: list[str]) -> int:
@@ -71,18 +71,18 @@ class _Wants:
 def _parse_wants(streams: Collection[str]) -> dict[str, _Wants]:
     out: dict[str, _Wants] = {}
     for s in streams:
-        sym, _, kind = s.partition("@")
-        w = out.setdefault(sym.upper(), _Wants())
-        if kind == "aggTrade":
+        sp = parse_stream(s)
+        w = out.setdefault(sp.symbol, _Wants())
+        plain = not sp.extra
+        if sp.kind == AGG_TRADE and sp.speed is None and plain:
             w.trade = s
-        elif kind == "bookTicker":
+        elif sp.kind == BOOK_TICKER and sp.speed is None and plain:
             w.ticker = s
-        elif kind in DIFF_SUFFIXES:
+        elif sp.kind == DIFF and sp.speed in DIFF_SPEEDS and plain:
             w.diff.append(s)
-        elif kind.startswith("depth") and kind.endswith("@100ms") and kind[5:-6].isdigit():
-            n = int(kind[5:-6])
-            if n in PARTIAL_LEVELS:
-                w.partial.append((n, s))
+        elif sp.kind == PARTIAL and sp.speed == BOOK_SPEED and plain:
+            if sp.levels in PARTIAL_LEVELS:
+                w.partial.append((sp.levels, s))
         else:
             w.other = True
     return out
@@ -298,7 +298,7 @@ class ReplaySource:
         if not recorded:
             # the recording holds no snapshot to sync from: an honest "try later", never a
             # made-up book (a client retries; its diff book stays unsynced)
-            raise RestError(503, -1008, f"Replay has no depth snapshot for {symbol} (the "
+            raise ErrorReply(503, -1008, f"Replay has no depth snapshot for {symbol} (the "
                             "recording holds none); diff-depth sync is not possible")
         # the recorded snapshot at or after the replay position (else the last one)
         data = next((d for i, d in recorded if i >= self._cursor), recorded[-1][1])

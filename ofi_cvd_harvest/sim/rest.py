@@ -15,14 +15,17 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from ..protocol.vocabulary import DEPTH_LIMIT_WEIGHTS, DEPTH_PATH, depth_weight, request_weight
 from .source import MarketSource
 
-DEPTH_LIMITS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}   # limit -> weight
 HOUR_MS = 3_600_000
 _INT_RE = re.compile(r"^[0-9]{1,20}$")
 
 
-class RestError(Exception):
+class ErrorReply(Exception):
+    """A Binance error *response* the server sends: HTTP ``status`` with ``{"code","msg"}``
+    (the client's own failure type is ``exchange.rest.ErrorReply``)."""
+
     def __init__(self, status: int, code: int, msg: str):
         super().__init__(msg)
         self.status, self.code, self.msg = status, code, msg
@@ -53,7 +56,7 @@ def _param_int(q: dict[str, str], name: str) -> int | None:
     if v is None or v == "":
         return None
     if not _INT_RE.match(v):
-        raise RestError(400, -1100, f"Illegal characters found in parameter '{name}'; "
+        raise ErrorReply(400, -1100, f"Illegal characters found in parameter '{name}'; "
                                      f"legal range is '^[0-9]{{1,20}}$'.")
     return int(v)
 
@@ -61,32 +64,26 @@ def _param_int(q: dict[str, str], name: str) -> int | None:
 def _symbol(q: dict[str, str], source: MarketSource) -> str:
     s = q.get("symbol")
     if not s:
-        raise RestError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
+        raise ErrorReply(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
                                     "or malformed.")
     if s.upper() != s or s not in source.symbols:
-        raise RestError(400, -1121, "Invalid symbol.")
+        raise ErrorReply(400, -1121, "Invalid symbol.")
     return s
 
 
 def _weight(path: str, q: dict[str, str]) -> int:
-    if path == "/fapi/v1/aggTrades":
-        return 20
-    if path == "/fapi/v1/depth":
+    if path == DEPTH_PATH:
         try:
-            lim = int(q.get("limit", "500"))
+            return depth_weight(int(q.get("limit", "500")))
         except ValueError:
-            return 2
-        for bound, w in sorted(DEPTH_LIMITS.items()):
-            if lim <= bound:
-                return w
-        return 20
-    return 1
+            return DEPTH_LIMIT_WEIGHTS[5]
+    return request_weight(path)
 
 
 def route(target: str, source: MarketSource, weight_limit: int = 2400
           ) -> tuple[int, int, Any]:
     """Answer one GET ``target`` (path + query): returns (status, weight, JSON-able body).
-    Raises :class:`RestError` for Binance errors."""
+    Raises :class:`ErrorReply` for Binance errors."""
     parts = urlsplit(target)
     path = parts.path.rstrip("/") or "/"
     q = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -107,15 +104,15 @@ def route(target: str, source: MarketSource, weight_limit: int = 2400
         limit = _param_int(q, "limit")
         limit = 500 if limit is None else limit
         if not 1 <= limit <= 1000:
-            raise RestError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+            raise ErrorReply(400, -1130, "Data sent for parameter 'limit' is not valid.")
         from_id = _param_int(q, "fromId")
         start = _param_int(q, "startTime")
         end = _param_int(q, "endTime")
         if start is not None and end is not None:
             if end < start:
-                raise RestError(400, -1130, "Data sent for parameter 'endTime' is not valid.")
+                raise ErrorReply(400, -1130, "Data sent for parameter 'endTime' is not valid.")
             if end - start > HOUR_MS:
-                raise RestError(400, -1127, "More than 1 hours between startTime and endTime.")
+                raise ErrorReply(400, -1127, "More than 1 hours between startTime and endTime.")
         if from_id is None:
             if start is not None and end is None:
                 end = start + HOUR_MS
@@ -127,10 +124,10 @@ def route(target: str, source: MarketSource, weight_limit: int = 2400
         sym = _symbol(q, source)
         limit = _param_int(q, "limit")
         limit = 500 if limit is None else limit
-        if limit not in DEPTH_LIMITS:
-            raise RestError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        if limit not in DEPTH_LIMIT_WEIGHTS:
+            raise ErrorReply(400, -1130, "Data sent for parameter 'limit' is not valid.")
         return 200, weight, source.depth_snapshot(sym, limit)
-    raise RestError(404, -1000, f"Unknown path {path}")
+    raise ErrorReply(404, -1000, f"Unknown path {path}")
 
 
 class RestApp:
@@ -164,7 +161,7 @@ class RestApp:
                                       "Please try again."})
         try:
             status, _, body = route(target, self.source, self.limiter.limit)
-        except RestError as exc:
+        except ErrorReply as exc:
             self.stats["errors"] += 1
             return exc.status, headers, orjson.dumps({"code": exc.code, "msg": exc.msg})
         return status, headers, orjson.dumps(body)

@@ -189,10 +189,10 @@ def test_open_replay_accepts_globs_and_lists():
 
 
 def test_recording_without_snapshot_refuses_depth_honestly():
-    from ofi_cvd_harvest.sim.rest import RestError
+    from ofi_cvd_harvest.sim.rest import ErrorReply
     src = open_replay(HFT / "btcusdt_20240719.gz", speed=1, autostart=True, start_delay_s=0)
     src.poll(src.first_ms + 60_000, {"btcusdt@depth@100ms"})
-    with pytest.raises(RestError) as ei:
+    with pytest.raises(ErrorReply) as ei:
         src.depth_snapshot("BTCUSDT", 1000)
     assert ei.value.status == 503
     assert src.agg_trades("BTCUSDT", limit=5)                  # trades still served
