@@ -100,6 +100,8 @@ def covered_window(scope: Scope) -> Window | None:
         else:
             last, end = last_ts, _end_minute(last_ts)
         end = max(start, min(end, last_day_end))
+        if end - start == MINUTE_MS and min(last, end) - max(first, start) < HALF:
+            end = start   # both boundaries in one minute: judged only if connected >= 30 s of it
         return Window(start, end, "ops", first, min(max(last, first), last_day_end))
     if trade_lo is None:
         return None

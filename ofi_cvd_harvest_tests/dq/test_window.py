@@ -42,6 +42,20 @@ def test_boundary_minutes(tmp_path, connect_s, disconnect_s, first_min, minutes)
     assert w.hours == pytest.approx((disconnect_s - connect_s + 0.005) / 3600)
 
 
+@pytest.mark.parametrize("connect_s,disconnect_s,minutes", [
+    (23, 31, 0),      # 8 s around the half-minute: not half of any minute
+    (0, 29, 0),
+    (10, 40, 1),      # exactly half of one minute
+    (0, 59, 1),
+])
+def test_a_capture_inside_one_minute(tmp_path, connect_s, disconnect_s, minutes):
+    """Both ends in one minute: it is judged only if connected for at least half of it (each
+    boundary alone would round a short capture around :30 up to a whole minute)."""
+    w = window_for(tmp_path, [(H + connect_s * 1000, "connect"),
+                              (H + disconnect_s * 1000, "disconnect")])
+    assert w.minutes == minutes
+
+
 def test_still_connected_ends_with_the_last_trade(tmp_path):
     b = ds.build_partition(tmp_path)
     w = window_for(tmp_path, [(b.connect_ms, "connect")])
