@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -26,20 +25,24 @@ from .memory import trim_heap
 from .ops import OpsRecorder
 from .publisher import open_raw_store
 from .segments import SegmentLog, recover as recover_segments
+from .symstate import now_ms as _now_ms
 from .writer import RawWriter
 
+_DAY_MS = 86_400_000
 _KEY_COLS = {"agg_trade": ["agg_trade_id"], "book": ["final_update_id", "recv_ts_ms"],
              "ops": ["recv_ts_ms", "event_type", "meta_json"]}
+
+
+def next_rotation(rotate_sec: float, now: float) -> float:
+    """Every ``parquet_rotate_sec``, and exactly at the next UTC midnight."""
+    midnight = (int(now * 1000) // _DAY_MS + 1) * _DAY_MS / 1000 + 0.05
+    return min(now + rotate_sec, midnight)
 
 
 def _row_keys(stream: str, table: pa.Table) -> list:
     """Identity of a raw row for de-duplicating recovered segments against final files."""
     cols = [table.column(c).to_pylist() for c in _KEY_COLS[stream]]
     return cols[0] if len(cols) == 1 else list(zip(*cols))
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Persistence:

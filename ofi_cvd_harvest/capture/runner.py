@@ -16,8 +16,6 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import settings as settings_mod
@@ -26,13 +24,12 @@ from ..protocol.decode import ControlReply, DecodeError, decode
 from ..protocol.plausible import TimeWindow
 from ..protocol.records import AggTrade, DepthUpdate
 from ..protocol.streams import MARKET, PUBLIC, agg_trade_stream, plan_connections
-from ..protocol.tradegaps import DUPLICATE, TradeIdTracker
-from ..exchange.rest import RestClient, RestError
+from ..protocol.tradegaps import DUPLICATE
+from ..exchange.rest import RestClient
 from ..exchange.ws import WsFeed
 from .book_partial import PartialBook
 from .bookhandler import BookHandler, make_book_handler
 from .buffers import Batch, RawBuffers
-from .dedup import DedupLRU
 from .exporter import Exporter
 from .frames import FRAME_ERROR_KINDS, Subscriptions, handler_error, not_subscribed, subscriptions
 from .health import CaptureError, Health
@@ -41,86 +38,17 @@ from .healing import Healer
 from .redundancy import Replicas, stagger
 from .housekeeping import clean_stale_tmp
 from .ops import OpsRecorder
-from .outcome import unwritten_by_table, unwritten_message
-from .persistence import Persistence
+from .persistence import Persistence, next_rotation
+from .probe import probe_after_reconnect
 from .runlog import RunLog
 from .status import StatusReporter
+from .summary import CaptureSummary, SymbolSummary, summarise
+from .symstate import SymState, now_ms as _now_ms
 
 __all__ = ["Capture", "CaptureError", "CaptureSummary", "SymbolSummary", "run_capture",
            "run_capture_sync"]
 
 Settings = settings_mod.Settings
-_DAY_MS = 86_400_000
-
-
-@dataclass
-class SymbolSummary:
-    trades_ws: int = 0
-    trades_healed: int = 0
-    duplicates: int = 0
-    book_rows: int = 0
-    book_gaps: int = 0
-    trade_gaps_detected: int = 0
-    trade_gaps_healed: int = 0
-    trade_gaps_unhealed: int = 0
-    owed_trades: int = 0           # trade ids still owed at exit (in the checkpoint)
-    redundant: int = 0             # copies merged away from redundant connections
-    last_trade_id: int | None = None
-
-    @property
-    def trades_written(self) -> int:
-        return self.trades_ws + self.trades_healed
-
-
-@dataclass
-class CaptureSummary:
-    symbols: dict[str, SymbolSummary] = field(default_factory=dict)
-    files_written: int = 0
-    files: list[str] = field(default_factory=list)   # the latest written (RawWriter.recent_files)
-    write_errors: int = 0
-    decode_errors: dict[str, int] = field(default_factory=dict)
-    messages: int = 0
-    reconnects: int = 0
-    started_ms: int = 0
-    ended_ms: int = 0
-    stop_reason: str = ""
-    rows_unwritten: int = 0
-    unwritten: dict[str, dict[str, int]] = field(default_factory=dict)   # outcome.py
-    log_path: str = ""
-    checkpoint_path: str = ""
-
-    @property
-    def errors(self) -> int:
-        return self.write_errors + sum(self.decode_errors.values())
-
-
-class _SymState:
-    __slots__ = ("dedup", "tracker", "lat", "ws_count", "rest_count", "dups", "book_rows",
-                 "book_gaps", "last_event_ms", "last_trade_recv", "last_book_recv", "last_u",
-                 "first_ws", "after_reconnect", "restored", "rate", "dups_reported", "lat_hist",
-                 "cur_min", "trade_minutes", "checked_min")
-
-    def __init__(self, lru: int, sym: str):
-        self.dedup = DedupLRU(lru)
-        self.tracker = TradeIdTracker()
-        self.lat: list[int] = []
-        self.ws_count = self.rest_count = self.dups = self.book_rows = self.book_gaps = 0
-        self.last_event_ms: int | None = None
-        self.last_trade_recv = self.last_book_recv = 0
-        self.last_u: int | None = None
-        self.first_ws = True
-        self.after_reconnect = False
-        self.restored = False
-        self.rate: deque[tuple[int, int]] = deque()   # (second, trades counted so far)
-        self.dups_reported = 0
-        self.lat_hist = metrics.latency_ms.labels(sym)
-        self.cur_min = -1                    # minute (recv clock) of the last live trade
-        self.trade_minutes: set[int] = set()
-        self.checked_min = _now_ms() // 60_000   # the partial first minute is not judged
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Capture:
@@ -134,7 +62,7 @@ class Capture:
         self.log = self.runlog.logger
         self.buffers = RawBuffers()
         self.ops = OpsRecorder(self.buffers, settings.symbols, self.log)
-        self.states = {s: _SymState(settings.dedup_lru, s) for s in settings.symbols}
+        self.states = {s: SymState(settings.dedup_lru, s) for s in settings.symbols}
         self.window = TimeWindow()   # plausible frame times; follows the exchange clock once known
         self.rest = RestClient(settings.rest_base_url, settings.rest_weight_limit_per_min)
         self._stop = asyncio.Event()
@@ -248,7 +176,7 @@ class Capture:
         if self.live_cvd is not None:
             self.live_cvd.add(rec.symbol, rec.event_ts_ms, rec.qty, rec.is_buyer_maker, rec.price)
 
-    def _first_trade(self, st: _SymState, rec: AggTrade) -> None:
+    def _first_trade(self, st: SymState, rec: AggTrade) -> None:
         """A checkpoint from another id sequence (e.g. a different exchange) must not make
         every new id look like a duplicate: far behind the checkpoint -> start afresh."""
         last = st.tracker.last_id
@@ -274,38 +202,6 @@ class Capture:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
-
-    async def _probe_after_reconnect(self, symbols: tuple[str, ...]) -> None:
-        """A quiet symbol may not trade again for minutes after a reconnect, so the id jump
-        that reveals trades missed during the outage would come late: ask REST for anything
-        after the last id instead (what the stream then re-delivers is deduplicated)."""
-        await asyncio.sleep(self.probe_delay_sec)
-        for sym in symbols:
-            st = self.states[sym]
-            last = st.tracker.last_id
-            if not st.after_reconnect or last is None:
-                continue   # a live trade arrived: the tracker already saw any jump
-            try:
-                trades = await self.rest.agg_trades(sym, from_id=last + 1, limit=1000)
-            except (RestError, DecodeError, OSError) as exc:
-                self.log.warning("%s: reconnect probe failed: %s", sym, exc)
-                continue
-            recv_ms = _now_ms()
-            new = 0
-            for t in trades:
-                if t.agg_trade_id in st.dedup:
-                    continue
-                status, gap = st.tracker.observe(t.agg_trade_id, recv_ms)
-                if status == DUPLICATE:
-                    continue
-                if gap is not None:
-                    self.healer.opened(sym, gap, "reconnect")
-                self._on_rest_trade(t, recv_ms)
-                new += 1
-            self.healer.healed_rows[sym] = self.healer.healed_rows.get(sym, 0) + new
-            if new:
-                metrics.healed_trades_total.labels(sym).inc(new)
-            self.ops.emit("reconnect_probe", {"from_id": last + 1, "rows": new}, symbol=sym)
 
     def _on_book_gap(self, symbol: str, meta: dict) -> None:
         self.states[symbol].book_gaps += 1
@@ -354,7 +250,7 @@ class Capture:
                 if endpoint == MARKET and not others:   # a live replica covered the outage
                     for s in symbols:
                         self.states[s].after_reconnect = True
-                    self._spawn(self._probe_after_reconnect(symbols), "reconnect-probe")
+                    self._spawn(probe_after_reconnect(self, symbols), "reconnect-probe")
             if endpoint != MARKET and kind != "rollover" and not others:
                 if self._book_sync:   # before the new connection's first message, in order
                     for s in symbols:
@@ -395,7 +291,7 @@ class Capture:
     async def _ticker(self, deadline: float | None) -> None:
         s = self.s
         now = time.time()
-        next_rotate = self._next_rotation(now)
+        next_rotate = next_rotation(self.s.parquet_rotate_sec, now)
         next_clock = now + s.clock_check_interval_sec
         next_cvd = now + 5.0
         next_metrics = now + 1.0
@@ -421,7 +317,7 @@ class Capture:
                 return
             if now >= next_rotate:
                 await self.store.rotate()
-                next_rotate = self._next_rotation(time.time())
+                next_rotate = next_rotation(self.s.parquet_rotate_sec, time.time())
             if now >= next_clock:
                 next_clock = now + s.clock_check_interval_sec
                 self._spawn(self.health.clock_check(), "clock-check")
@@ -431,11 +327,6 @@ class Capture:
                     self.live_cvd.update_gauges()
                 except Exception as exc:
                     self.log.warning("live CVD update failed: %s", exc)
-
-    def _next_rotation(self, now: float) -> float:
-        """Every ``parquet_rotate_sec``, and exactly at the next UTC midnight."""
-        midnight = (int(now * 1000) // _DAY_MS + 1) * _DAY_MS / 1000 + 0.05
-        return min(now + self.s.parquet_rotate_sec, midnight)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def run(self, run_seconds: float | None = None,
@@ -570,36 +461,7 @@ class Capture:
         self.exporter.update(_now_ms())
         metrics.capture_up.set(0)
         self.exporter.stop_server()
-        sm = self.summary
-        sm.ended_ms = _now_ms()
-        sm.files = list(self.writer.files)          # the latest RawWriter.recent_files
-        sm.files_written = self.writer.files_written
-        sm.write_errors = self.writer.failed_attempts
-        sm.decode_errors = dict(self.ops.decode_errors)
-        sm.messages = sum(self.messages.values())
-        sm.rows_unwritten = sum(b.rows for b in self.pending)
-        sm.unwritten = unwritten_by_table(self.pending)
-        h = self.healer
-        for sym, st in self.states.items():
-            sm.symbols[sym] = SymbolSummary(
-                trades_ws=st.ws_count, trades_healed=st.rest_count, duplicates=st.dups,
-                book_rows=st.book_rows, book_gaps=st.book_gaps,
-                trade_gaps_detected=h.gaps_detected.get(sym, 0),
-                trade_gaps_healed=h.gaps_healed.get(sym, 0),
-                trade_gaps_unhealed=h.open_gaps(sym), owed_trades=h.owed(sym),
-                redundant=self.replicas.redundant.get(sym, 0) if self.replicas else 0,
-                last_trade_id=st.tracker.last_id)
-        for sym, ss in sm.symbols.items():
-            self.log.info("%s: trades ws=%d healed=%d dups=%d book_rows=%d book_gaps=%d "
-                          "gaps detected=%d healed=%d open=%d", sym, ss.trades_ws,
-                          ss.trades_healed, ss.duplicates, ss.book_rows, ss.book_gaps,
-                          ss.trade_gaps_detected, ss.trade_gaps_healed, ss.trade_gaps_unhealed)
-        self.log.info("capture stopped (%s): %d files, %d write errors, %d decode errors, "
-                      "%d rows unwritten", reason, sm.files_written, sm.write_errors,
-                      sum(sm.decode_errors.values()), sm.rows_unwritten)
-        if sm.unwritten:
-            self.log.error("%s; receive-time ranges: %s", unwritten_message(sm.unwritten),
-                           sm.unwritten)
+        summarise(self, reason)   # capture/summary.py
         self.runlog.close()
 
 
