@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 class DiffBook:
-    """BookHandler for diff depth. ``DiffBook(settings, rest)`` is how the runner builds it;
+    """BookHandler for diff depth. ``DiffBook(settings, rest)`` is how ``make_book_handler`` builds it;
     tests inject ``fetch_snapshot`` (and ``levels``) instead."""
 
     def __init__(self, settings: Any = None, rest: Any = None, *, levels: int | None = None,

@@ -305,7 +305,7 @@ class Capture:
             now = time.time()
             self.store.stage()
             self.window.refresh()
-            self.status.tick(now)   # before _update_metrics takes the latencies
+            self.status.tick(now)   # before exporter.update takes the latencies
             if now >= next_metrics:
                 next_metrics = now + 1.0
                 self.exporter.update(int(now * 1000))
