@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 
 class DiffBook:
-    """BookHandler for diff depth. ``DiffBook(settings, rest)`` is how the runner builds it;
-    tests inject ``fetch_snapshot`` (and ``levels``) instead."""
+    """BookHandler for diff depth. ``DiffBook(settings, rest)`` is how ``make_book_handler``
+    builds it; tests inject ``fetch_snapshot`` (and ``levels``) instead."""
 
     def __init__(self, settings: Any = None, rest: Any = None, *, levels: int | None = None,
                  fetch_snapshot: FetchSnapshot | None = None, snapshot_limit: int = 1000,
