@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -25,3 +26,11 @@ def reap(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def reap_group(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Like :func:`reap` for a process started in its own session (``start_new_session``):
+    the whole group goes, so its children (Dagster's run worker) do not outlive the test."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)

@@ -16,3 +16,12 @@ def settings(tmp_path):
 def clean(tmp_path):
     """A clean date × symbol partition (raw + derived) under tmp_path/data."""
     return build_partition(tmp_path / "data")
+
+
+@pytest.fixture
+def data(tmp_path):
+    """Two clean partitions (BTCUSDT, ETHUSDT with disjoint ids) under tmp_path/data."""
+    root = tmp_path / "data"
+    build_partition(root, symbol="BTCUSDT", seed=1)
+    build_partition(root, symbol="ETHUSDT", seed=2, first_id=50_000)
+    return root

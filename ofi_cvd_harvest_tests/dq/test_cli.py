@@ -20,14 +20,6 @@ def validate(capsys, base, out, *extra):
     return rc, cap.out, cap.err
 
 
-@pytest.fixture
-def data(tmp_path):
-    root = tmp_path / "data"
-    ds.build_partition(root, symbol="BTCUSDT", seed=1)
-    ds.build_partition(root, symbol="ETHUSDT", seed=2, first_id=50_000)
-    return root
-
-
 def test_pass_exits_0_and_writes_report(data, tmp_path, capsys):
     rc, out, err = validate(capsys, data / "ofi_cvd", tmp_path / "reports")
     assert rc == 0, out + err

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -61,14 +59,6 @@ def damage(path, how: str) -> str:
 
 def pc_cast_str(col):
     return col.cast(pa.string())
-
-
-@pytest.fixture
-def data(tmp_path):
-    root = tmp_path / "data"
-    ds.build_partition(root, symbol="BTCUSDT", seed=1)
-    ds.build_partition(root, symbol="ETHUSDT", seed=2, first_id=50_000)
-    return root
 
 
 def trade_file(root, symbol="BTCUSDT", date=ds.DATE):

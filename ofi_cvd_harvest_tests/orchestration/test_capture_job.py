@@ -24,6 +24,8 @@ from ofi_cvd_harvest.orchestration.resources import HarvestSettings  # noqa: E40
 from ofi_cvd_harvest.orchestration.jobs import GROUP_TAG, MAX_RUNTIME_TAG, PID_TAG  # noqa: E402
 from ofi_cvd_harvest.orchestration.ui import restore_signals  # noqa: E402
 
+from ..procs import reap_group  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ["prices", "ofi", "cvd", "fusion", "events"]
 
@@ -123,9 +125,7 @@ def test_terminated_capture_run_finalises(tmp_path, sim):
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        reap_group(proc, timeout=10)
         log.close()
     assert not list((tmp_path / "data").rglob("*.tmp"))
     checkpoint = json.loads((tmp_path / "artifacts/state/checkpoint.json").read_text())

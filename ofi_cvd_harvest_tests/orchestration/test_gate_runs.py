@@ -22,6 +22,7 @@ from ofi_cvd_harvest.orchestration.raw_assets import raw_specs
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 
 from ..gate.rawedit import KINDS, cross_book, published, short_capture, table_bytes
+from ..procs import reap_group
 from .rawfixtures import write_raw
 
 DATE, SYM = "2024-07-19", "BTCUSDT"
@@ -169,7 +170,6 @@ def test_sigkilled_derive_run_then_the_next_run_cleans_up(tmp_path, monkeypatch)
     """``dagster job execute -j derive_job`` killed (SIGKILL, whole process group) after it
     published prices and ofi: every published file is whole (old or new); the next run rolls the
     dead run's publish forward, removes its staging and publishes the partition."""
-    import signal
     import time
 
     from ofi_cvd_harvest.gate.publish import PAUSE_ENV, PAUSE_FILE_ENV
@@ -199,12 +199,9 @@ def test_sigkilled_derive_run_then_the_next_run_cleans_up(tmp_path, monkeypatch)
         while not marker.exists():
             assert proc.poll() is None and time.time() < deadline, "the run never reached the pause"
             time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        reap_group(proc)                  # SIGKILL mid-publish: the case under test
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        reap_group(proc)
     assert not list((data / "ofi_cvd").rglob("*.tmp"))
     mid = table_bytes(data, DATE, SYM)
     assert [k for k in KINDS if mid[k] != old[k]] == ["prices", "ofi"]   # whole files, old or new
