@@ -46,10 +46,13 @@ def crossed(bids: list[tuple[float, float]], asks: list[tuple[float, float]]
 class TimeWindow:
     """Plausible epoch-ms timestamps: static bounds, or ± ``slack_ms`` around the exchange
     clock once :meth:`follow` was called."""
-    __slots__ = ("lo", "hi", "slack_ms", "offset_ms", "following")
+    __slots__ = ("lo", "hi", "slack_ms", "offset_ms", "following", "clock_ms")
 
-    def __init__(self, slack_ms: int = DAY_MS):
+    def __init__(self, slack_ms: int = DAY_MS, clock_ms=None):
+        """``clock_ms``: the local clock in epoch ms (default the wall clock); a test passes a
+        frozen one so a frame at exactly a bound gets one answer however long decoding takes."""
         self.slack_ms = slack_ms
+        self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self.offset_ms = 0          # exchange clock minus local clock
         self.following = False
         self.lo = MIN_TS_MS
@@ -63,7 +66,7 @@ class TimeWindow:
 
     def refresh(self) -> None:
         if self.following:
-            now = time.time_ns() // 1_000_000 + self.offset_ms
+            now = self.clock_ms() + self.offset_ms
             self.lo = max(MIN_TS_MS, now - self.slack_ms)
             self.hi = min(MAX_TS_MS, now + self.slack_ms)
 

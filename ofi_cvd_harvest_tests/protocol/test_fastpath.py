@@ -10,7 +10,7 @@ import time
 
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from ofi_cvd_harvest.protocol.decode import KINDS, DecodeError, decode, decode_strict
 from ofi_cvd_harvest.protocol.fastpath import try_decode
@@ -36,10 +36,13 @@ def strict_outcome(raw: bytes, window: TimeWindow = STATIC):
 
 
 def around(ts_ms: int) -> TimeWindow:
-    """A window that follows an exchange clock reading ``ts_ms`` now (the capture's window
-    after a clock check against an exchange living on the fixtures' date)."""
-    w = TimeWindow()
-    w.follow(ts_ms - time.time_ns() // 1_000_000)
+    """A window that follows an exchange clock reading ``ts_ms`` (the capture's window after
+    a clock check against an exchange living on the fixtures' date). The local clock is
+    frozen: with a running one a frame one ms past a bound was refused by one decode and
+    admitted by the next, a millisecond later (seen once in CI)."""
+    now = time.time_ns() // 1_000_000
+    w = TimeWindow(clock_ms=lambda: now)
+    w.follow(ts_ms - now)
     return w
 
 
@@ -126,6 +129,8 @@ INT_KEYS = {id(TRADE): ["E", "a", "f", "l", "T"], id(DEPTH): ["E", "T", "U", "u"
 @given(base=st.sampled_from([TRADE, DEPTH, TICKER]), pick=st.integers(0, 4),
        value=HOSTILE_INTS, second=st.one_of(st.none(), HOSTILE_INTS),
        follow=st.booleans(), wrap=st.booleans())
+@example(base=TRADE, pick=3, value=TRADE["f"] + 3, second=T0 + DAY_MS + 1, follow=True, wrap=True)
+@example(base=TRADE, pick=4, value=T0 + DAY_MS, second=None, follow=True, wrap=True)
 def test_hostile_integers_agree_and_never_pass_implausible(base, pick, value, second, follow,
                                                           wrap):
     keys = INT_KEYS[id(base)]
