@@ -3,6 +3,7 @@
 ``simulator``          a SimulatorThread (BTCUSDT, ETHUSDT, seed 7, speed 1, no faults)
 ``simulator_factory``  ``make(symbols=..., seed=..., speed=..., faults=..., **Simulator kwargs)``
                        -> started SimulatorThread; every one is stopped at teardown
+``pg_server``            a real PostgreSQL cluster (session-scoped; servers/postgres.py)
 Both expose ``ws_url`` / ``rest_url`` (point the capture's WS_BASE_URL / REST_BASE_URL at them),
 ``ground_truth(symbol)``, ``stats`` and ``dump_trades(path)``.
 """
@@ -37,3 +38,13 @@ def simulator_factory() -> Iterator[Callable[..., SimulatorThread]]:
 @pytest.fixture
 def simulator(simulator_factory: Callable[..., SimulatorThread]) -> SimulatorThread:
     return simulator_factory()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator["PostgresServer"]:
+    """One real PostgreSQL cluster per test session (servers/postgres.py); tests create their
+    own databases in it (``pg_server.create_db(name)``)."""
+    from .servers.postgres import PostgresServer
+    server = PostgresServer().start()
+    yield server
+    server.stop()
