@@ -26,7 +26,7 @@ from typing import Any
 import dagster as dg
 
 QUEUE_TAG = "dagster-celery/queue"          # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG
-K8S_CONFIG_TAG = "dagster-k8s/config"       # dagster_k8s.job.K8S_RESOURCE_REQUIREMENTS_KEY
+K8S_CONFIG_TAG = "dagster-k8s/config"       # dagster_k8s.job.USER_DEFINED_K8S_CONFIG_KEY
 
 # Requests = what the scheduler reserves on a node (above the measured peak, so a node is never
 # overcommitted by design); limits = where the kernel OOM-kills the container (well above the
@@ -54,7 +54,10 @@ def k8s_config_tags(role: str) -> dict[str, str]:
     if role not in RUN_RESOURCES:
         raise ValueError(f"no Kubernetes resources for run role {role!r} "
                          f"(known: {', '.join(sorted(RUN_RESOURCES))})")
-    config: dict[str, Any] = {"container_config": {"resources": RUN_RESOURCES[role]}}
+    # SHALLOW: the role's resources replace the chart's default for untagged runs
+    # (runLauncher...runK8sConfig in deploy/k8s/values.yaml) instead of being deep-merged into it
+    config: dict[str, Any] = {"container_config": {"resources": RUN_RESOURCES[role]},
+                              "merge_behavior": "SHALLOW"}
     return {K8S_CONFIG_TAG: json.dumps(config, sort_keys=True)}
 
 
