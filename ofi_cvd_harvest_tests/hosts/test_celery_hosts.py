@@ -23,6 +23,8 @@ from ..servers.redis import RedisServer
 from .celery_hosts import env_for_hosts, launch, make_home, wait_terminal, workers
 
 PARTITION = "2024-07-19|BTCUSDT"
+# CeleryRunLauncher.launch_run registers its task on its app again for every run (upstream)
+pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
 
 
 @pytest.fixture
