@@ -37,10 +37,16 @@ async def in_thread(fn: Callable[[], Any], timeout: float) -> Any:
     fut: concurrent.futures.Future = concurrent.futures.Future()
 
     def work() -> None:
+        if not fut.set_running_or_notify_cancel():
+            return
         try:
-            fut.set_result(fn())
-        except BaseException as exc:   # handed to the awaiting side
-            fut.set_exception(exc)
+            res = fn()
+        except BaseException as exc:   # handed to the awaiting side (unless it gave up)
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                fut.set_exception(exc)
+            return
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            fut.set_result(res)
 
     threading.Thread(target=work, name="capture-lease", daemon=True).start()
     return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
@@ -106,7 +112,9 @@ async def _watch(cap: Any, lease: Lease) -> None:
             continue
         except LeaseLost as exc:
             return fence_capture(cap, lease, str(exc))
-        except Exception as exc:   # could not be told (store or server unreachable, time-out)
+        except asyncio.TimeoutError:
+            why = f"no answer within {budget:.1f} s"
+        except Exception as exc:   # could not be told (store or server unreachable)
             why = f"{type(exc).__name__}: {str(exc)[:160]}"
         if fence is not None and time.monotonic() >= fence:
             return fence_capture(cap, lease, f"the lease could not be renewed until the fencing "
