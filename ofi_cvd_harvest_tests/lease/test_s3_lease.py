@@ -56,6 +56,21 @@ def test_expired_lease_is_taken_over_and_the_old_holder_is_refused(lake):
     b.keep()
 
 
+def test_renewal_whose_answer_was_lost_is_still_ours(lake):
+    """A renewal that reached the store but whose answer did not come back leaves the holder
+    with a stale ETag: the next renewal is refused, yet the object is ours (our nonce)."""
+    url, _ = lake
+    a = S3Lease(url, "N", 30, 10)
+    a.acquire()
+    stale = a.etag
+    a.keep()                                   # lands; pretend its answer was lost
+    a.etag = stale
+    a.keep()                                   # not a lost lease
+    b = S3Lease(url, "N", 30, 10)
+    with pytest.raises(ShardHeld):
+        b.acquire()
+
+
 def test_two_takers_of_one_expired_lease_one_wins(lake):
     url, _ = lake
     S3Lease(url, "R", 3, 1).acquire()

@@ -133,7 +133,12 @@ class S3Lease:
                 cur = self.current()
                 who = str(cur[0].get("holder", "?"))[:200] if cur else "nobody (deleted)"
             except Exception:
-                who = "unknown"
+                cur, who = None, "unknown"
+            if cur is not None and cur[0].get("nonce") == self._nonce \
+                    and not cur[0].get("released"):
+                # our own earlier renewal landed although its answer was lost: still ours
+                self.etag = cur[1]
+                return self.keep()
             raise LeaseLost(f"lease renewal refused: s3://{self.bucket}/{self.key} "
                             f"is now held by {who}") from None
 
