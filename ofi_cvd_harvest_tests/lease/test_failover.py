@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ofi_cvd_harvest.capture import checkpoint as ckpt
 from ofi_cvd_harvest.capture.outcome import EXIT_LEASE_LOST, EXIT_SHARD_HELD
 
 from ..capture.rawcheck import files, read
@@ -92,11 +93,20 @@ def test_failover_kill_9_holder_another_host_takes_over(simulator_factory, lease
         reap(a)
         if c is not None:
             reap(c)
+    # what C could not heal before its shutdown budget is owed in its checkpoint and healed by
+    # its next start (as in the fault drill), part of the contract rather than a failure
+    settle = 0
+    while any(c.open_gaps for c in ckpt.load(ckpt.path_in(tmp_path / "hostC")).symbols.values()):
+        assert settle < 3, "open gaps never healed"
+        settle += 1
+        subprocess.run(_cmd(tmp_path, "hostC", sim, lease_db, 5), cwd=ROOT, env=_env(),
+                       capture_output=True, timeout=90, check=True)
     data = tmp_path / "data"
     ops = read(data, "ops")
     rebuilt = ops.filter(pl.col("event_type") == "checkpoint_rebuilt")["meta_json"].to_list()
     assert rebuilt and json.loads(rebuilt[0])["source"] == "lake", rebuilt
-    figures = {"b_refused_sec": round(b_sec, 2), "takeover_sec": round(takeover_sec, 2)}
+    figures = {"b_refused_sec": round(b_sec, 2), "takeover_sec": round(takeover_sec, 2),
+               "settle_runs": settle}
     for sym in SYMS:
         truth = sorted(int(r["agg_trade_id"]) for r in sim.ground_truth(sym))
         ids = read(data, "agg_trade", sym)["agg_trade_id"].to_list()
