@@ -74,10 +74,15 @@ def settings_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    from .lease import LeaseLost, ShardHeld
     if args.precheck_only:   # an application flow above capture, gate and dq (docs/dq.md, "Precheck")
         from ..precheck import run_precheck
-        return run_precheck(settings)
-    from .lease import LeaseLost, ShardHeld
+        from .outcome import EXIT_SHARD_HELD
+        try:
+            return run_precheck(settings)
+        except ShardHeld as exc:
+            print(f"ofi-cvd-harvest capture: {exc}", file=sys.stderr)
+            return EXIT_SHARD_HELD
     from .outcome import (EXIT_FATAL, EXIT_LEASE_LOST, EXIT_OK, EXIT_SHARD_HELD, EXIT_UNWRITTEN,
                           unwritten_message)
     from .runner import CaptureError, run_capture

@@ -61,3 +61,37 @@ def test_refused_server_is_not_a_hold(pg_server):
 def test_password_is_not_shown():
     assert _redact("postgresql+psycopg2://u:secret@h:5/db") == "postgresql+psycopg2://u:***@h:5/db"
     assert _redact("postgresql+psycopg2://h/db") == "postgresql+psycopg2://h/db"
+
+
+def test_capture_whose_database_goes_silent_fences_itself(simulator, pg_server, lease_db,
+                                                          tmp_path, monkeypatch):
+    """The server stops answering (a network partition: the proxy holds every byte): checks
+    time out and the capture stops at its fencing deadline, before the server would drop the
+    session after its keepalives. The margin is shortened here from 10 s to the test's 4 s."""
+    import threading
+    import time
+
+    from ofi_cvd_harvest.capture.runner import run_capture_sync
+    from ofi_cvd_harvest.capture.lease import pg
+
+    from ..capture.rawcheck import capture_settings, read
+    from ..lake.s3env import TcpProxy
+
+    monkeypatch.setattr(pg, "FENCE_MARGIN_SEC", pg.SERVER_DROP_SEC - 4.0)
+    proxy = TcpProxy(pg_server.port)
+    url = lease_db.replace(f":{pg_server.port}/", f":{proxy.port}/")
+    s = capture_settings(tmp_path, simulator.ws_url, simulator.rest_url, shard="S",
+                         lease_url=url, parquet_rotate_sec=1.0)
+
+    def stall() -> None:
+        time.sleep(2.5)
+        proxy.stall()
+    threading.Thread(target=stall, daemon=True).start()
+    try:
+        with pytest.raises(LeaseLost, match="fencing deadline") as err:
+            run_capture_sync(s, run_seconds=60)
+    finally:
+        proxy.close()
+    assert "no answer within" in str(err.value)
+    kinds = read(tmp_path / "data", "ops")["event_type"].to_list()
+    assert "lease_renew_failed" in kinds and "lease_lost" in kinds

@@ -75,7 +75,7 @@ async def held(settings: Any, log: Any = None):
     finally:
         metrics.lease_held.set(0)
         with contextlib.suppress(Exception):
-            await in_thread(lease.release, 5.0)
+            await in_thread(lease.release, 2.0)
 
 
 async def run_guarded(cap: Any, lease: Lease | None, run: Awaitable):

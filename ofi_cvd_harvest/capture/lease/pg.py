@@ -105,15 +105,9 @@ class PgLease:
         return self._last_ok + SERVER_DROP_SEC - FENCE_MARGIN_SEC
 
     def release(self) -> None:
+        """Ending the session frees its locks: no unlock query that a silent server could hang."""
         conn, self.conn = self.conn, None
-        if conn is None or conn.closed:
-            return
-        try:
-            with conn.cursor() as cur:
-                cur.execute("select pg_advisory_unlock(%s)", (self.key,))
-        except Exception:
-            pass
-        finally:
+        if conn is not None and not conn.closed:
             conn.close()
 
 
