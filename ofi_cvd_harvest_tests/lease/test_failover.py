@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from ofi_cvd_harvest.capture import checkpoint as ckpt
 from ofi_cvd_harvest.capture.outcome import EXIT_LEASE_LOST, EXIT_SHARD_HELD
+from ofi_cvd_harvest.storage.objectstore import ObjectStore
 
 from ..capture.rawcheck import files, read
 from ..procs import reap
@@ -142,3 +144,62 @@ def test_holder_whose_session_is_terminated_stops_and_says_so(simulator, lease_d
     assert "stopped capturing" in last
     ops = read(tmp_path / "data", "ops")
     assert "lease_lost" in ops["event_type"].to_list()
+
+
+@pytest.mark.slow
+def test_failover_with_an_s3_lease_waits_for_expiry_then_takes_over(simulator_factory, lake,
+                                                                    tmp_path):
+    """The same failover with the lease object on a moto_server: the dead holder's lease is
+    taken once it expired (TTL 6 s here), by a capture retried while it exits 3."""
+    url, _ = lake
+    bucket = url.split("/")[2]
+    store = ObjectStore(bucket)
+    sim = simulator_factory(SYMS, seed=43, speed=2.0)
+    env = {**_env(), "CAPTURE_LEASE_TTL_SEC": "6", "CAPTURE_LEASE_RENEW_SEC": "2"}
+
+    def holder() -> str:
+        body = store.get("lake/leases/X.json")
+        return json.loads(body)["holder"] if body else ""
+
+    a = subprocess.Popen(_cmd(tmp_path, "hostA", sim, url, 600), cwd=ROOT, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    c = None
+    try:
+        _wait(lambda: f"pid={a.pid} " in holder(), 30, "A to hold the lease")
+        _wait(lambda: len(files(tmp_path / "data", "agg_trade")) >= 4, 30, "A's first files")
+        b = subprocess.run(_cmd(tmp_path, "hostB", sim, url, 600), cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert b.returncode == EXIT_SHARD_HELD and f"pid={a.pid} shard=X" in b.stderr, b.stderr
+        a.send_signal(signal.SIGKILL)
+        a.wait(10)
+        killed = time.monotonic()
+        attempts = 0
+        while True:                       # a scheduler retrying the shard's capture
+            attempts += 1
+            c = subprocess.Popen(_cmd(tmp_path, "hostC", sim, url, 8), cwd=ROOT, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                c.wait(3)
+            except subprocess.TimeoutExpired:
+                break
+            assert c.returncode == EXIT_SHARD_HELD, c.stderr.read()[-2000:]
+            assert time.monotonic() - killed < 60, "the dead holder's lease never expired"
+            time.sleep(0.5)
+        _wait(lambda: f"pid={c.pid} " in holder(), 30, "C to hold the lease")
+        takeover_sec = time.monotonic() - killed
+        out, err = c.communicate(timeout=90)
+        assert c.returncode == 0, err[-3000:]
+    finally:
+        reap(a)
+        if c is not None:
+            reap(c)
+    figures = {"takeover_sec": round(takeover_sec, 2), "attempts": attempts}
+    for sym in SYMS:
+        truth = sorted(int(r["agg_trade_id"]) for r in sim.ground_truth(sym))
+        ids = read(tmp_path / "data", "agg_trade", sym)["agg_trade_id"].to_list()
+        want = [i for i in truth if min(ids) <= i <= max(ids)]
+        assert not sorted(set(want) - set(ids)), sym
+        dups = len(ids) - len(set(ids))
+        assert dups <= 0.005 * len(set(ids)), (sym, dups)
+        figures[sym] = {"window": len(want), "duplicates": dups}
+    print("\ns3 failover:", figures)
