@@ -36,3 +36,14 @@ def test_environment_and_relation():
     assert load_settings(env={}).shard == "" and load_settings(env={}).lease_url == ""
     with pytest.raises(SettingsError, match="capture.lease_renew_sec"):
         load_settings(env={"CAPTURE_LEASE_TTL_SEC": "30", "CAPTURE_LEASE_RENEW_SEC": "11"})
+
+
+def test_unreachable_lease_store_exits_1_in_one_line(tmp_path, capsys):
+    from ..procs import free_port
+
+    url = f"postgresql+psycopg2://u:pw@127.0.0.1:{free_port()}/db"
+    assert _run(tmp_path, "--shard", "X", "--lease-url", url) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot take the lease" in err, err
+    assert "pw" not in err and "u:***@" in err
+    assert not (tmp_path / "d").exists()

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from ofi_cvd_harvest.capture.lease import LeaseLost, ShardHeld, open_lease
-from ofi_cvd_harvest.capture.lease.pg import PgLease, _redact, lock_key
+from ofi_cvd_harvest.capture.lease import redact
+from ofi_cvd_harvest.capture.lease.pg import PgLease, lock_key
 
 
 def test_lock_key_is_stable_and_per_shard():
@@ -59,8 +60,8 @@ def test_refused_server_is_not_a_hold(pg_server):
 
 
 def test_password_is_not_shown():
-    assert _redact("postgresql+psycopg2://u:secret@h:5/db") == "postgresql+psycopg2://u:***@h:5/db"
-    assert _redact("postgresql+psycopg2://h/db") == "postgresql+psycopg2://h/db"
+    assert redact("postgresql+psycopg2://u:secret@h:5/db") == "postgresql+psycopg2://u:***@h:5/db"
+    assert redact("postgresql+psycopg2://h/db") == "postgresql+psycopg2://h/db"
 
 
 def test_capture_whose_database_goes_silent_fences_itself(simulator, pg_server, lease_db,

@@ -51,6 +51,16 @@ def identity(shard: str) -> str:
     return f"ofi-cvd-harvest host={socket.gethostname()} pid={os.getpid()} shard={shard}"
 
 
+def redact(url: str) -> str:
+    """The URL without its password (for logs and ops rows)."""
+    head, sep, rest = url.partition("://")
+    creds, at, where = rest.rpartition("@")
+    if not at:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{head}{sep}{user}{':***' if ':' in creds else ''}@{where}"
+
+
 def open_lease(url: str, shard: str, ttl_sec: float, renew_sec: float) -> Lease:
     """The backend a lease URL names (settings ``capture.lease_url``)."""
     if url.startswith("postgresql+psycopg2://"):
@@ -62,4 +72,4 @@ def open_lease(url: str, shard: str, ttl_sec: float, renew_sec: float) -> Lease:
     raise ValueError(f"lease URL {url!r}: postgresql+psycopg2://… or s3://bucket/prefix")
 
 
-__all__ = ["Lease", "LeaseLost", "ShardHeld", "identity", "open_lease"]
+__all__ = ["Lease", "LeaseLost", "ShardHeld", "identity", "open_lease", "redact"]

@@ -21,7 +21,8 @@ from typing import Any, Awaitable, Callable
 
 from ...monitoring import metrics
 from ...settings import SettingsError
-from . import Lease, LeaseLost, ShardHeld, open_lease
+from ..health import CaptureError
+from . import Lease, LeaseLost, ShardHeld, open_lease, redact
 
 ACQUIRE_TIMEOUT_SEC = 30.0
 
@@ -65,9 +66,15 @@ async def held(settings: Any, log: Any = None):
                        settings.lease_renew_sec)
     try:
         how = await in_thread(lease.acquire, ACQUIRE_TIMEOUT_SEC)
-    except asyncio.TimeoutError:
-        raise ShardHeld(f"shard {settings.shard}: the lease store did not answer within "
-                        f"{ACQUIRE_TIMEOUT_SEC:.0f} s; not capturing") from None
+    except (ShardHeld, SettingsError):
+        raise
+    except ImportError as exc:          # a missing component, like a bad setting (exit 2)
+        raise SettingsError(str(exc)) from None
+    except Exception as exc:            # unreachable store: not capturing, in one line (exit 1)
+        why = "no answer" if isinstance(exc, asyncio.TimeoutError) else \
+            (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CaptureError(f"shard {settings.shard}: cannot take the lease at "
+                           f"{redact(settings.lease_url)}: {why}; not capturing") from None
     lease.how = how   # type: ignore[attr-defined]
     metrics.lease_held.set(1)
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from . import LeaseLost, ShardHeld, identity
+from . import LeaseLost, ShardHeld, identity, redact
 
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 SERVER_DROP_SEC = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
@@ -82,7 +82,7 @@ class PgLease:
                 conn.close()
         who = (f"{row[0] or '?'} (backend pid {row[2]} from {row[1] or 'local'}, "
                f"since {row[3]:%Y-%m-%d %H:%M:%S %Z})" if row else "a session that just ended")
-        raise ShardHeld(f"shard {self.shard} is held by {who}; lease {_redact(self.url)}")
+        raise ShardHeld(f"shard {self.shard} is held by {who}; lease {redact(self.url)}")
 
     def keep(self) -> None:
         import psycopg2
@@ -110,12 +110,3 @@ class PgLease:
         if conn is not None and not conn.closed:
             conn.close()
 
-
-def _redact(url: str) -> str:
-    """The URL without its password (for logs and ops rows)."""
-    head, sep, rest = url.partition("://")
-    creds, at, where = rest.rpartition("@")
-    if not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{head}{sep}{user}{':***' if ':' in creds else ''}@{where}"
