@@ -2,8 +2,9 @@
 
 SIGINT/SIGTERM stop it gracefully (flush, finalise, checkpoint). Exit codes (capture/outcome.py,
 docs/capture.md "Exit codes"): 0 ok, 1 fatal capture error (e.g. error budget exceeded),
-2 bad settings / missing component, 4 ended with rows it could not write (disk full or
-read-only data dir until the end; the rows per table are printed).
+2 bad settings / missing component, 3 the shard's lease is held by another process (one line
+naming it), 4 ended with rows it could not write (disk full or read-only data dir until the end;
+the rows per table are printed), 5 the shard's lease was lost while capturing (fencing).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="config file (default config/system.yaml)")
     p.add_argument("--prometheus-port", type=int, help="metrics port (0 disables)")
     p.add_argument("--book-source", choices=("partial", "diff"), help="book stream mode")
+    p.add_argument("--shard", help="capture shard name (CAPTURE_SHARD); with a lease URL the "
+                   "capture holds the shard's lease (docs/capture.md \"Leases\")")
+    p.add_argument("--lease-url", help="postgresql+psycopg2://… or s3://bucket/prefix "
+                   "(default: CAPTURE_LEASE_URL)")
     p.add_argument("--precheck-only", action="store_true",
                    help="capture for precheck_minutes, evaluate the DoD, exit non-zero on failure")
 
@@ -60,15 +65,26 @@ def settings_from_args(args: argparse.Namespace):
         over["prometheus_port"] = args.prometheus_port
     if args.book_source:
         over["book_source"] = args.book_source
+    if getattr(args, "shard", None) is not None:
+        over["shard"] = check_value("--shard", args.shard.strip(), "capture.shard")
+    if getattr(args, "lease_url", None) is not None:
+        over["lease_url"] = check_value("--lease-url", args.lease_url.strip(), "capture.lease_url")
     return load_settings(getattr(args, "config", None), **over)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    from .lease import LeaseLost, ShardHeld
     if args.precheck_only:   # an application flow above capture, gate and dq (docs/dq.md, "Precheck")
         from ..precheck import run_precheck
-        return run_precheck(settings)
-    from .outcome import EXIT_FATAL, EXIT_OK, EXIT_UNWRITTEN, unwritten_message
+        from .outcome import EXIT_SHARD_HELD
+        try:
+            return run_precheck(settings)
+        except ShardHeld as exc:
+            print(f"ofi-cvd-harvest capture: {exc}", file=sys.stderr)
+            return EXIT_SHARD_HELD
+    from .outcome import (EXIT_FATAL, EXIT_LEASE_LOST, EXIT_OK, EXIT_SHARD_HELD, EXIT_UNWRITTEN,
+                          unwritten_message)
     from .runner import CaptureError, run_capture
 
     async def main() -> int:
@@ -86,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             summary = await run_capture(settings, run_seconds=args.run_seconds, stop=stop,
                                         log=console)
+        except ShardHeld as exc:   # before anything was written: one line naming the holder
+            print(f"ofi-cvd-harvest capture: {exc}", file=sys.stderr)
+            return EXIT_SHARD_HELD
+        except LeaseLost as exc:   # files finalised; the next holder heals the rest
+            print(f"ofi-cvd-harvest capture: {exc}", file=sys.stderr)
+            return EXIT_LEASE_LOST
         except CaptureError as exc:
             print(f"ofi-cvd-harvest capture: {exc}", file=sys.stderr)
             return EXIT_FATAL

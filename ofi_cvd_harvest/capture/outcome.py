@@ -17,7 +17,9 @@ import pyarrow.compute as pc
 EXIT_OK = 0
 EXIT_FATAL = 1        # the capture stopped itself (e.g. error budget exceeded)
 EXIT_SETTINGS = 2     # bad settings / a missing component
+EXIT_SHARD_HELD = 3   # another process holds the shard's lease (capture/lease/)
 EXIT_UNWRITTEN = 4    # ended with rows it could not write (disk full, read-only data dir)
+EXIT_LEASE_LOST = 5   # lost the shard's lease while capturing: stopped writing (fencing)
 
 
 def unwritten_by_table(batches: Iterable) -> dict[str, dict[str, int]]:

@@ -21,6 +21,7 @@ from ..protocol.tradegaps import DUPLICATE, id_intervals, merge_intervals
 from ..storage import layout
 from . import checkpoint as ckpt, resume
 from .buffers import Batch, RawBuffers, Swapped, build
+from .lease.guard import leased
 from .memory import trim_heap
 from .ops import OpsRecorder
 from .publisher import open_raw_store
@@ -85,8 +86,9 @@ class Persistence:
         except ValueError as exc:
             cp = resume.rebuild(roots, self.checkpoint_path, self.s.symbols, exc, self.log,
                                 self.ops)
-        if cp is None and self.publisher is not None:   # a host taking over an s3:// lake
-            cp = self.publisher.takeover_point(roots, self.s.symbols, self.ops)
+        if cp is None and (self.publisher is not None or leased(self.s)):
+            # a host taking over: the resume point from the lake (capture/resume.py "Takeover")
+            cp = resume.takeover(roots, self.s.symbols, self.ops, self.log, str(self.s.data_dir))
         if cp is None:
             return
         now = _now_ms()

@@ -164,27 +164,6 @@ class Publisher:
     def lake(self) -> Storage:
         return Storage(self.url)
 
-    def takeover_point(self, roots: list[Storage], symbols, ops):
-        """No local checkpoint (a new or replacement host): the resume point from the raw objects
-        already in the lake (and the spool), so the downtime since the last capture is healed
-        (docs/deploy.md). None when the lake holds nothing for these symbols."""
-        from . import resume
-
-        try:
-            cp = resume.from_sources(roots, symbols)
-        except Exception as exc:   # an unreachable store must not stop the start
-            self.log.warning("no resume point from %s: %s", self.url, exc)
-            return None
-        if not cp.symbols:
-            return None
-        last = {s: c.last_trade_id for s, c in cp.symbols.items()}
-        self.log.warning("no local checkpoint: resuming from the raw objects in %s: %s",
-                         self.url, last)
-        ops.emit("checkpoint_rebuilt", {"source": "lake", "last_trade_ids": last,
-                                        "open_gaps": {s: len(c.open_gaps)
-                                                      for s, c in cp.symbols.items()}})
-        return cp
-
     # -- the thread ----------------------------------------------------------------------------
     def _loop(self) -> None:
         backoff = self.backoff_min_sec

@@ -1,5 +1,5 @@
-"""A resume point rebuilt from the raw files when the checkpoint is corrupt (docs/capture.md
-"Checkpoint and restart").
+"""A resume point rebuilt from the raw files when the checkpoint is corrupt or absent on a host
+taking over (docs/capture.md "Checkpoint and restart", "Leases").
 
 Starting afresh after a corrupt ``checkpoint.json`` leaves the downtime unhealed for good
 (the first new trade has nothing to be compared with). The raw files hold what the checkpoint
@@ -12,6 +12,15 @@ The highest id comes from the Parquet footers' column statistics (no data read),
 to reading the column; holes are looked for over the files of the last :data:`HOLES_WINDOW_MS`
 (the ones the last run's healer may still have been working on), at most :data:`MAX_GAPS`.
 Damaged files are skipped (they are named by the DQ check ``raw_files_readable``).
+
+Takeover (:func:`takeover`): a capture with no checkpoint at all rebuilds the point the same way
+when the lake is the shared truth of who captured what — always for an ``s3://`` lake (the
+checkpoint is host-local by design), and for a local lake only under a shard lease. Without a
+lease nothing says the files in a local data directory are this capture's sequence to continue:
+another capture (its own artifacts directory) may be writing the same symbols into it right now,
+and healing "its" ranges would write every trade twice; and an old directory reused for a fresh
+start would owe REST days of trades. The lease proves that this process is the only writer of
+the shard's symbols and that the previous writer was the holder before it.
 """
 
 from __future__ import annotations
@@ -164,4 +173,25 @@ def rebuild(storage: Storage | list[Storage], path: str | os.PathLike, symbols,
                                        "kept_as": str(kept) if kept else None})
     ops.emit("checkpoint_rebuilt", {"source": "raw", "last_trade_ids": last,
                                     "open_gaps": {s: len(c.open_gaps) for s, c in cp.symbols.items()}})
+    return cp
+
+
+def takeover(roots: list[Storage], symbols, ops, log: logging.Logger,
+             where: str) -> ckpt.Checkpoint | None:
+    """No local checkpoint (a new or replacement host): the resume point from the raw files
+    already in the lake (and an s3:// lake's spool), so the downtime since the last capture is
+    healed through REST; says so in the log and as ``checkpoint_rebuilt`` with
+    ``"source": "lake"``. None when the lake holds nothing for these symbols."""
+    try:
+        cp = from_sources(roots, symbols)
+    except Exception as exc:   # an unreachable store must not stop the start
+        log.warning("no resume point from %s: %s", where, exc)
+        return None
+    if not cp.symbols:
+        return None
+    last = {s: c.last_trade_id for s, c in cp.symbols.items()}
+    log.warning("no local checkpoint: resuming from the raw files in %s: %s", where, last)
+    ops.emit("checkpoint_rebuilt", {"source": "lake", "last_trade_ids": last,
+                                    "open_gaps": {s: len(c.open_gaps)
+                                                  for s, c in cp.symbols.items()}})
     return cp

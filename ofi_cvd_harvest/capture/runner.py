@@ -35,6 +35,7 @@ from .frames import FRAME_ERROR_KINDS, Subscriptions, handler_error, not_subscri
 from .health import CaptureError, Health
 from .memory import capture_gc
 from .healing import Healer
+from .lease import guard as lease_guard
 from .redundancy import Replicas, stagger
 from .housekeeping import clean_stale_tmp
 from .ops import OpsRecorder
@@ -469,8 +470,11 @@ async def run_capture(settings: Settings, *, run_seconds: float | None = None,
                       stop: asyncio.Event | None = None,
                       log: logging.Logger | None = None) -> CaptureSummary:
     """Capture until ``run_seconds`` (default ``settings.run_hours``) or ``stop``; always
-    finalises files and the checkpoint. Raises :class:`CaptureError` on a fatal condition."""
-    return await Capture(settings, log=log).run(run_seconds, stop)
+    finalises files and the checkpoint. Raises :class:`CaptureError` on a fatal condition
+    (a shard's lease: ``ShardHeld``, ``LeaseLost``; capture/lease/guard.py)."""
+    async with lease_guard.held(settings, log) as lease:
+        cap = Capture(settings, log=log)
+        return await lease_guard.run_guarded(cap, lease, cap.run(run_seconds, stop))
 
 
 def run_capture_sync(settings: Settings, *, run_seconds: float | None = None,

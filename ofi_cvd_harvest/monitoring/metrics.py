@@ -92,6 +92,11 @@ objects_published_total = Counter("objects_published_total",
 publish_errors_total = Counter("publish_errors_total",
                                "Failed attempts to publish a raw file to the object-store lake",
                                registry=REGISTRY)
+# capture shards (capture/lease/): 1 while this capture holds its shard's lease; leases lost
+lease_held = Gauge("lease_held", "1 while the capture holds its shard's lease (0 without one)",
+                   registry=REGISTRY)
+lease_lost_total = Counter("lease_lost_total", "Shard leases lost while capturing (the capture "
+                           "stopped: fencing)", registry=REGISTRY)
 
 
 MESSAGE_STREAMS = ("agg_trade", "book")   # the stream label of last_message_age_seconds

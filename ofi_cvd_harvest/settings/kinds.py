@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class SettingsError(ValueError):
@@ -208,6 +209,49 @@ class DataRootKind(PathKind):
             super().check(v)
 
 
+@dataclass(frozen=True)
+class Name:
+    """Empty (unset) or a short name for a file, a lock and a log line: a capture shard."""
+
+    type_name: str = "name"
+    allowed: str = "empty or ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+    def parse(self, raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise Invalid()
+        v = raw.strip()
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, str) or (v and not NAME_RE.match(v)):
+            raise Invalid()
+
+
+@dataclass(frozen=True)
+class LeaseUrl:
+    """Empty (no lease) or where capture leases live (docs/capture.md "Leases")."""
+
+    schemes: tuple[str, ...] = ("postgresql+psycopg2://", "s3://")
+    type_name: str = "URL"
+    allowed: str = "empty, postgresql+psycopg2://… or s3://bucket/prefix"
+
+    def parse(self, raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise Invalid()
+        v = raw.strip()
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, str) or any(c.isspace() for c in v):
+            raise Invalid()
+        if v.startswith(("postgresql://", "postgres://")):
+            raise Invalid("name the driver: postgresql+psycopg2://")
+        if v and (not v.startswith(self.schemes) or v.endswith("://")):
+            raise Invalid()
+
+
 def _items(raw: Any) -> list:
     """A YAML list, or a comma-separated string (the environment's form)."""
     if isinstance(raw, str):
@@ -268,4 +312,4 @@ class Numbers:
             self.each.check(x)
 
 
-Kind = Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers
+Kind = Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers | Name | LeaseUrl

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..protocol.vocabulary import PARTIAL_LEVELS
-from .kinds import Choice, DataRootKind, Float, Int, Kind, Numbers, PathKind, Symbols, Text
+from .kinds import (Choice, DataRootKind, Float, Int, Kind, LeaseUrl, Name, Numbers, PathKind,
+                    Symbols, Text)
 
 # key prefix -> (attribute of Settings, dataclass name); the rest are attributes of Settings
 GROUPS: dict[str, tuple[str, str]] = {
@@ -78,6 +79,10 @@ TABLE: tuple[Setting, ...] = (
     S("reliability.final_heal_sec", Float(ge=0, le=600), 5.0, "at a stop, heal owed trades for at most N s (the rest stays owed in the checkpoint); a stop takes at most N + ~10 s", "FINAL_HEAL_SEC"),
     S("reliability.segment_flush_sec", Float(gt=0, le=60), 1.0, "crash-safe on-disk segment flush interval (s)"),
     S("reliability.spool_max_mb", Int(ge=1, le=1 << 24), 4096, "lake on s3://: raw files waiting on local disk for the store (MB); beyond this new files are refused like on a full disk", "SPOOL_MAX_MB"),
+    S("capture.shard", Name(), "", "capture shard this process captures (`--shard`); with a lease URL it holds the shard's lease", "CAPTURE_SHARD"),
+    S("capture.lease_url", LeaseUrl(), "", "where shard leases live: postgresql+psycopg2://… (advisory lock) or s3://bucket/prefix (lease object); empty = no lease", "CAPTURE_LEASE_URL"),
+    S("capture.lease_ttl_sec", Float(ge=3, le=3600), 30.0, "s3:// lease: a lease not renewed for N s may be taken over", "CAPTURE_LEASE_TTL_SEC"),
+    S("capture.lease_renew_sec", Float(ge=0.5, le=1200), 10.0, "renew (s3://) or check (PostgreSQL) the lease every N s; at most a third of lease_ttl_sec", "CAPTURE_LEASE_RENEW_SEC"),
     S("monitoring.prometheus_port", Int(ge=0, le=65535, note="0 = off"), 8009, "Prometheus metrics port", "PROMETHEUS_PORT"),
     S("monitoring.prometheus_host", Text(), "127.0.0.1", "address the metrics endpoint binds"),
     S("monitoring.status_interval_sec", Float(gt=0, le=86400), 60.0, "a status line per symbol in the capture's run log every N s (and a summary every hour)", "STATUS_INTERVAL_SEC"),
@@ -131,6 +136,8 @@ class Relation:
 
 
 RELATIONS: tuple[Relation, ...] = (
+    Relation("capture.lease_renew_sec", lambda s: s.lease_renew_sec * 3 <= s.lease_ttl_sec,
+             lambda s: f"<= capture.lease_ttl_sec / 3 ({s.lease_ttl_sec / 3:g})"),
     Relation("websocket.reconnect_max_sec", lambda s: s.reconnect_max_sec >= s.reconnect_base_sec,
              lambda s: f">= websocket.reconnect_base_sec ({s.reconnect_base_sec})"),
     Relation("signals.ofi_levels", lambda s: s.signals.ofi_levels <= s.book_levels,
