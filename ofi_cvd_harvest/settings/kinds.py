@@ -268,4 +268,115 @@ class Numbers:
             self.each.check(x)
 
 
-Kind = Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Name:
+    """A short identifier (a shard, a queue): letters, digits, ``.``, ``_``, ``-``; empty when
+    ``optional`` (the environment's empty string means "not set")."""
+
+    optional: bool = True
+    type_name: str = "name"
+    allowed: str = "letters, digits, . _ - (up to 63), or empty"
+
+    def parse(self, raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise Invalid()
+        v = raw.strip()
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, str) or not (NAME_RE.match(v) or (self.optional and v == "")):
+            raise Invalid()
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names (see :class:`Name`), comma-separated in the environment; may be empty."""
+
+    type_name: str = "list"
+    allowed: str = "names (letters, digits, . _ -), no duplicates; empty = none"
+
+    def parse(self, raw: Any) -> tuple[str, ...]:
+        items = _items(raw) if raw is not None else []
+        if not all(isinstance(x, str) for x in items):
+            raise Invalid()
+        v = tuple(x.strip() for x in items)
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, tuple) or not all(isinstance(x, str) and NAME_RE.match(x) for x in v):
+            raise Invalid()
+        if len(set(v)) != len(v):
+            raise Invalid("duplicate name")
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Symbol groups: ``"BTCUSDT,ETHUSDT;SOLUSDT"`` in the environment, a list of lists in the
+    file; empty = one group with every symbol. A symbol belongs to one group only."""
+
+    type_name: str = "groups"
+    allowed: str = "symbol lists separated by ; (each ^[A-Z0-9]{2,20}$, in one group only); empty = none"
+
+    def parse(self, raw: Any) -> tuple[tuple[str, ...], ...]:
+        if isinstance(raw, str):
+            parts: list = [p for p in raw.split(";") if p.strip()]
+        elif isinstance(raw, list):
+            parts = raw
+        elif raw is None:
+            parts = []
+        else:
+            raise Invalid()
+        groups = []
+        for part in parts:
+            items = _items(part)
+            if not all(isinstance(x, str) for x in items):
+                raise Invalid()
+            if items:
+                groups.append(tuple(x.strip().upper() for x in items))
+        v = tuple(groups)
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, tuple):
+            raise Invalid()
+        seen: set[str] = set()
+        for group in v:
+            if not isinstance(group, tuple) or not group:
+                raise Invalid()
+            for sym in group:
+                if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
+                    raise Invalid(f"symbol {str(sym)[:40]!r}")
+                if sym in seen:
+                    raise Invalid(f"{sym} in two groups")
+                seen.add(sym)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """On or off: ``true/false``, ``1/0``, ``yes/no``, ``on/off``."""
+
+    type_name: str = "flag"
+    allowed: str = "true or false (1/0, yes/no, on/off)"
+
+    def parse(self, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower() if isinstance(raw, (str, int)) else None
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise Invalid()
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, bool):
+            raise Invalid()
+
+
+Kind = Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers | Name | Names | Groups | Flag

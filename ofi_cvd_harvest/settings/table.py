@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..protocol.vocabulary import PARTIAL_LEVELS
-from .kinds import Choice, DataRootKind, Float, Int, Kind, Numbers, PathKind, Symbols, Text
+from .kinds import (Choice, DataRootKind, Flag, Float, Groups, Int, Kind, Name, Names, Numbers,
+                    PathKind, Symbols, Text)
 
 # key prefix -> (attribute of Settings, dataclass name); the rest are attributes of Settings
 GROUPS: dict[str, tuple[str, str]] = {
@@ -78,6 +79,12 @@ TABLE: tuple[Setting, ...] = (
     S("reliability.final_heal_sec", Float(ge=0, le=600), 5.0, "at a stop, heal owed trades for at most N s (the rest stays owed in the checkpoint); a stop takes at most N + ~10 s", "FINAL_HEAL_SEC"),
     S("reliability.segment_flush_sec", Float(gt=0, le=60), 1.0, "crash-safe on-disk segment flush interval (s)"),
     S("reliability.spool_max_mb", Int(ge=1, le=1 << 24), 4096, "lake on s3://: raw files waiting on local disk for the store (MB); beyond this new files are refused like on a full disk", "SPOOL_MAX_MB"),
+    S("capture.universe", Choice(("symbols", "shards")), "symbols", "what capture_sensor keeps captured: `symbols` (SYMBOLS, or capture.symbol_groups) or `shards` (every TRADING perpetual, cut into capture.shards; docs/deploy.md)", "CAPTURE_UNIVERSE", attr="capture_universe"),
+    S("capture.symbol_groups", Groups(), (), "symbols mode: one capture run per group, e.g. `BTCUSDT,ETHUSDT;SOLUSDT` (empty: one group of every symbol)", "CAPTURE_SYMBOL_GROUPS", attr="symbol_groups"),
+    S("capture.shards", Int(ge=1, le=1000), 1, "shards mode: shards balanced by 24 h quote volume (more when the universe needs them to stay within max_streams_per_connection)", "CAPTURE_SHARDS", attr="capture_shards"),
+    S("capture.host_queues", Names(), (), "shards mode: Celery queues (`dagster-celery/queue` tag) the shards go to, round-robin (empty: no queue tag)", "CAPTURE_HOST_QUEUES", attr="host_queues"),
+    S("capture.shard", Name(), "", "the shard this capture serves (set by capture_sensor in shards mode; names its lease and artifacts)", "CAPTURE_SHARD", attr="shard"),
+    S("capture.autostart", Flag(), False, "capture_sensor starts RUNNING when Dagster loads the code (else STOPPED until switched on)", "OFI_CVD_CAPTURE_AUTOSTART", attr="capture_autostart"),
     S("monitoring.prometheus_port", Int(ge=0, le=65535, note="0 = off"), 8009, "Prometheus metrics port", "PROMETHEUS_PORT"),
     S("monitoring.prometheus_host", Text(), "127.0.0.1", "address the metrics endpoint binds"),
     S("monitoring.status_interval_sec", Float(gt=0, le=86400), 60.0, "a status line per symbol in the capture's run log every N s (and a summary every hour)", "STATUS_INTERVAL_SEC"),
