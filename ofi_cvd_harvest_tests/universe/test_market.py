@@ -5,7 +5,6 @@ and a deliberately broken server."""
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 
 import pytest
@@ -13,6 +12,8 @@ import pytest
 from ofi_cvd_harvest.sim.listings import Listings
 from ofi_cvd_harvest.universe.market import (UniverseError, fetch_universe, quote_volumes,
                                              tradable, universe)
+
+from ..procs import free_port
 
 
 def test_only_trading_perpetuals_with_valid_names():
@@ -61,14 +62,8 @@ def test_from_the_simulator(simulator_factory):
     assert sorted(fetch_universe(st.rest_url).volumes) == ["BTCUSDT", "ETHUSDT", "NEWUSDT"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_exchange_is_one_line():
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(UniverseError) as err:
         fetch_universe(url, attempts=1, timeout=2)
     assert str(err.value).startswith(f"universe from {url}: ") and "\n" not in str(err.value)
