@@ -22,7 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--previous", type=Path, default=None, metavar="PLAN.json",
                    help="a plan printed by --json: keep its assignments (listings join, "
                         "delistings leave)")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the plan as JSON")
+    out.add_argument("--symbols", action="store_true",
+                     help="print the universe comma-separated (for SYMBOLS or "
+                          "EXTRA_PARTITION_SYMBOLS: the partitions' symbol dimension is static)")
     p.add_argument("--config", help="config file (default config/system.yaml or $OFI_CVD_CONFIG)")
 
 
@@ -30,7 +34,7 @@ def format_plan(plan: ShardPlan, volumes: dict[str, float], max_symbols: int = 8
     """The plan as a table (one line per shard)."""
     per = shard_volumes(plan, volumes)
     total = sum(per.values()) or 1.0
-    lines = [f"{'shard':<10} {'symbols':>7} {'volume':>8} {'streams/conn':>12}  symbols"]
+    lines = [f"{'shard':<10} {'symbols':>7} {'share':>8} {'streams/conn':>12}  symbols"]
     for name, syms in plan.shards.items():
         shown = ", ".join(syms[:max_symbols]) + (f", … (+{len(syms) - max_symbols})"
                                                  if len(syms) > max_symbols else "")
@@ -64,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_shards(uni.volumes, n, s.max_streams_per_connection, previous)
     if args.json:
         print(plan.to_json())
+        return 0
+    if args.symbols:
+        print(",".join(plan.symbols()))
         return 0
     total = sum(uni.volumes.values())
     print(f"{len(uni.volumes)} TRADING perpetuals from {url}, 24 h quote volume "

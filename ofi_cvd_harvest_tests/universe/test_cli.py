@@ -50,6 +50,8 @@ def test_prints_the_plan_of_the_trading_perpetuals(rest_url):
     assert listed == sorted(set(UNIVERSE) - {"NEWUSDT", "OLDUSDT"})   # no pending, settling, quarterly
     assert sum(float(r[2].rstrip("%")) for r in rows) == pytest.approx(100, abs=0.2)
     assert all(int(r[3]) == int(r[1]) for r in rows)                 # streams per connection
+    p = shards("--rest-base-url", rest_url, "--symbols")
+    assert p.stdout.strip() == ",".join(listed)
 
 
 def test_json_then_previous_keeps_assignments(rest_url, tmp_path):
