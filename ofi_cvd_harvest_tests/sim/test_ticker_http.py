@@ -130,3 +130,19 @@ def test_quarter_expiry_is_the_last_friday_of_the_quarter(day, expiry):
     import datetime as dt
     ms = int(dt.datetime.fromisoformat(day + "T12:00:00+00:00").timestamp() * 1000)
     assert quarter_expiry(ms) == expiry
+
+
+def test_a_replay_reports_its_recording():
+    """A replayed recording's ticker is the statistics of its own trades."""
+    from ofi_cvd_harvest.sim.replay import open_replay
+    from ofi_cvd_harvest_tests.paths import HFT
+
+    src = open_replay(HFT / "btcusdt_20240718.gz", speed=1)
+    truth = src.ground_truth("BTCUSDT", all_trades=True)
+    row = src.ticker_24hr("BTCUSDT")
+    assert set(row) == FIELDS and row["count"] == len(truth) > 100
+    assert float(row["volume"]) == pytest.approx(sum(t["qty"] for t in truth))
+    assert float(row["quoteVolume"]) == pytest.approx(sum(t["qty"] * t["price"] for t in truth),
+                                                      rel=1e-9)
+    assert (row["firstId"], row["lastId"]) == (truth[0]["agg_trade_id"], truth[-1]["agg_trade_id"])
+    assert float(row["lowPrice"]) == min(t["price"] for t in truth)
