@@ -20,8 +20,14 @@ from ..settings import Settings, load_settings
 from ..universe.plan import shard_index
 from .capture_groups import capture_groups
 from .resources import HarvestSettings, metrics_url
-from .tags import (GROUP_TAG, HOST_TAG, MAX_RUNTIME_TAG, PID_START_TAG, PID_TAG,  # noqa: F401
-                   ROLE_TAG, RUNTIME_MARGIN_SEC, capture_run_tags, group_name, max_runtime_sec)
+from .tags import (GROUP_TAG, HOST_TAG, MAX_RUNTIME_TAG, PID_START_TAG, PID_TAG, ROLE_TAG,
+                   RUNTIME_MARGIN_SEC, capture_run_tags, group_name, max_runtime_sec)
+
+# the tag names are orchestration/tags.py's; re-exported for callers that import them from here
+__all__ = ["CaptureConfig", "GROUP_TAG", "HOST_TAG", "MAX_RUNTIME_TAG", "PID_START_TAG",
+           "PID_TAG", "ROLE_TAG", "RUNTIME_MARGIN_SEC", "capture", "capture_groups",
+           "capture_job", "capture_run_tags", "effective_settings", "group_name",
+           "max_runtime_sec"]
 
 
 class CaptureConfig(dg.Config):
