@@ -223,9 +223,10 @@ class Symbols:
 
     type_name: str = "list"
     allowed: str = "one or more symbols, each ^[A-Z0-9]{2,20}$, no duplicates"
+    optional: bool = False      # True: an empty list is allowed
 
     def parse(self, raw: Any) -> tuple[str, ...]:
-        items = _items(raw)
+        items = _items(raw) if raw is not None or not self.optional else []
         if not all(isinstance(x, str) for x in items):
             raise Invalid()
         v = tuple(x.strip().upper() for x in items)
@@ -233,7 +234,7 @@ class Symbols:
         return v
 
     def check(self, v: Any) -> None:
-        if not isinstance(v, tuple) or not v:
+        if not isinstance(v, tuple) or (not v and not self.optional):
             raise Invalid()
         for sym in v:
             if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
@@ -266,6 +267,32 @@ class Numbers:
             raise Invalid()
         for x in v:
             self.each.check(x)
+
+
+@dataclass(frozen=True)
+class Day:
+    """A calendar date ``YYYY-MM-DD`` (kept as the string: partition keys are strings)."""
+
+    type_name: str = "date"
+    allowed: str = "YYYY-MM-DD"
+
+    def parse(self, raw: Any) -> str:
+        v = raw.isoformat() if hasattr(raw, "isoformat") and not isinstance(raw, str) else raw
+        if not isinstance(v, str):
+            raise Invalid()
+        v = v.strip()
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        import datetime as dt
+
+        if not isinstance(v, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            raise Invalid()
+        try:
+            dt.date.fromisoformat(v)
+        except ValueError:
+            raise Invalid("no such day") from None
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -379,4 +406,5 @@ class Flag:
             raise Invalid()
 
 
-Kind = Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers | Name | Names | Groups | Flag
+Kind = (Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers | Day | Name | Names
+        | Groups | Flag)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..protocol.vocabulary import PARTIAL_LEVELS
-from .kinds import (Choice, DataRootKind, Flag, Float, Groups, Int, Kind, Name, Names, Numbers,
-                    PathKind, Symbols, Text)
+from .kinds import (Choice, DataRootKind, Day, Flag, Float, Groups, Int, Kind, Name, Names,
+                    Numbers, PathKind, Symbols, Text)
 
 # key prefix -> (attribute of Settings, dataclass name); the rest are attributes of Settings
 GROUPS: dict[str, tuple[str, str]] = {
@@ -85,6 +85,8 @@ TABLE: tuple[Setting, ...] = (
     S("capture.host_queues", Names(), (), "shards mode: Celery queues (`dagster-celery/queue` tag) the shards go to, round-robin (empty: no queue tag)", "CAPTURE_HOST_QUEUES", attr="host_queues"),
     S("capture.shard", Name(), "", "the shard this capture serves (set by capture_sensor in shards mode; names its lease and artifacts)", "CAPTURE_SHARD", attr="shard"),
     S("capture.autostart", Flag(), False, "capture_sensor starts RUNNING when Dagster loads the code (else STOPPED until switched on)", "OFI_CVD_CAPTURE_AUTOSTART", attr="capture_autostart"),
+    S("partitions.start_date", Day(), "2024-07-01", "first day of the Dagster date partitions", "PARTITIONS_START_DATE", attr="partitions_start_date"),
+    S("partitions.extra_symbols", Symbols(optional=True, allowed="symbols, each ^[A-Z0-9]{2,20}$, no duplicates; empty = none"), (), "symbols with Dagster partitions beside SYMBOLS (e.g. a shard universe: `ofi-cvd-harvest shards --symbols`)", "EXTRA_PARTITION_SYMBOLS", attr="extra_partition_symbols"),
     S("monitoring.prometheus_port", Int(ge=0, le=65535, note="0 = off"), 8009, "Prometheus metrics port", "PROMETHEUS_PORT"),
     S("monitoring.prometheus_host", Text(), "127.0.0.1", "address the metrics endpoint binds"),
     S("monitoring.status_interval_sec", Float(gt=0, le=86400), 60.0, "a status line per symbol in the capture's run log every N s (and a summary every hour)", "STATUS_INTERVAL_SEC"),
