@@ -17,7 +17,7 @@ import psutil
 from pydantic import Field
 
 from ..settings import Settings, load_settings
-from ..universe.plan import shard_index
+from ..universe.local import shard_local
 from .capture_groups import capture_groups
 from .resources import HarvestSettings, metrics_url
 from .tags import (GROUP_TAG, HOST_TAG, MAX_RUNTIME_TAG, PID_START_TAG, PID_TAG, ROLE_TAG,
@@ -72,13 +72,8 @@ def effective_settings(harvest: HarvestSettings, config: CaptureConfig) -> tuple
         raise dg.Failure(f"capture duration must be a finite number > 0 s (got {seconds})")
     if config.shard:
         settings = settings.replace(shard=config.shard)
-    if settings.shard:
-        # One host may run several shards: each its own checkpoint, run log and metrics port.
-        idx = shard_index(settings.shard) or 0
-        return settings.replace(
-            artifacts_dir=settings.artifacts_dir / "shards" / settings.shard,
-            prometheus_port=settings.prometheus_port + idx if settings.prometheus_port else 0
-        ), seconds
+    if settings.shard:   # one host may run several shards (universe/local.py)
+        return shard_local(settings), seconds
     groups = [group_name(g) for g in capture_groups(settings)]
     if len(groups) > 1:
         # Several captures side by side must not share a checkpoint, run log or metrics port.
