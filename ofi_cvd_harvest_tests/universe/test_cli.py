@@ -87,3 +87,11 @@ def test_bad_input_is_one_line(rest_url, tmp_path):
     p = shards("--rest-base-url", "http://127.0.0.1:9")
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
     assert p.stderr.startswith("ofi-cvd-harvest shards: universe from http://127.0.0.1:9: ")
+
+
+@pytest.mark.parametrize("args,says", [(["--status", "NEWUSDT=LISTED"], "bad listing status"),
+                                       (["--delivery", "btc/usdt"], "invalid symbol list")])
+def test_simulate_refuses_a_bad_universe_in_one_line(args, says):
+    p = subprocess.run(SIM + args + ["--run-seconds", "1"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and says in p.stderr and p.stdout == ""
