@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "settings": ("ofi_cvd_harvest.settings.cli", "show the effective settings, or the table as Markdown"),
     "sql": ("ofi_cvd_harvest.query", "SQL (DuckDB) over the lake: a view per table"),
     "plot": ("ofi_cvd_harvest.plot", "one figure of a day: price, CVD, z scores, regime, events, gaps"),
+    "shards": ("ofi_cvd_harvest.universe.cli", "the capture shard plan of the exchange's universe (docs/deploy.md)"),
     "status": ("ofi_cvd_harvest.lake_status", "what is captured, published, quarantined; last DQ verdicts"),
 }
 

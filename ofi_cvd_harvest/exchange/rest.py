@@ -23,7 +23,8 @@ import orjson
 from ..protocol.decode import depth_snapshot, rest_agg_trades
 from ..protocol.plausible import STATIC
 from ..protocol.records import AggTrade, DepthSnapshot
-from ..protocol.vocabulary import AGG_TRADES_PATH, depth_weight, request_weight
+from ..protocol.vocabulary import (AGG_TRADES_PATH, EXCHANGE_INFO_PATH, TICKER_24HR_PATH,
+                                   depth_weight, request_weight, ticker_24hr_weight)
 
 class RestError(RuntimeError):
     """The client's failure: a request failed for good (non-retryable status, or attempts
@@ -147,7 +148,13 @@ class RestClient:
         return d["serverTime"]
 
     async def exchange_info(self) -> dict:
-        return await self.get_json("/fapi/v1/exchangeInfo", weight=request_weight("/fapi/v1/exchangeInfo"))
+        return await self.get_json(EXCHANGE_INFO_PATH, weight=request_weight(EXCHANGE_INFO_PATH))
+
+    async def ticker_24hr(self, symbol: str | None = None) -> Any:
+        """24 h statistics: a list of objects for every symbol (weight 40), or one object for
+        ``symbol`` (weight 1). Decoding is the caller's (universe/market.py)."""
+        return await self.get_json(TICKER_24HR_PATH, {"symbol": symbol},
+                                   weight=ticker_24hr_weight(symbol is not None))
 
     async def agg_trades(self, symbol: str, *, from_id: int | None = None,
                          start_time: int | None = None, end_time: int | None = None,

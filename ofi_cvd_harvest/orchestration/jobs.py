@@ -1,24 +1,14 @@
 """``capture_job``: one op running the capture loop for the configured hours inside a Dagster run.
 
-Why a worker thread: the capture is an asyncio program; running it in a thread lets the op's
-main thread stay responsive to Dagster's termination (``DagsterExecutionInterruptedError``, a
-``BaseException`` raised in the main thread on SIGINT/SIGTERM). On termination we set the
-capture's ``stop_event``, wait for it to finalise open files and write the checkpoint, and
-*re-raise* so the run ends CANCELED/FAILURE (never swallowed). The capture's log records are
-queued by a handler and forwarded to ``context.log`` from the main thread, so they land in the
-Dagster run log as well as in the capture's own run-log file.
+The op is thin: the settings of the run (:func:`effective_settings`), the capture in a worker
+thread that stops cleanly on termination (capture/threaded.py), the summary as run metadata,
+and, with ``precheck``, the DoD gate (ofi_cvd_harvest/precheck.py). Tags: orchestration/tags.py.
 """
 
 
-import contextlib
 import dataclasses
-import logging
 import math
-import os
-import queue
-import signal
 import socket
-import threading
 import time
 from typing import Any
 
@@ -27,43 +17,17 @@ import psutil
 from pydantic import Field
 
 from ..settings import Settings, load_settings
+from ..universe.local import shard_local
+from .capture_groups import capture_groups
 from .resources import HarvestSettings, metrics_url
+from .tags import (GROUP_TAG, HOST_TAG, MAX_RUNTIME_TAG, PID_START_TAG, PID_TAG, ROLE_TAG,
+                   RUNTIME_MARGIN_SEC, capture_run_tags, group_name, max_runtime_sec)
 
-GROUP_TAG = "ofi_cvd/capture_group"
-ROLE_TAG = "ofi_cvd/role"
-PID_TAG = "ofi_cvd/pid"
-HOST_TAG = "ofi_cvd/host"
-PID_START_TAG = "ofi_cvd/pid_create_time"
-MAX_RUNTIME_TAG = "dagster/max_runtime"
-# Beyond the planned duration: time to finalise, heal the last gap and write the checkpoint.
-RUNTIME_MARGIN_SEC = 3600
-STOP_GRACE_SEC = 120.0  # how long a terminated run waits for the capture to finalise
-
-
-def group_name(symbols) -> str:
-    """The concurrency-limit tag value of a symbol group (order-insensitive)."""
-    return "-".join(sorted(symbols))
-
-
-def capture_groups(settings: Settings, env=None) -> list[tuple[str, ...]]:
-    """Symbol groups that each get one capture run: ``CAPTURE_SYMBOL_GROUPS="BTCUSDT,ETHUSDT;SOLUSDT"``
-    or, by default, one group with every configured symbol."""
-    env = os.environ if env is None else env
-    spec = env.get("CAPTURE_SYMBOL_GROUPS", "").strip()
-    if not spec:
-        return [tuple(settings.symbols)]
-    groups = [tuple(s.strip().upper() for s in part.split(",") if s.strip()) for part in spec.split(";")]
-    return [g for g in groups if g]
-
-
-def max_runtime_sec(run_seconds: float) -> int:
-    return int(run_seconds) + RUNTIME_MARGIN_SEC
-
-
-def capture_run_tags(symbols, run_seconds: float) -> dict[str, str]:
-    """Tags of a capture run: one-per-group concurrency key and a max runtime for this job only."""
-    return {GROUP_TAG: group_name(symbols), ROLE_TAG: "capture",
-            MAX_RUNTIME_TAG: str(max_runtime_sec(run_seconds))}
+# the tag names are orchestration/tags.py's; re-exported for callers that import them from here
+__all__ = ["CaptureConfig", "GROUP_TAG", "HOST_TAG", "MAX_RUNTIME_TAG", "PID_START_TAG",
+           "PID_TAG", "ROLE_TAG", "RUNTIME_MARGIN_SEC", "capture", "capture_groups",
+           "capture_job", "capture_run_tags", "effective_settings", "group_name",
+           "max_runtime_sec"]
 
 
 class CaptureConfig(dg.Config):
@@ -73,48 +37,8 @@ class CaptureConfig(dg.Config):
     run_hours: float | None = Field(default=None, description="duration in hours (default: RUN_HOURS)")
     run_seconds: float | None = Field(default=None, description="duration in seconds (overrides run_hours)")
     precheck: bool = Field(default=False, description="capture precheck_minutes, then gate on the DoD")
-
-
-class _QueueHandler(logging.Handler):
-    """Collects records from any thread; the op's main thread forwards them to context.log."""
-
-    def __init__(self, q: queue.Queue):
-        super().__init__()
-        self.q = q
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.q.put_nowait((record.levelno, self.format(record)))
-        except Exception:  # logging must never break the capture
-            pass
-
-
-def _drain(q: queue.Queue, log) -> None:
-    while True:
-        try:
-            level, msg = q.get_nowait()
-        except queue.Empty:
-            return
-        log.log(level, msg)
-
-
-@contextlib.contextmanager
-def _shielded():
-    """Record, rather than raise, SIGINT/SIGTERM while the capture finalises (main thread only;
-    the previous handlers come back afterwards and the pending interrupt is re-raised by the
-    caller anyway)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: None)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            if handler is not None:
-                signal.signal(sig, handler)
+    shard: str = Field(default="", description="the shard this run captures (shards mode; "
+                                               "default: CAPTURE_SHARD)")
 
 
 def _summary_dict(summary: Any, max_files: int = 10) -> dict:
@@ -146,6 +70,10 @@ def effective_settings(harvest: HarvestSettings, config: CaptureConfig) -> tuple
         seconds = settings.run_hours * 3600.0
     if not (seconds > 0 and math.isfinite(seconds)):   # nan would run forever
         raise dg.Failure(f"capture duration must be a finite number > 0 s (got {seconds})")
+    if config.shard:
+        settings = settings.replace(shard=config.shard)
+    if settings.shard:   # one host may run several shards (universe/local.py)
+        return shard_local(settings), seconds
     groups = [group_name(g) for g in capture_groups(settings)]
     if len(groups) > 1:
         # Several captures side by side must not share a checkpoint, run log or metrics port.
@@ -164,7 +92,7 @@ def effective_settings(harvest: HarvestSettings, config: CaptureConfig) -> tuple
 def capture(context: dg.OpExecutionContext, config: CaptureConfig,
             harvest: HarvestSettings) -> dg.Output[dict]:
     from ..capture.outcome import unwritten_message
-    from ..capture.runner import run_capture_sync  # lazy: keeps definitions importable
+    from ..capture.threaded import run_capture_in_thread  # lazy: keeps definitions importable
 
     settings, seconds = effective_settings(harvest, config)
     proc = psutil.Process()
@@ -179,56 +107,10 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
                      f"{settings.ws_base_url} / {settings.rest_base_url} into {settings.data_dir}; "
                      f"metrics at {url}")
 
-    q: queue.Queue = queue.Queue()
-    logger = logging.getLogger(f"ofi_cvd_harvest.dagster_run.{context.run_id[:8]}")
-    logger.setLevel(settings.log_level)
-    logger.propagate = False
-    handler = _QueueHandler(q)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-
-    stop = threading.Event()
-    outcome: dict[str, Any] = {}
-
-    # Completion is an Event, not thread.join(): a signal raised inside join() makes CPython
-    # 3.11 mark the still-running thread as stopped (bpo-45274), and we must keep waiting.
-    done = threading.Event()
-
-    def worker() -> None:
-        try:
-            outcome["summary"] = run_capture_sync(settings, run_seconds=seconds,
-                                                  stop_event=stop, log=logger)
-        except BaseException as exc:  # handed to the op's thread, which re-raises it
-            outcome["error"] = exc
-        finally:
-            done.set()
-
     start = time.time()
-    thread = threading.Thread(target=worker, name="capture", daemon=True)
-    thread.start()
-    try:
-        while not done.wait(0.5):
-            _drain(q, context.log)
-    except BaseException:  # DagsterExecutionInterruptedError (termination), KeyboardInterrupt
-        stop.set()
-        with _shielded():  # a repeated SIGINT/SIGTERM must not cut the finalisation short
-            context.log.warning("run terminated: stopping the capture (finalising files, "
-                                "writing the checkpoint)")
-            deadline = time.time() + STOP_GRACE_SEC
-            while not done.wait(0.5) and time.time() < deadline:
-                _drain(q, context.log)
-            _drain(q, context.log)
-            context.log.warning("capture stopped cleanly" if done.is_set()
-                                else f"capture did not stop within {STOP_GRACE_SEC:.0f} s")
-        raise
-    finally:
-        stop.set()
-        _drain(q, context.log)
-        logger.removeHandler(handler)
-    if "error" in outcome:
-        raise outcome["error"]
+    summary = _summary_dict(run_capture_in_thread(settings, seconds, context.log,
+                                                  name=context.run_id[:8]))
     end = time.time()
-    summary = _summary_dict(outcome.get("summary"))
     metadata: dict[str, Any] = {
         "metrics_endpoint": dg.MetadataValue.url(url),
         "symbols": ",".join(settings.symbols),

@@ -5,13 +5,12 @@ Multi-partition keys order dimensions alphabetically: ``"2025-01-20|BTCUSDT"``.
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from ..settings import load_settings
 
-PARTITIONS_START_DATE = os.environ.get("PARTITIONS_START_DATE", "2024-07-01")
+_SETTINGS = load_settings()   # read once, when the code location loads
+PARTITIONS_START_DATE = _SETTINGS.partitions_start_date   # PARTITIONS_START_DATE
 
 
 def symbols() -> list[str]:
@@ -19,9 +18,8 @@ def symbols() -> list[str]:
 
 
 date_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START_DATE, end_offset=1)
-symbol_partitions = dg.StaticPartitionsDefinition(
-    sorted(set(symbols()) | set(os.environ.get("EXTRA_PARTITION_SYMBOLS", "").split(",")) - {""})
-)
+symbol_partitions = dg.StaticPartitionsDefinition(   # SYMBOLS + EXTRA_PARTITION_SYMBOLS
+    sorted(set(_SETTINGS.symbols) | set(_SETTINGS.extra_partition_symbols)))
 date_symbol_partitions = dg.MultiPartitionsDefinition(
     {"date": date_partitions, "symbol": symbol_partitions}
 )

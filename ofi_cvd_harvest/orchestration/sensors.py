@@ -1,9 +1,14 @@
-"""Sensors: keep one capture run alive per symbol group, report raw partitions, trigger derivation.
+"""Sensors: keep one capture run alive per symbol group or shard, report raw partitions, trigger
+derivation.
 
-- ``capture_sensor``: exactly one capture run per symbol group. A queued/starting/started run
+- ``capture_sensor``: exactly one capture run per symbol group — or, with
+  ``capture.universe = shards``, per shard of the exchange's universe (orchestration/
+  capture_groups.py; the shard plan is the sensor's cursor, runs are tagged with the shard and
+  routed to a host queue; docs/deploy.md "Capture shards"). A queued/starting/started run
   means "nothing to do" (the tick text shows its health); none → launch; the last one failed or
-  was cancelled → relaunch only after ``error_cooldown_sec`` (SPEC §7, 300 s); it finished →
-  relaunch at once. No fixed ``run_key`` (dagster#15982: keys are remembered forever): the key is
+  was cancelled → relaunch only after ``error_cooldown_sec`` (docs/dagster.md, 300 s); it finished →
+  relaunch at once; a live shard run started from an older plan says so in the tick text (its
+  new symbols join at its next launch). No fixed ``run_key`` (dagster#15982: keys are remembered forever): the key is
   ``capture:<group>:after:<previous run id>``, unique per launch yet idempotent if a tick is
   retried. The default run launcher cannot health-check run workers, so a STARTED run whose
   worker process is gone (kill -9, OOM) is marked failed here, from the pid the op recorded.
@@ -21,7 +26,6 @@ instance and a fake clock (``now``).
 
 import datetime as dt
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass
@@ -30,11 +34,15 @@ import dagster as dg
 import psutil
 from dagster import DagsterRunStatus, RunsFilter
 
+from ..schemas import RAW_STREAMS
+from ..settings import load_settings
+from ..storage import layout
 from ..storage.fs import Storage
-from .jobs import (GROUP_TAG, HOST_TAG, PID_START_TAG, PID_TAG, capture_groups, capture_job,
-                   capture_run_tags, group_name)
+from .capture_groups import resolve_groups
+from .jobs import capture_job
 from .raw_assets import latest_raw_age_sec, scan_raw
 from .resources import HarvestSettings
+from .tags import GROUP_TAG, HOST_TAG, PARTITION_TAG, PID_START_TAG, PID_TAG, TRIGGER_TAG, group_name
 
 now = time.time  # the sensors' clock; tests replace it
 
@@ -47,7 +55,6 @@ REFRESH_INTERVAL_SEC = 900.0      # today's partitions re-derived this often whi
 FINAL_GRACE_SEC = 180.0           # after UTC midnight, wait for the rotated files before finalising
 BACKOFF_MAX_EXP = 4               # a failing partition is retried after 15 min × 2^n, n ≤ 4 (4 h)
 DERIVE_JOB_NAME = "derive_job"
-CAPTURE_AUTOSTART_ENV = "OFI_CVD_CAPTURE_AUTOSTART"
 
 
 def _ago(seconds: float) -> str:
@@ -104,10 +111,25 @@ def last_run_rows(instance: dg.DagsterInstance, run_id: str) -> str:
     return ""
 
 
+def _plan_change(run: dg.DagsterRun, group: tuple[str, ...]) -> str:
+    """`` (started with an older shard plan: +NEW -OLD …)`` when the run's symbols differ."""
+    try:
+        had = set(run.run_config["ops"]["capture"]["config"]["symbols"])
+    except (KeyError, TypeError):
+        return ""
+    added, removed = sorted(set(group) - had), sorted(had - set(group))
+    if not added and not removed:
+        return ""
+    diff = " ".join([f"+{s}" for s in added] + [f"-{s}" for s in removed])
+    return f" (started with an older plan: {diff} at its next launch)"
+
+
 def decide_capture(instance: dg.DagsterInstance, group: tuple[str, ...], cooldown_sec: float,
-                   t: float, *, job_name: str = "capture_job") -> CaptureDecision:
-    """Whether to launch a capture run for ``group`` at time ``t``, and why (the tick text)."""
-    gname = group_name(group)
+                   t: float, *, job_name: str = "capture_job", name: str | None = None
+                   ) -> CaptureDecision:
+    """Whether to launch a capture run for ``group`` (tagged ``name``, default: its symbols) at
+    time ``t``, and why (the tick text)."""
+    gname = name or group_name(group)
     live = instance.get_run_records(
         RunsFilter(job_name=job_name, tags={GROUP_TAG: gname}, statuses=LIVE_STATUSES), limit=10)
     for rec in live:
@@ -121,6 +143,7 @@ def decide_capture(instance: dg.DagsterInstance, group: tuple[str, ...], cooldow
         run = live[0].dagster_run
         since = live[0].start_time or live[0].create_timestamp.timestamp()
         extra = f" (+{len(live) - 1} more!)" if len(live) > 1 else ""
+        extra += _plan_change(run, group) if name else ""
         return CaptureDecision(group, False,
                                f"{gname}: run {run.run_id[:8]} {run.status.value} for "
                                f"{_ago(t - since)}{extra}")
@@ -147,7 +170,8 @@ def decide_capture(instance: dg.DagsterInstance, group: tuple[str, ...], cooldow
 
 
 def _autostart() -> dg.DefaultSensorStatus:
-    on = os.environ.get(CAPTURE_AUTOSTART_ENV, "").lower() in ("1", "true", "yes", "on")
+    """``capture.autostart`` (``OFI_CVD_CAPTURE_AUTOSTART``), read when the code loads."""
+    on = load_settings().capture_autostart
     return dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED
 
 
@@ -155,31 +179,33 @@ def _autostart() -> dg.DefaultSensorStatus:
     job=capture_job,
     minimum_interval_seconds=CAPTURE_SENSOR_INTERVAL_SEC,
     default_status=_autostart(),
-    description="Keeps exactly one capture_job run alive per symbol group; relaunches after a "
-                "crash once error_cooldown_sec has passed. Stop this sensor before terminating "
-                "a capture you want to stay stopped.",
+    description="Keeps exactly one capture_job run alive per symbol group, or per shard of the "
+                "exchange's universe (capture.universe = shards; the plan is the cursor); "
+                "relaunches after a crash once error_cooldown_sec has passed. Stop this sensor "
+                "before terminating a capture you want to stay stopped.",
 )
 def capture_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings):
     settings = harvest.settings()
     t = now()
-    requests, notes = [], []
-    for group in capture_groups(settings):
-        d = decide_capture(context.instance, group, settings.error_cooldown_sec, t)
+    requests = []
+    groups, cursor, notes = resolve_groups(settings, context.cursor)
+    for g in groups:
+        d = decide_capture(context.instance, g.symbols, settings.error_cooldown_sec, t,
+                           name=g.name if g.shard else None)
         notes.append(d.reason)
         if d.launch:
-            requests.append(dg.RunRequest(
-                run_key=d.run_key,
-                run_config={"ops": {"capture": {"config": {"symbols": list(group)}}}},
-                tags=capture_run_tags(group, settings.run_hours * 3600.0)))
+            requests.append(dg.RunRequest(run_key=d.run_key, run_config=g.run_config(),
+                                          tags=g.tags(settings.run_hours * 3600.0)))
+    symbols = sorted({s for g in groups for s in g.symbols})
     try:
-        age = latest_raw_age_sec(Storage(settings.data_dir), _utc_date(t), list(settings.symbols), t)
+        age = latest_raw_age_sec(Storage(settings.data_dir), _utc_date(t), symbols, t)
         notes.append("no raw file today" if age is None else f"last raw file {_ago(age)} ago")
     except OSError as exc:
         notes.append(f"raw dir unreadable: {exc}")
     context.log.info("; ".join(notes))
     if requests:
-        return dg.SensorResult(run_requests=requests)
-    return dg.SensorResult(skip_reason="; ".join(notes))
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+    return dg.SensorResult(skip_reason="; ".join(notes), cursor=cursor)
 
 
 # --- raw partitions --------------------------------------------------------------------------
@@ -214,12 +240,12 @@ def _raw_mtime(storage: Storage, date: str, symbol: str) -> float | None:
     if not storage.local:   # no directory mtimes on an object store (orchestration/raw_objects.py)
         from .raw_objects import newest_mtime
 
-        for stream in ("agg_trade", "book", "ops"):
-            ts = newest_mtime(storage, f"raw/date={date}/symbol={symbol}/stream={stream}")
+        for stream in RAW_STREAMS:
+            ts = newest_mtime(storage, layout.raw_dir(date, symbol, stream))
             newest = ts if newest is None or (ts is not None and ts > newest) else newest
         return newest
-    for stream in ("agg_trade", "book", "ops"):
-        info = storage.fs.get_file_info(storage.path(f"raw/date={date}/symbol={symbol}/stream={stream}"))
+    for stream in RAW_STREAMS:
+        info = storage.fs.get_file_info(storage.path(layout.raw_dir(date, symbol, stream)))
         if info.type == pafs.FileType.Directory:
             ts = info.mtime.timestamp() if info.mtime is not None else 0.0
             newest = ts if newest is None else max(newest, ts)
@@ -307,7 +333,7 @@ def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
 
 def busy_partitions(instance: dg.DagsterInstance, job_name: str = DERIVE_JOB_NAME) -> set[str]:
     recs = instance.get_run_records(RunsFilter(job_name=job_name, statuses=LIVE_STATUSES), limit=100)
-    return {r.dagster_run.tags.get("dagster/partition", "") for r in recs} - {""}
+    return {r.dagster_run.tags.get(PARTITION_TAG, "") for r in recs} - {""}
 
 
 @dg.sensor(
@@ -323,7 +349,7 @@ def derive_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings)
     requests, cursor, notes = plan_derive(Storage(settings.data_dir), settings.symbols, now(),
                                           context.cursor, busy_partitions(context.instance))
     run_requests = [dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key,
-                                  tags={"ofi_cvd/trigger": r.trigger}) for r in requests]
+                                  tags={TRIGGER_TAG: r.trigger}) for r in requests]
     if run_requests and notes:   # e.g. another partition backing off after quarantines
         context.log.info("; ".join(notes))
     if run_requests:

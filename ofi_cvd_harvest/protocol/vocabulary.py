@@ -83,8 +83,11 @@ def endpoint_of(stream: str) -> str:
 
 # ------------------------------------------------------------------ REST request weights
 AGG_TRADES_PATH, DEPTH_PATH = "/fapi/v1/aggTrades", "/fapi/v1/depth"
-REQUEST_WEIGHTS = {"/fapi/v1/time": 1, "/fapi/v1/ping": 1, "/fapi/v1/exchangeInfo": 1,
+EXCHANGE_INFO_PATH, TICKER_24HR_PATH = "/fapi/v1/exchangeInfo", "/fapi/v1/ticker/24hr"
+REQUEST_WEIGHTS = {"/fapi/v1/time": 1, "/fapi/v1/ping": 1, EXCHANGE_INFO_PATH: 1,
                    AGG_TRADES_PATH: 20}
+# ticker/24hr: 1 with ``symbol``, 40 for every symbol at once (Binance's weights)
+TICKER_24HR_WEIGHTS = {"one": 1, "all": 40}
 DEPTH_LIMIT_WEIGHTS = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}   # the valid limits
 DEFAULT_WEIGHT = 1
 
@@ -97,6 +100,19 @@ def depth_weight(limit: int) -> int:
     return DEPTH_LIMIT_WEIGHTS[1000]
 
 
+def ticker_24hr_weight(one_symbol: bool) -> int:
+    """Weight of ``/fapi/v1/ticker/24hr`` with (``True``) or without a ``symbol``."""
+    return TICKER_24HR_WEIGHTS["one" if one_symbol else "all"]
+
+
 def request_weight(path: str) -> int:
-    """Weight of a GET on ``path`` other than ``/fapi/v1/depth`` (see :func:`depth_weight`)."""
+    """Weight of a GET on ``path`` other than ``/fapi/v1/depth`` (see :func:`depth_weight`) and
+    ``/fapi/v1/ticker/24hr`` (see :func:`ticker_24hr_weight`)."""
     return REQUEST_WEIGHTS.get(path, DEFAULT_WEIGHT)
+
+
+# ------------------------------------------------------------------ exchangeInfo listing facts
+TRADING = "TRADING"            # ``status`` of a symbol that trades now
+PERPETUAL = "PERPETUAL"        # ``contractType`` of a perpetual (vs CURRENT_QUARTER, NEXT_QUARTER…)
+# other statuses Binance reports: listed but not yet trading, being delisted, halted
+OTHER_STATUSES = ("PENDING_TRADING", "PRE_SETTLE", "SETTLING", "CLOSE", "DELIVERING", "BREAK")

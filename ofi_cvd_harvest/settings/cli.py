@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(e.key) for e in TABLE)
     for e in TABLE:
         value, source = values[e.key]
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        shown = (";".join(",".join(map(str, g)) if isinstance(g, tuple) else str(g) for g in value)
+                 if isinstance(value, tuple) and value and isinstance(value[0], tuple)
+                 else ",".join(map(str, value)) if isinstance(value, tuple) else str(value))
         print(f"{e.key:<{width}}  {shown}  ({source})")
     return 0

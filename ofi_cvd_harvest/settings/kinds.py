@@ -267,9 +267,10 @@ class Symbols:
 
     type_name: str = "list"
     allowed: str = "one or more symbols, each ^[A-Z0-9]{2,20}$, no duplicates"
+    optional: bool = False      # True: an empty list is allowed
 
     def parse(self, raw: Any) -> tuple[str, ...]:
-        items = _items(raw)
+        items = _items(raw) if raw is not None or not self.optional else []
         if not all(isinstance(x, str) for x in items):
             raise Invalid()
         v = tuple(x.strip().upper() for x in items)
@@ -277,7 +278,7 @@ class Symbols:
         return v
 
     def check(self, v: Any) -> None:
-        if not isinstance(v, tuple) or not v:
+        if not isinstance(v, tuple) or (not v and not self.optional):
             raise Invalid()
         for sym in v:
             if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
@@ -312,4 +313,118 @@ class Numbers:
             self.each.check(x)
 
 
-Kind = Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers | Name | LeaseUrl
+@dataclass(frozen=True)
+class Day:
+    """A calendar date ``YYYY-MM-DD`` (kept as the string: partition keys are strings)."""
+
+    type_name: str = "date"
+    allowed: str = "YYYY-MM-DD"
+
+    def parse(self, raw: Any) -> str:
+        v = raw.isoformat() if hasattr(raw, "isoformat") and not isinstance(raw, str) else raw
+        if not isinstance(v, str):
+            raise Invalid()
+        v = v.strip()
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        import datetime as dt
+
+        if not isinstance(v, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            raise Invalid()
+        try:
+            dt.date.fromisoformat(v)
+        except ValueError:
+            raise Invalid("no such day") from None
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names (see :class:`Name`), comma-separated in the environment; may be empty."""
+
+    type_name: str = "list"
+    allowed: str = "names (letters, digits, . _ -), no duplicates; empty = none"
+
+    def parse(self, raw: Any) -> tuple[str, ...]:
+        items = _items(raw) if raw is not None else []
+        if not all(isinstance(x, str) for x in items):
+            raise Invalid()
+        v = tuple(x.strip() for x in items)
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, tuple) or not all(isinstance(x, str) and NAME_RE.match(x) for x in v):
+            raise Invalid()
+        if len(set(v)) != len(v):
+            raise Invalid("duplicate name")
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Symbol groups: ``"BTCUSDT,ETHUSDT;SOLUSDT"`` in the environment, a list of lists in the
+    file; empty = one group with every symbol. A symbol belongs to one group only."""
+
+    type_name: str = "groups"
+    allowed: str = "symbol lists separated by ; (each ^[A-Z0-9]{2,20}$, in one group only); empty = none"
+
+    def parse(self, raw: Any) -> tuple[tuple[str, ...], ...]:
+        if isinstance(raw, str):
+            parts: list = [p for p in raw.split(";") if p.strip()]
+        elif isinstance(raw, list):
+            parts = raw
+        elif raw is None:
+            parts = []
+        else:
+            raise Invalid()
+        groups = []
+        for part in parts:
+            items = _items(part)
+            if not all(isinstance(x, str) for x in items):
+                raise Invalid()
+            if items:
+                groups.append(tuple(x.strip().upper() for x in items))
+        v = tuple(groups)
+        self.check(v)
+        return v
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, tuple):
+            raise Invalid()
+        seen: set[str] = set()
+        for group in v:
+            if not isinstance(group, tuple) or not group:
+                raise Invalid()
+            for sym in group:
+                if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
+                    raise Invalid(f"symbol {str(sym)[:40]!r}")
+                if sym in seen:
+                    raise Invalid(f"{sym} in two groups")
+                seen.add(sym)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """On or off: ``true/false``, ``1/0``, ``yes/no``, ``on/off``."""
+
+    type_name: str = "flag"
+    allowed: str = "true or false (1/0, yes/no, on/off)"
+
+    def parse(self, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower() if isinstance(raw, (str, int)) else None
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise Invalid()
+
+    def check(self, v: Any) -> None:
+        if not isinstance(v, bool):
+            raise Invalid()
+
+
+Kind = (Num | Choice | Text | PathKind | DataRootKind | Symbols | Numbers | Day | Name | Names
+        | Groups | Flag | LeaseUrl)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..protocol.vocabulary import PARTIAL_LEVELS
-from .kinds import (Choice, DataRootKind, Float, Int, Kind, LeaseUrl, Name, Numbers, PathKind,
-                    Symbols, Text)
+from .kinds import (Choice, DataRootKind, Day, Flag, Float, Groups, Int, Kind, LeaseUrl, Name,
+                    Names, Numbers, PathKind, Symbols, Text)
 
 # key prefix -> (attribute of Settings, dataclass name); the rest are attributes of Settings
 GROUPS: dict[str, tuple[str, str]] = {
@@ -79,7 +79,14 @@ TABLE: tuple[Setting, ...] = (
     S("reliability.final_heal_sec", Float(ge=0, le=600), 5.0, "at a stop, heal owed trades for at most N s (the rest stays owed in the checkpoint); a stop takes at most N + ~10 s", "FINAL_HEAL_SEC"),
     S("reliability.segment_flush_sec", Float(gt=0, le=60), 1.0, "crash-safe on-disk segment flush interval (s)"),
     S("reliability.spool_max_mb", Int(ge=1, le=1 << 24), 4096, "lake on s3://: raw files waiting on local disk for the store (MB); beyond this new files are refused like on a full disk", "SPOOL_MAX_MB"),
-    S("capture.shard", Name(), "", "capture shard this process captures (`--shard`); with a lease URL it holds the shard's lease", "CAPTURE_SHARD"),
+    S("capture.universe", Choice(("symbols", "shards")), "symbols", "what capture_sensor keeps captured: `symbols` (SYMBOLS, or capture.symbol_groups) or `shards` (every TRADING perpetual, cut into capture.shards; docs/deploy.md)", "CAPTURE_UNIVERSE", attr="capture_universe"),
+    S("capture.symbol_groups", Groups(), (), "symbols mode: one capture run per group, e.g. `BTCUSDT,ETHUSDT;SOLUSDT` (empty: one group of every symbol)", "CAPTURE_SYMBOL_GROUPS", attr="symbol_groups"),
+    S("capture.shards", Int(ge=1, le=1000), 1, "shards mode: shards balanced by 24 h quote volume (more when the universe needs them to stay within max_streams_per_connection)", "CAPTURE_SHARDS", attr="capture_shards"),
+    S("capture.host_queues", Names(), (), "shards mode: Celery queues (`dagster-celery/queue` tag) the shards go to, round-robin (empty: no queue tag)", "CAPTURE_HOST_QUEUES", attr="host_queues"),
+    S("capture.shard", Name(), "", "the shard this capture serves (`--shard`; set by capture_sensor in shards mode): names its artifacts and, with a lease URL, the lease it holds", "CAPTURE_SHARD", attr="shard"),
+    S("capture.autostart", Flag(), False, "capture_sensor starts RUNNING when Dagster loads the code (else STOPPED until switched on)", "OFI_CVD_CAPTURE_AUTOSTART", attr="capture_autostart"),
+    S("partitions.start_date", Day(), "2024-07-01", "first day of the Dagster date partitions", "PARTITIONS_START_DATE", attr="partitions_start_date"),
+    S("partitions.extra_symbols", Symbols(optional=True, allowed="symbols, each ^[A-Z0-9]{2,20}$, no duplicates; empty = none"), (), "symbols with Dagster partitions beside SYMBOLS (e.g. a shard universe: `ofi-cvd-harvest shards --symbols`)", "EXTRA_PARTITION_SYMBOLS", attr="extra_partition_symbols"),
     S("capture.lease_url", LeaseUrl(), "", "where shard leases live: postgresql+psycopg2://… (advisory lock) or s3://bucket/prefix (lease object); empty = no lease", "CAPTURE_LEASE_URL"),
     S("capture.lease_ttl_sec", Float(ge=3, le=3600), 30.0, "s3:// lease: a lease not renewed for N s may be taken over", "CAPTURE_LEASE_TTL_SEC"),
     S("capture.lease_renew_sec", Float(ge=0.5, le=1200), 10.0, "renew (s3://) or check (PostgreSQL) the lease every N s; at most a third of lease_ttl_sec", "CAPTURE_LEASE_RENEW_SEC"),

@@ -44,12 +44,26 @@ def _faults(text: str) -> FaultConfig:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _statuses(text: str) -> dict[str, str]:
+    from .listings import parse_statuses
+    try:
+        return parse_statuses(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=0, help="loopback port (0 = ephemeral)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--symbols", type=_symbols, default=["BTCUSDT", "ETHUSDT"],
                    help="comma-separated symbols; unknown names get a synthetic market")
     p.add_argument("--seed", type=int, default=0, help="market and fault RNG seed")
+    p.add_argument("--status", type=_statuses, default={}, metavar="SYM=STATUS,…",
+                   help="exchangeInfo status of some symbols, e.g. SOLUSDT=PENDING_TRADING "
+                        "(default TRADING; docs/simulator.md \"Universe\")")
+    p.add_argument("--delivery", type=_symbols, default=[], metavar="SYM,…",
+                   help="also list a quarterly delivery contract of these symbols "
+                        "(not a perpetual: the capture shards leave it out)")
     p.add_argument("--speed", type=_positive, default=1.0,
                    help="simulated seconds per wall second (60 = one hour per minute)")
     p.add_argument("--start-ms", type=int, default=None,
@@ -108,6 +122,7 @@ async def _replay_progress(source: Any, stop: asyncio.Event, every_sec: float = 
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from .listings import Listings
     from .server import Simulator
     if args.replay and (args.planted_signal is not None or args.null_market):
         print("ofi-cvd-harvest simulate: --replay serves a recording; it cannot be combined "
@@ -122,7 +137,8 @@ async def _serve(args: argparse.Namespace) -> int:
                     port=args.port, host=args.host, source=source,
                     ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                     max_conn_age=args.max_conn_age, weight_limit=args.weight_limit,
-                    start_ms=args.start_ms)
+                    start_ms=args.start_ms,
+                    listings=Listings(args.status, args.delivery, seed=args.seed))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

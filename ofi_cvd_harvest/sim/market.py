@@ -45,6 +45,7 @@ from .pools import ArrayPool, ListPool, poisson
 from .render import DepthRenderer
 from .source import Message
 from .symbols import SymbolSpec, fmt_fixed, spec_for
+from .ticker import ticker_row
 from .tradelog import TradeLog
 
 WINDOW_MS = 100
@@ -425,6 +426,13 @@ class SyntheticMarket:
                 ]})
         return {"timezone": "UTC", "serverTime": self.server_time_ms(), "rateLimits": [],
                 "exchangeFilters": [], "assets": [], "symbols": out}
+
+    def ticker_24hr(self, symbol: str) -> dict[str, Any]:
+        """REST ticker/24hr: the model's expected day (sim/ticker.py), last trade so far."""
+        m = self.models[symbol.upper()]
+        last = m.log.query(self._visible_ms, limit=1)
+        return ticker_row(m.spec, self.seed, self.server_time_ms(),
+                          last[0]["p"] if last else None, last[0]["a"] if last else None)
 
     # --- ground truth ----------------------------------------------------------------------
     def ground_truth(self, symbol: str) -> list[dict[str, Any]]:

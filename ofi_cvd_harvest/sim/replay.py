@@ -45,6 +45,7 @@ from .recordings import (KIND_DEPTH, KIND_OTHER, KIND_SNAPSHOT, KIND_TICKER, KIN
                          Recorded, _dec)
 from .rest import ErrorReply
 from .source import Message
+from .ticker import recorded_row
 
 
 
@@ -321,6 +322,10 @@ class ReplaySource:
                              "maxQty": "10000000"}]})
         return {"timezone": "UTC", "serverTime": self.server_time_ms(), "rateLimits": [],
                 "exchangeFilters": [], "assets": [], "symbols": out}
+
+    def ticker_24hr(self, symbol: str) -> dict[str, Any]:
+        """REST ticker/24hr: the statistics of the recording's trades (sim/ticker.py)."""
+        return recorded_row(symbol, self._trades.get(symbol, []), self.server_time_ms())
 
     # --- ground truth ---------------------------------------------------------------------
     def ground_truth(self, symbol: str, *, all_trades: bool = False) -> list[dict[str, Any]]:

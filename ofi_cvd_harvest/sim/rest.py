@@ -1,8 +1,8 @@
 """REST routes of the simulator (sans-I/O): a GET target in, ``(status, headers, body)`` out.
 
-Binance USDT-M semantics (SPEC §4.2): parameter validation with Binance's error JSON
-(``{"code":-11xx,"msg":…}``, HTTP 400), request weights (aggTrades 20, depth 2…20, time and
-exchangeInfo 1) accounted per wall-clock minute with the ``X-MBX-USED-WEIGHT-1m`` header, and
+Binance USDT-M semantics (docs/simulator.md): parameter validation with Binance's error JSON
+(``{"code":-11xx,"msg":…}``, HTTP 400), request weights (aggTrades 20, depth 2…20, ticker/24hr
+40 for all symbols and 1 for one, time and exchangeInfo 1; protocol/vocabulary.py) accounted per wall-clock minute with the ``X-MBX-USED-WEIGHT-1m`` header, and
 HTTP 429 (``code -1003``, ``Retry-After``) once the limit is exceeded.
 """
 
@@ -15,7 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from ..protocol.vocabulary import DEPTH_LIMIT_WEIGHTS, DEPTH_PATH, depth_weight, request_weight
+from ..protocol.vocabulary import (DEPTH_LIMIT_WEIGHTS, DEPTH_PATH, EXCHANGE_INFO_PATH,
+                                   TICKER_24HR_PATH, depth_weight, request_weight,
+                                   ticker_24hr_weight)
+from .listings import Listings
 from .source import MarketSource
 
 HOUR_MS = 3_600_000
@@ -72,6 +75,8 @@ def _symbol(q: dict[str, str], source: MarketSource) -> str:
 
 
 def _weight(path: str, q: dict[str, str]) -> int:
+    if path == TICKER_24HR_PATH:
+        return ticker_24hr_weight(bool(q.get("symbol")))
     if path == DEPTH_PATH:
         try:
             return depth_weight(int(q.get("limit", "500")))
@@ -80,10 +85,22 @@ def _weight(path: str, q: dict[str, str]) -> int:
     return request_weight(path)
 
 
-def route(target: str, source: MarketSource, weight_limit: int = 2400
-          ) -> tuple[int, int, Any]:
+def _tickers(q: dict[str, str], source: MarketSource, listings: Listings) -> Any:
+    """ticker/24hr: one object for ``symbol=``, else a list of every listed contract's."""
+    now = source.server_time_ms()
+    if "symbol" in q:
+        delivery = listings.ticker(q["symbol"], now) if q["symbol"] else None
+        return delivery if delivery is not None else source.ticker_24hr(_symbol(q, source))
+    rows = [source.ticker_24hr(sym) for sym in source.symbols]
+    return rows + [listings.ticker(sym, now) for sym in listings.delivery_symbols(now)]
+
+
+def route(target: str, source: MarketSource, weight_limit: int = 2400,
+          listings: Listings | None = None) -> tuple[int, int, Any]:
     """Answer one GET ``target`` (path + query): returns (status, weight, JSON-able body).
-    Raises :class:`ErrorReply` for Binance errors."""
+    Raises :class:`ErrorReply` for Binance errors. ``listings``: statuses and delivery
+    contracts of exchangeInfo and ticker/24hr (sim/listings.py; default: all trading)."""
+    listings = listings if listings is not None else Listings()
     parts = urlsplit(target)
     path = parts.path.rstrip("/") or "/"
     q = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -92,8 +109,10 @@ def route(target: str, source: MarketSource, weight_limit: int = 2400
         return 200, weight, {"serverTime": source.server_time_ms()}
     if path == "/fapi/v1/ping":
         return 200, weight, {}
-    if path == "/fapi/v1/exchangeInfo":
-        info = dict(source.exchange_info())
+    if path == TICKER_24HR_PATH:
+        return 200, weight, _tickers(q, source, listings)
+    if path == EXCHANGE_INFO_PATH:
+        info = listings.exchange_info(source.exchange_info(), source.server_time_ms())
         info["serverTime"] = source.server_time_ms()
         info["rateLimits"] = [
             {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
@@ -134,8 +153,9 @@ class RestApp:
     """Routes + weight limiter + REST faults: ``handle(target) -> (status, headers, body)``."""
 
     def __init__(self, source: MarketSource, weight_limit: int = 2400, faults: Any = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, listings: Listings | None = None):
         self.source = source
+        self.listings = listings if listings is not None else Listings()
         self.limiter = WeightLimiter(weight_limit, clock)
         self.faults = faults
         self.stats = {"requests": 0, "http429": 0, "http5xx": 0, "errors": 0}
@@ -160,7 +180,7 @@ class RestApp:
                 "code": -1001, "msg": "Internal error; unable to process your request. "
                                       "Please try again."})
         try:
-            status, _, body = route(target, self.source, self.limiter.limit)
+            status, _, body = route(target, self.source, self.limiter.limit, self.listings)
         except ErrorReply as exc:
             self.stats["errors"] += 1
             return exc.status, headers, orjson.dumps({"code": exc.code, "msg": exc.msg})

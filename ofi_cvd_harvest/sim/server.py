@@ -39,6 +39,7 @@ from websockets.protocol import State
 
 from .control import ConnSpec, PathError, Session, parse_path
 from .faults import FaultConfig, MessageFaults, RestFaults
+from .listings import Listings
 from .market import SyntheticMarket
 from .rest import RestApp
 from .source import MarketSource, Message, payload
@@ -76,7 +77,8 @@ class Simulator:
                  ping_interval: float | None = 180.0, ping_timeout: float | None = 600.0,
                  max_conn_age: float = 86400.0, max_streams: int = 200,
                  max_incoming_per_sec: int = 10, weight_limit: int = 2400,
-                 tick_s: float = 0.005, max_backlog: int = 500_000, start_ms: int | None = None):
+                 tick_s: float = 0.005, max_backlog: int = 500_000, start_ms: int | None = None,
+                 listings: Listings | None = None):
         self.faults = faults if isinstance(faults, FaultConfig) else FaultConfig.parse(faults)
         self.source: MarketSource = source if source is not None else SyntheticMarket(
             symbols, seed=seed, speed=speed, start_ms=start_ms)
@@ -90,7 +92,8 @@ class Simulator:
         self.max_incoming_per_sec = max_incoming_per_sec
         self.tick_s = tick_s
         self.max_backlog = max_backlog
-        self.rest = RestApp(self.source, weight_limit, RestFaults(self.faults, seed))
+        self.rest = RestApp(self.source, weight_limit, RestFaults(self.faults, seed),
+                            listings=listings if listings is not None else Listings(seed=seed))
         self._subs: dict[str, set[_Client]] = {}
         self._streams_key: frozenset[str] = frozenset()
         self._clients: set[_Client] = set()

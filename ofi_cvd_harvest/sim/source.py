@@ -6,7 +6,7 @@ the synthetic market (``market.py``) and replayed recordings (``replay.py``) are
 A source owns a *simulated clock* (``server_time_ms``). The server repeatedly asks it for the
 messages that became due up to that clock (``poll``) and fans them out to the subscribed
 clients; REST calls are answered from the same source (``agg_trades``, ``depth_snapshot``,
-``exchange_info``), so REST ``aggTrades`` is the ground truth of every trade ever emitted.
+``exchange_info``, ``ticker_24hr``), so REST ``aggTrades`` is the ground truth of every trade ever emitted.
 
 Contract of :meth:`MarketSource.poll`:
 
@@ -89,4 +89,9 @@ class MarketSource(Protocol):
         """REST exchangeInfo: ``{"timezone","serverTime","rateLimits","symbols":[{"symbol",
         "status","pricePrecision","quantityPrecision","filters":[{"filterType":"PRICE_FILTER",
         "tickSize":…},…]}]}``."""
+        ...
+
+    def ticker_24hr(self, symbol: str) -> dict[str, Any]:
+        """REST ticker/24hr of one symbol: ``{"symbol","volume","quoteVolume","lastPrice",
+        "count","openTime","closeTime",…}`` (decimal strings; sim/ticker.py)."""
         ...
