@@ -33,10 +33,12 @@ from pydantic import Field
 from ..storage.fs import Storage
 from .checks import check_result, check_specs
 from .columns import column_schema
+from .launcher import k8s_config_tags
 from .partitions import date_symbol_partitions, split_key
 from .plots import plot_metadata
 from .raw_assets import RAW_ASSET_KEYS
 from .resources import HarvestSettings
+from .tags import ROLE_TAG
 
 DERIVED_GROUP = "derived"
 MULTI_ASSET_NAME = "derived_tables"   # the op: run config goes under ops: derived_tables
@@ -263,6 +265,6 @@ derive_job = dg.define_asset_job(
                 "Backfill a range from the UI or run with "
                 "--tags '{\"dagster/partition\": \"2024-07-19|BTCUSDT\"}'. Accept a failing "
                 "partition with run config ops: derived_tables: config: publish_on_fail: true.",
-    tags={"ofi_cvd/role": "derive"},
+    tags={ROLE_TAG: "derive", **k8s_config_tags("derive")},
     executor_def=dg.in_process_executor,
 )

@@ -14,8 +14,8 @@ and whether the instance's run launcher watches its run workers itself (docs/dep
   ``k8s_config_tags(role)`` turns them into the ``dagster-k8s/config`` run tag that
   ``K8sRunLauncher`` applies to that run's Job.
 
-The tag names are dagster-celery's and dagster-k8s's (tested equal); they are spelled here so
-the code location does not import the deployment-only packages.
+The tag names are dagster-celery's and dagster-k8s's (tested equal); they are spelled in
+``tags.py`` so the code location does not import the deployment-only packages.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from typing import Any
 
 import dagster as dg
 
-QUEUE_TAG = "dagster-celery/queue"          # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG
-K8S_CONFIG_TAG = "dagster-k8s/config"       # dagster_k8s.job.USER_DEFINED_K8S_CONFIG_KEY
+from .tags import K8S_CONFIG_TAG, QUEUE_TAG
 
 # Requests = what the scheduler reserves on a node (above the measured peak, so a node is never
 # overcommitted by design); limits = where the kernel OOM-kills the container (well above the

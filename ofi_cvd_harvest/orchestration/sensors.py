@@ -40,6 +40,7 @@ from ..storage import layout
 from ..storage.fs import Storage
 from .capture_groups import resolve_groups
 from .jobs import capture_job
+from .launcher import launcher_checks_workers
 from .raw_assets import latest_raw_age_sec, scan_raw
 from .resources import HarvestSettings
 from .tags import GROUP_TAG, HOST_TAG, PARTITION_TAG, PID_START_TAG, PID_TAG, TRIGGER_TAG, group_name
@@ -134,7 +135,10 @@ def decide_capture(instance: dg.DagsterInstance, group: tuple[str, ...], cooldow
         RunsFilter(job_name=job_name, tags={GROUP_TAG: gname}, statuses=LIVE_STATUSES), limit=10)
     for rec in live:
         run = rec.dagster_run
-        if run.status == DagsterRunStatus.STARTED and not worker_alive(run):
+        # a launcher that health-checks its workers (Celery, Kubernetes) leaves this to
+        # Dagster's run monitoring; the pid check sees only this host (default launcher)
+        if (run.status == DagsterRunStatus.STARTED and not launcher_checks_workers(instance)
+                and not worker_alive(run)):
             instance.report_run_failed(
                 run, f"capture run worker (pid {run.tags.get(PID_TAG)}) is gone; marked failed "
                      "by capture_sensor")
