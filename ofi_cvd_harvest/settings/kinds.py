@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")   # a shard, a queue: up to 63
 
 
 class SettingsError(ValueError):
@@ -214,7 +214,7 @@ class Name:
     """Empty (unset) or a short name for a file, a lock and a log line: a capture shard."""
 
     type_name: str = "name"
-    allowed: str = "empty or ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+    allowed: str = "empty, or letters, digits, . _ - (up to 63, a letter or digit first)"
 
     def parse(self, raw: Any) -> str:
         if not isinstance(raw, str):
