@@ -73,7 +73,7 @@ def _duplicates(ev: Evaluation, view: str) -> tuple[int, int, list[dict]]:
 
 
 def duplicate_rate(ev: Evaluation) -> MetricResult:
-    """(rows − distinct agg_trade_id) / rows in raw ``agg_trade`` (what the dedup LRU let through)."""
+    """(rows − distinct agg_trade_id) / rows in raw ``agg_trade`` (what the dedup window let through)."""
     thr, op, name = ev.settings.acceptance.max_duplicate_rate, "<", "duplicate_rate"
     if not ev.scope.has("raw_agg_trade"):
         return ev.missing(name, "raw agg_trade", thr, op)
