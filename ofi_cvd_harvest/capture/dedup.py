@@ -1,4 +1,4 @@
-"""Per-symbol memory of recent ``agg_trade_id``s (``DEDUP_LRU`` of them, SPEC §7).
+"""Per-symbol memory of recent ``agg_trade_id``s (``DEDUP_LRU`` of them, docs/capture.md).
 
 Duplicates come from server re-sends, roll-over overlap and REST heals racing late WebSocket
 deliveries. agg ids are consecutive per symbol, so instead of a set plus a FIFO of Python ints

@@ -1,4 +1,4 @@
-"""The DoD metrics of SPEC §6 and the registry of every metric (DoD + integrity).
+"""The DoD metrics (docs/dq.md) and the registry of every metric (DoD + integrity).
 
 Each metric is one DuckDB query over the scope's Parquet files (see :mod:`.source`); thresholds
 come from ``settings.acceptance`` (``config/system.yaml`` ``acceptance_criteria``), never from

@@ -1,4 +1,4 @@
-"""Per-symbol ``agg_trade_id`` bookkeeping: which ids are missing (SPEC §4.1, §7).
+"""Per-symbol ``agg_trade_id`` bookkeeping: which ids are missing (docs/capture.md).
 
 Binance aggregate-trade ids are consecutive per symbol, so the state is just the highest id
 seen plus the set of missing intervals below it (:mod:`.idranges`). A jump opens an interval, a late

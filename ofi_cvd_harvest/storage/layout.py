@@ -1,4 +1,4 @@
-"""Partition paths of SPEC §3 (relative to the data root), shared by writers and readers."""
+"""Partition paths (README "What you get"; relative to the data root), shared by writers and readers."""
 
 from __future__ import annotations
 

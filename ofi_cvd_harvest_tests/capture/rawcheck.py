@@ -29,7 +29,7 @@ def read(data_dir: Path, stream: str, symbol: str | None = None) -> pl.DataFrame
     fs = files(data_dir, stream, symbol)
     if not fs:
         return pl.DataFrame(schema=pl.from_arrow(schemas.RAW_SCHEMAS[stream].empty_table()).schema)
-    for f in fs:  # every file has exactly the schema of SPEC §3.1
+    for f in fs:  # every file has exactly the schema of schemas.py (docs/reading.md)
         assert pq.read_schema(f).remove_metadata() == schemas.RAW_SCHEMAS[stream], f
     return pl.concat([pl.read_parquet(f) for f in fs])
 
