@@ -20,6 +20,11 @@ def capture_settings(tmp_path: Path, ws_url: str, rest_url: str, **over):
     return load_settings(env={}, **base)
 
 
+def truth_ids(sim, symbol: str) -> list[int]:
+    """Every ``agg_trade_id`` the simulator ``sim`` traded for ``symbol`` so far, in order."""
+    return [int(r["agg_trade_id"]) for r in sim.ground_truth(symbol)]
+
+
 def files(data_dir: Path, stream: str, symbol: str | None = None) -> list[Path]:
     sym = f"symbol={symbol}" if symbol else "symbol=*"
     return sorted(Path(data_dir).glob(f"raw/date=*/{sym}/stream={stream}/*.parquet"))
