@@ -1,7 +1,7 @@
 """Benchmark: the capture's per-message hot path on one core.
 
 Feeds pre-encoded combined-stream frames (as the WebSocket client hands them over: bytes)
-through the real ``Capture._on_message`` path — decode (msgspec fast path) -> dedup LRU -> trade-id
+through the real ``Capture._on_message`` path — decode (msgspec fast path) -> dedup window -> trade-id
 tracker -> columnar buffers, book frames through the partial-depth handler — with a Parquet
 rotation (drain + atomic zstd write) every ``--rotate`` messages, and prints messages/s.
 Baselines on the same frames: bare ``json.loads`` and bare ``orjson.loads`` (parse only).

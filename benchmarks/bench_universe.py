@@ -22,7 +22,7 @@ code changed):
 
 Memory (issue 8.2): each interval also prints where the capture's memory is -- glibc malloc's
 bytes in use and freed-but-retained (``mallinfo2``), live Python blocks, pyarrow's pool, the
-rows the live CVD monitor holds, and the per-symbol dedup LRUs (ids and an estimate of their
+rows the live CVD monitor holds, and the per-symbol dedup windows (ids and their
 bytes). Diagnostics to attribute RSS growth: ``--no-live-cvd`` (capture without the monitor),
 ``--live-cvd-impl FILE`` (another live_cvd.py, for before/after), ``--dedup-lru N`` (another
 DEDUP_LRU), and ``BENCH_TRACEMALLOC=1`` in the environment (top tracemalloc growers at each
@@ -326,7 +326,7 @@ def main() -> int:
                          "(e.g. the previous one, for a before/after comparison)")
     ap.add_argument("--dedup-lru", type=int, default=None,
                     help="diagnostic: DEDUP_LRU of the capture (default: the settings' 8192); "
-                         "shows how much of the RSS the per-symbol dedup LRUs take")
+                         "shows how much of the RSS the per-symbol dedup windows take")
     ap.add_argument("--source", choices=("pregen", "synthetic"), default="pregen",
                     help="pregen: replay a pre-generated block of the synthetic market, looped "
                          "(cheap to serve); synthetic: the live synthetic market (its generator "

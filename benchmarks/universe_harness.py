@@ -86,12 +86,11 @@ def mem_diag(cap) -> dict:
         pass
     states = getattr(cap, "states", {})
     ids = dedup_b = 0
-    for st in list(states.values()):   # DedupLRU: a set + a deque of int objects per symbol
-        d = getattr(st, "dedup", None)
-        if d is not None and hasattr(d, "_set"):
-            n = len(d._set)
-            ids += n
-            dedup_b += sys.getsizeof(d._set) + sys.getsizeof(d._ring) + 32 * n
+    for state in list(states.values()):   # RecentIdWindow: one int64 array per symbol
+        d = getattr(state, "dedup", None)
+        if d is not None and hasattr(d, "_slots"):
+            ids += len(d)
+            dedup_b += sys.getsizeof(d._slots)
     out.update(dedup_ids=ids, dedup_mb=dedup_b / 2**20)
     live = getattr(cap, "live_cvd", None)
     if live is not None:

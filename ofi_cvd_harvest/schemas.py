@@ -1,4 +1,4 @@
-"""Arrow schemas of every table (SPEC §3): the single source of column names, order and types.
+"""Arrow schemas of every table (docs/reading.md "Columns"): the single source of column names, order and types.
 
 Writers cast to these, readers and the DQ schema check compare against them, so a column
 cannot drift between the capture, the derivation and the checks.

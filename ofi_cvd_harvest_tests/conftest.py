@@ -3,6 +3,7 @@
 ``simulator``          a SimulatorThread (BTCUSDT, ETHUSDT, seed 7, speed 1, no faults)
 ``simulator_factory``  ``make(symbols=..., seed=..., speed=..., faults=..., **Simulator kwargs)``
                        -> started SimulatorThread; every one is stopped at teardown
+``module_simulator_factory``  the same, stopped at the end of the test module
 ``pg_server``            a real PostgreSQL cluster (session-scoped; servers/postgres.py)
 Both expose ``ws_url`` / ``rest_url`` (point the capture's WS_BASE_URL / REST_BASE_URL at them),
 ``ground_truth(symbol)``, ``stats`` and ``dump_trades(path)``.
@@ -18,21 +19,31 @@ import pytest
 from ofi_cvd_harvest.sim.server import SimulatorThread
 
 
-@pytest.fixture
-def simulator_factory() -> Iterator[Callable[..., SimulatorThread]]:
+def _simulators() -> Iterator[Callable[..., SimulatorThread]]:
     started: list[SimulatorThread] = []
 
     def make(symbols: tuple[str, ...] | list[str] = ("BTCUSDT", "ETHUSDT"), **kwargs: Any
              ) -> SimulatorThread:
         kwargs.setdefault("seed", 7)
-        st = SimulatorThread(list(symbols), **kwargs)
-        st.start()
-        started.append(st)
-        return st
+        sim = SimulatorThread(list(symbols), **kwargs)
+        sim.start()
+        started.append(sim)
+        return sim
 
     yield make
-    for st in started:
-        st.stop()
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
+def simulator_factory() -> Iterator[Callable[..., SimulatorThread]]:
+    yield from _simulators()
+
+
+@pytest.fixture(scope="module")
+def module_simulator_factory() -> Iterator[Callable[..., SimulatorThread]]:
+    """As ``simulator_factory``, stopped after the module: one server shared by its tests."""
+    yield from _simulators()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Book rows from the diff-depth stream ``<sym>@depth@100ms`` + REST snapshots
 (``BOOK_SOURCE=diff``).
 
-The I/O shell around :class:`~ofi_cvd_harvest.protocol.localbook.LocalBook` (SPEC §4.3), behind
+The I/O shell around :class:`~ofi_cvd_harvest.protocol.localbook.LocalBook` (docs/book_and_replay.md), behind
 the BookHandler contract of ARCHITECTURE.md, so it produces the same ``book`` rows (top N
 levels after each update, schema ``schemas.BOOK``) as the partial-depth mode.
 

@@ -1,4 +1,4 @@
-"""``artifacts/state/checkpoint.json``: where a restarted capture resumes (SPEC §7).
+"""``artifacts/state/checkpoint.json``: where a restarted capture resumes (docs/capture.md).
 
 Per symbol: ``last_trade_id`` (the highest id durably in a final file), ``open_gaps`` (ids
 at or below it that are not durable yet: unhealed gaps, rows whose write failed),

@@ -15,7 +15,7 @@ from .ops import OpsRecorder
 class Exporter:
     def __init__(self, settings: Any, log: Any, ops: OpsRecorder, messages: dict[str, int],
                  states: dict, started_ms: int):
-        self.s = settings
+        self.settings = settings
         self.log = log
         self.ops = ops
         self.messages = messages      # the capture's per-endpoint frame counts (same dict)
@@ -26,14 +26,14 @@ class Exporter:
         self._metrics_server = None
 
     def start_server(self) -> None:
-        port = self.s.prometheus_port
+        port = self.settings.prometheus_port
         if not port:
             return
         try:
             from prometheus_client import start_http_server
-            self._metrics_server, _ = start_http_server(port, addr=self.s.prometheus_host,
+            self._metrics_server, _ = start_http_server(port, addr=self.settings.prometheus_host,
                                                         registry=metrics.REGISTRY)
-            self.log.info("metrics on http://%s:%d/metrics", self.s.prometheus_host, port)
+            self.log.info("metrics on http://%s:%d/metrics", self.settings.prometheus_host, port)
         except OSError as exc:
             self.log.warning("metrics endpoint on port %d unavailable: %s", port, exc)
             self.ops.emit("metrics_unavailable", {"port": port, "error": str(exc)[:200]})
@@ -45,37 +45,37 @@ class Exporter:
                 metrics.messages_total.labels(ep).inc(d)
                 self._msg_reported[ep] = n
         sec = now_ms // 1000
-        for sym, st in self.states.items():
-            lat, st.lat = st.lat, []
-            metrics.observe_many(st.lat_hist, lat)
-            total = st.ws_count          # the live feed (REST heals come in bursts)
-            st.rate.append((sec, total))
-            while st.rate and st.rate[0][0] < sec - 10:
-                st.rate.popleft()
-            span = max(1, sec - st.rate[0][0])
-            metrics.recv_rate_tps.labels(sym).set((total - st.rate[0][1]) / span)
+        for sym, state in self.states.items():
+            lat, state.lat = state.lat, []
+            metrics.observe_many(state.lat_hist, lat)
+            total = state.ws_count          # the live feed (REST heals come in bursts)
+            state.rate.append((sec, total))
+            while state.rate and state.rate[0][0] < sec - 10:
+                state.rate.popleft()
+            span = max(1, sec - state.rate[0][0])
+            metrics.recv_rate_tps.labels(sym).set((total - state.rate[0][1]) / span)
             # until the first message: the age of the capture (never connected = stale)
             started = self.started_ms
             metrics.last_message_age_seconds.labels(sym, "agg_trade").set(
-                (now_ms - (st.last_trade_recv or started)) / 1000)
+                (now_ms - (state.last_trade_recv or started)) / 1000)
             metrics.last_message_age_seconds.labels(sym, "book").set(
-                (now_ms - (st.last_book_recv or started)) / 1000)
+                (now_ms - (state.last_book_recv or started)) / 1000)
             closed = now_ms // 60_000 - 1        # live 1-minute buckets without any trade
-            if closed > st.checked_min:
-                empty = sum(1 for m in range(st.checked_min + 1, closed + 1)
-                            if m not in st.trade_minutes)
+            if closed > state.checked_min:
+                empty = sum(1 for m in range(state.checked_min + 1, closed + 1)
+                            if m not in state.trade_minutes)
                 if empty:
                     metrics.empty_buckets_total.labels(sym).inc(empty)
-                st.trade_minutes = {m for m in st.trade_minutes if m > closed}
-                st.checked_min = closed
-            received = st.ws_count + st.dups
-            metrics.duplicate_rate.labels(sym).set(st.dups / received if received else 0.0)
-        for sym, st in self.states.items():
+                state.trade_minutes = {m for m in state.trade_minutes if m > closed}
+                state.checked_min = closed
+            received = state.ws_count + state.dups
+            metrics.duplicate_rate.labels(sym).set(state.dups / received if received else 0.0)
+        for sym, state in self.states.items():
             # dedup_hits_total is a counter: add what is new since the last tick
             prev = self._dedup_seen.get(sym, 0)
-            if st.dups > prev:
-                metrics.dedup_hits_total.labels(sym).inc(st.dups - prev)
-                self._dedup_seen[sym] = st.dups
+            if state.dups > prev:
+                metrics.dedup_hits_total.labels(sym).inc(state.dups - prev)
+                self._dedup_seen[sym] = state.dups
 
     def stop_server(self) -> None:
         if self._metrics_server is not None:

@@ -25,7 +25,7 @@ class CaptureError(RuntimeError):
 class Health:
     def __init__(self, settings: Any, rest: RestClient, window: TimeWindow, ops: OpsRecorder,
                  log: Any, stop: asyncio.Event):
-        self.s = settings
+        self.settings = settings
         self.rest = rest
         self.window = window
         self.ops = ops
@@ -40,13 +40,13 @@ class Health:
         e.append(now)
         while e and now - e[0] > 3600:
             e.popleft()
-        if len(e) > self.s.max_errors_per_hour and self.fatal is None:
+        if len(e) > self.settings.max_errors_per_hour and self.fatal is None:
             self.fatal = CaptureError(
                 f"error budget exceeded: {len(e)} errors in the last hour "
-                f"(max_errors_per_hour={self.s.max_errors_per_hour}); stopping")
+                f"(max_errors_per_hour={self.settings.max_errors_per_hour}); stopping")
             self.log.error("%s", self.fatal)
             self.ops.emit("error_budget_exceeded", {"errors_last_hour": len(e),
-                                                    "limit": self.s.max_errors_per_hour})
+                                                    "limit": self.settings.max_errors_per_hour})
             self._stop.set()
 
     async def clock_check(self) -> None:
@@ -61,10 +61,10 @@ class Health:
         metrics.clock_drift_ms.set(drift)
         self.window.follow(-drift)   # frame times must now lie within a day of the exchange's
         meta = {"drift_ms": round(drift, 1), "rtt_ms": round((t1 - t0) * 1000, 1),
-                "server_time_ms": server, "max_drift_ms": self.s.max_clock_drift_ms}
-        if abs(drift) > self.s.max_clock_drift_ms:
+                "server_time_ms": server, "max_drift_ms": self.settings.max_clock_drift_ms}
+        if abs(drift) > self.settings.max_clock_drift_ms:
             self.log.warning("clock drift %.0f ms vs exchange (limit %.0f ms)", drift,
-                             self.s.max_clock_drift_ms)
+                             self.settings.max_clock_drift_ms)
             self.ops.emit("clock_drift", meta)
         else:
             self.ops.emit("clock_check", meta)
@@ -79,7 +79,7 @@ class Health:
         except (RestError, DecodeError, OSError, ValueError, AttributeError) as exc:
             self.log.warning("exchangeInfo check skipped: %s", exc)
             return
-        for sym in self.s.symbols:
+        for sym in self.settings.symbols:
             status = listed.get(sym)
             if status != "TRADING":
                 why = "not listed" if status is None else f"status {status}"

@@ -26,13 +26,13 @@ def clean_stale_tmp(storage: Storage, artifacts_dir: str | os.PathLike,
             ("derived", storage, "ofi_cvd", DERIVED_TMP_AGE_SEC),
             ("state", Storage(artifacts_dir), "state", STATE_TMP_AGE_SEC)]
     out: dict[str, int] = {}
-    for area, st, rel, age in plan:
+    for area, area_storage, rel, age in plan:
         try:
-            removed = st.remove_stale_tmp(rel, older_than_sec=age)
+            removed = area_storage.remove_stale_tmp(rel, older_than_sec=age)
         except OSError as exc:
-            log.warning("cannot scan %s for stale temp files: %s", st.path(rel), exc)
+            log.warning("cannot scan %s for stale temp files: %s", area_storage.path(rel), exc)
             continue
         if removed:
-            log.info("removed %d stale temp files under %s", len(removed), st.path(rel))
+            log.info("removed %d stale temp files under %s", len(removed), area_storage.path(rel))
         out[area] = len(removed)
     return out

@@ -1,7 +1,7 @@
 """Process memory hygiene for a long capture: collector settings and returning freed heap.
 
 Collector (:func:`capture_gc`, restored afterwards). Why: every message allocates a few short-lived container objects (records, level tuples,
-lists) and the process holds millions of long-lived ones (column buffers, the dedup LRU, the
+lists) and the process holds millions of long-lived ones (column buffers, the dedup windows, the
 live CVD window). CPython's default gen-0 threshold (700 allocations) runs a collection every
 ~100 messages, and each older-generation pass walks the whole live heap, although the hot
 path creates no reference cycles. A larger gen-0 threshold and freezing the start-up heap

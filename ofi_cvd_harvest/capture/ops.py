@@ -1,4 +1,4 @@
-"""Operational events -> the raw ``ops`` table, the run log and metrics (SPEC §3.1).
+"""Operational events -> the raw ``ops`` table, the run log and metrics (docs/capture.md "Ops event types").
 
 An event about one symbol lands in that symbol's ops partition. An event about a connection
 or the whole process (connect, clock drift, shutdown, …) is copied into the ops partition of

@@ -51,7 +51,7 @@ class Persistence:
 
     def __init__(self, settings: Any, log: Any, ops: OpsRecorder, buffers: RawBuffers,
                  states: dict, healer: Any, count_error: Callable[[], None]):
-        self.s = settings
+        self.settings = settings
         self.log = log
         self.ops = ops
         self.buffers = buffers
@@ -84,23 +84,23 @@ class Persistence:
         try:
             cp = ckpt.load(self.checkpoint_path)
         except ValueError as exc:
-            cp = resume.rebuild(roots, self.checkpoint_path, self.s.symbols, exc, self.log,
+            cp = resume.rebuild(roots, self.checkpoint_path, self.settings.symbols, exc, self.log,
                                 self.ops)
-        if cp is None and (self.publisher is not None or leased(self.s)):
+        if cp is None and (self.publisher is not None or leased(self.settings)):
             # a host taking over: the resume point from the lake (capture/resume.py "Takeover")
-            cp = resume.takeover(roots, self.s.symbols, self.ops, self.log, str(self.s.data_dir))
+            cp = resume.takeover(roots, self.settings.symbols, self.ops, self.log, str(self.settings.data_dir))
         if cp is None:
             return
         now = _now_ms()
         for sym, c in cp.symbols.items():
-            st = self.states.get(sym)
-            if st is None or c.last_trade_id is None:
+            state = self.states.get(sym)
+            if state is None or c.last_trade_id is None:
                 continue
-            st.tracker.restore(c.last_trade_id, c.open_gaps, now)
-            st.restored = True
+            state.tracker.restore(c.last_trade_id, c.open_gaps, now)
+            state.restored = True
             self.durable_max[sym] = c.last_trade_id
-            st.last_event_ms = c.last_event_ts_ms
-            st.last_u = c.last_book_update_id
+            state.last_event_ms = c.last_event_ts_ms
+            state.last_u = c.last_book_update_id
             if c.open_gaps:
                 self.healer.restore(sym, c.open_gaps)
             self.ops.emit("checkpoint_restored", {"last_trade_id": c.last_trade_id,
@@ -119,8 +119,8 @@ class Persistence:
 
     def snapshots(self) -> dict[str, tuple[list[list[int]], int | None, int | None]]:
         """What the checkpoint needs from loop-owned state (taken on the loop)."""
-        return {sym: (st.tracker.snapshot(), st.last_event_ms, st.last_u)
-                for sym, st in self.states.items()}
+        return {sym: (state.tracker.snapshot(), state.last_event_ms, state.last_u)
+                for sym, state in self.states.items()}
 
     def checkpoint(self, snaps: dict | None = None,
                     held_extra: dict[str, list[int]] | None = None) -> bool:
@@ -232,11 +232,11 @@ class Persistence:
 
     def pre_rotate(self) -> tuple[Swapped, dict]:
         self.ops.end_window()
-        for sym, st in self.states.items():
-            if st.dups > st.dups_reported:
-                self.ops.emit("dedup_hits", {"count": st.dups - st.dups_reported,
-                                             "total": st.dups}, symbol=sym)
-                st.dups_reported = st.dups
+        for sym, state in self.states.items():
+            if state.dups > state.dups_reported:
+                self.ops.emit("dedup_hits", {"count": state.dups - state.dups_reported,
+                                             "total": state.dups}, symbol=sym)
+                state.dups_reported = state.dups
         return self.buffers.swap(), self.snapshots()
 
     async def rotate(self) -> None:
@@ -287,10 +287,10 @@ class Persistence:
             final = self._already_final(r.stream, r.date, r.symbol, table)
             if r.stream == "agg_trade" and r.symbol in self.states:
                 table = table.sort_by("agg_trade_id")
-                st = self.states[r.symbol]
+                state = self.states[r.symbol]
                 keep = []
                 for i in table.column("agg_trade_id").to_pylist():
-                    status, gap = st.tracker.observe(i)   # already-final ids are seen, too
+                    status, gap = state.tracker.observe(i)   # already-final ids are seen, too
                     keep.append(status != DUPLICATE and i not in final)
                     if gap is not None:
                         self.healer.opened(r.symbol, gap, "restart")
@@ -299,7 +299,7 @@ class Persistence:
                     self.durable_max[r.symbol] = max([*final, *([cur] if cur is not None else [])])
                 table = table.filter(pa.array(keep, pa.bool_()))
                 ids = table.column("agg_trade_id").to_pylist()
-                st.restored = True
+                state.restored = True
             elif final:
                 key = _row_keys(r.stream, table)
                 table = table.filter(pa.array([k not in final for k in key], pa.bool_()))
@@ -338,7 +338,7 @@ class Persistence:
             self.count_error()
         fails, self._write_failures = self._write_failures, []
         for stream, date, sym, attempt, err in fails:
-            final = attempt >= self.s.write_retries
+            final = attempt >= self.settings.write_retries
             self.ops.emit("write_error" if final else "write_retry",
                           {"table": stream, "date": date, "attempt": attempt + 1, "error": err,
                            "kept_for_retry": final}, symbol=sym)

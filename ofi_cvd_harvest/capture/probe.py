@@ -22,9 +22,9 @@ async def probe_after_reconnect(cap: Any, symbols: tuple[str, ...]) -> None:
     after the last id instead (what the stream then re-delivers is deduplicated)."""
     await asyncio.sleep(cap.probe_delay_sec)
     for sym in symbols:
-        st = cap.states[sym]
-        last = st.tracker.last_id
-        if not st.after_reconnect or last is None:
+        state = cap.states[sym]
+        last = state.tracker.last_id
+        if not state.after_reconnect or last is None:
             continue   # a live trade arrived: the tracker already saw any jump
         try:
             trades = await cap.rest.agg_trades(sym, from_id=last + 1, limit=1000)
@@ -34,9 +34,9 @@ async def probe_after_reconnect(cap: Any, symbols: tuple[str, ...]) -> None:
         recv_ms = _now_ms()
         new = 0
         for t in trades:
-            if t.agg_trade_id in st.dedup:
+            if t.agg_trade_id in state.dedup:
                 continue
-            status, gap = st.tracker.observe(t.agg_trade_id, recv_ms)
+            status, gap = state.tracker.observe(t.agg_trade_id, recv_ms)
             if status == DUPLICATE:
                 continue
             if gap is not None:

@@ -23,10 +23,10 @@ START_STAGGER_SEC = 0.25
 
 
 class Replicas:
-    __slots__ = ("n", "_replica", "_live", "_last", "redundant")
+    __slots__ = ("copies", "_replica", "_live", "_last", "redundant")
 
-    def __init__(self, n: int):
-        self.n = n
+    def __init__(self, copies: int):
+        self.copies = copies                                # connections per stream plan
         self._replica: dict[int, tuple[int, int]] = {}     # conn_id -> (plan, replica)
         self._live: dict[int, set[int]] = {}                # plan -> live conn ids
         self._last: dict[tuple[str, int], int] = {}          # (symbol, replica) -> last id

@@ -57,7 +57,7 @@ class Capture:
     publish_drain_sec = 30.0  # s3:// lake: shutdown budget for publishing the spool
 
     def __init__(self, settings: Settings, log: logging.Logger | Any | None = None):
-        self.s = settings
+        self.settings = settings
         self.final_heal_sec = settings.final_heal_sec   # shutdown budget for healing
         self.runlog = RunLog(settings.artifacts_dir, settings.log_level, forward=log)
         self.log = self.runlog.logger
@@ -68,7 +68,7 @@ class Capture:
         self.rest = RestClient(settings.rest_base_url, settings.rest_weight_limit_per_min)
         self._stop = asyncio.Event()
         self.health = Health(settings, self.rest, self.window, self.ops, self.log, self._stop)
-        self.healer = Healer(self.rest, {s: st.tracker for s, st in self.states.items()},
+        self.healer = Healer(self.rest, {s: state.tracker for s, state in self.states.items()},
                              self._on_rest_trade, self.ops, self.log)
         # the io thread's side: staging, segments, rotation, checkpoint (capture/persistence.py)
         self.store = Persistence(settings, self.log, self.ops, self.buffers, self.states,
@@ -107,7 +107,7 @@ class Capture:
     def _make_live_cvd(self):
         try:
             from ..monitoring.live_cvd import LiveCvd
-            return LiveCvd(self.s)
+            return LiveCvd(self.settings)
         except Exception as exc:  # a monitoring add-on must never stop the capture
             self.log.warning("live CVD monitor unavailable: %s", exc)
             return None
@@ -144,58 +144,58 @@ class Capture:
             self.ops.decode_error(handler_error(exc, raw), conn_id, symbols, recv_ms)
 
     def _on_trade(self, rec: AggTrade, recv_ms: int, conn_id: int) -> None:
-        st = self.states[rec.symbol]     # a subscribed symbol (checked in _on_message)
-        a = rec.agg_trade_id
-        rep = self.replicas
-        if st.dedup.seen(a):
-            if rep is None or not rep.seen_trade(rec.symbol, conn_id, a, True):
-                st.dups += 1
+        state = self.states[rec.symbol]     # a subscribed symbol (checked in _on_message)
+        agg_id = rec.agg_trade_id
+        replicas = self.replicas
+        if state.dedup.seen(agg_id):
+            if replicas is None or not replicas.seen_trade(rec.symbol, conn_id, agg_id, True):
+                state.dups += 1
             return
-        if st.first_ws:
-            self._first_trade(st, rec)
-        status, gap = st.tracker.observe(a, recv_ms)
+        if state.first_ws:
+            self._first_trade(state, rec)
+        status, gap = state.tracker.observe(agg_id, recv_ms)
         if status == DUPLICATE:
-            if rep is None or not rep.seen_trade(rec.symbol, conn_id, a, True):
-                st.dups += 1
+            if replicas is None or not replicas.seen_trade(rec.symbol, conn_id, agg_id, True):
+                state.dups += 1
             return
-        if rep is not None:
-            rep.seen_trade(rec.symbol, conn_id, a, False)
+        if replicas is not None:
+            replicas.seen_trade(rec.symbol, conn_id, agg_id, False)
         if gap is not None:
-            reason = "restart" if st.first_ws and st.restored else (
-                "reconnect" if st.after_reconnect else "id_jump")
+            reason = "restart" if state.first_ws and state.restored else (
+                "reconnect" if state.after_reconnect else "id_jump")
             self.healer.opened(rec.symbol, gap, reason)
-        st.first_ws = st.after_reconnect = False
+        state.first_ws = state.after_reconnect = False
         self.buffers.add_trade(recv_ms, rec, "ws", conn_id)
-        st.ws_count += 1
-        st.lat.append(recv_ms - rec.event_ts_ms)
-        st.last_event_ms = rec.event_ts_ms
-        st.last_trade_recv = recv_ms
-        m = recv_ms // 60_000
-        if m != st.cur_min:
-            st.cur_min = m
-            st.trade_minutes.add(m)
+        state.ws_count += 1
+        state.lat.append(recv_ms - rec.event_ts_ms)
+        state.last_event_ms = rec.event_ts_ms
+        state.last_trade_recv = recv_ms
+        minute = recv_ms // 60_000
+        if minute != state.cur_min:
+            state.cur_min = minute
+            state.trade_minutes.add(minute)
         if self.live_cvd is not None:
             self.live_cvd.add(rec.symbol, rec.event_ts_ms, rec.qty, rec.is_buyer_maker, rec.price)
 
-    def _first_trade(self, st: SymState, rec: AggTrade) -> None:
+    def _first_trade(self, state: SymState, rec: AggTrade) -> None:
         """A checkpoint from another id sequence (e.g. a different exchange) must not make
         every new id look like a duplicate: far behind the checkpoint -> start afresh."""
-        last = st.tracker.last_id
-        if st.restored and last is not None and rec.agg_trade_id < last - self.s.dedup_lru:
+        last, window = state.tracker.last_id, self.settings.dedup_lru
+        if state.restored and last is not None and rec.agg_trade_id < last - window:
             self.ops.emit("checkpoint_mismatch", {"checkpoint_last_id": last,
                                                   "first_id": rec.agg_trade_id},
                           symbol=rec.symbol)
             self.log.warning("%s: first id %d far behind checkpoint %d; ignoring the checkpoint",
                              rec.symbol, rec.agg_trade_id, last)
-            st.tracker.restore(None, [])
+            state.tracker.restore(None, [])
             self.store.durable_max[rec.symbol] = None
-            st.restored = False
+            state.restored = False
 
     def _on_rest_trade(self, t: AggTrade, recv_ms: int) -> None:
-        st = self.states[t.symbol]
-        st.dedup.seen(t.agg_trade_id)
+        state = self.states[t.symbol]
+        state.dedup.seen(t.agg_trade_id)
         self.buffers.add_trade(recv_ms, t, "rest", 0)
-        st.rest_count += 1
+        state.rest_count += 1
         if self.live_cvd is not None:
             self.live_cvd.add(t.symbol, t.event_ts_ms, t.qty, t.is_buyer_maker, t.price)
 
@@ -223,13 +223,13 @@ class Capture:
             self._add_book_rows(rec, await book.on_depth(rec, recv_ms, conn_id), recv_ms)
 
     def _add_book_rows(self, rec: DepthUpdate, rows: list[dict], recv_ms: int) -> None:
-        st = self.states[rec.symbol]
-        st.last_book_recv = recv_ms
+        state = self.states[rec.symbol]
+        state.last_book_recv = recv_ms
         add = self.buffers.add_book_row
         for row in rows:
             add(row)
-            st.book_rows += 1
-            st.last_u = row["final_update_id"]
+            state.book_rows += 1
+            state.last_u = row["final_update_id"]
 
     # -- connection events --------------------------------------------------------------------
     def _feed_callbacks(self, endpoint: str, url: str, symbols: tuple[str, ...],
@@ -268,36 +268,36 @@ class Capture:
         return on_message, on_open, on_close
 
     def _make_feeds(self) -> list[WsFeed]:
-        s = self.s
-        streams = [agg_trade_stream(sym) for sym in s.symbols]
-        streams += [self.book.stream_name(sym) for sym in s.symbols]
+        cfg = self.settings
+        streams = [agg_trade_stream(sym) for sym in cfg.symbols]
+        streams += [self.book.stream_name(sym) for sym in cfg.symbols]
         feeds = []
-        plans = plan_connections(s.ws_base_url, streams, s.max_streams_per_connection)
-        for r in range(s.redundancy):   # replicas: capture/redundancy.py
-            delay, phase = stagger(r, s.redundancy, s.rollover_sec)
+        plans = plan_connections(cfg.ws_base_url, streams, cfg.max_streams_per_connection)
+        for r in range(cfg.redundancy):   # replicas: capture/redundancy.py
+            delay, phase = stagger(r, cfg.redundancy, cfg.rollover_sec)
             for i, plan in enumerate(plans):
                 on_message, on_open, on_close = self._feed_callbacks(
                     plan.endpoint, plan.url, plan.symbols, plan.streams, i, r)
                 feeds.append(WsFeed(plan.url, endpoint=plan.endpoint, on_message=on_message,
                                     on_open=on_open, on_close=on_close,
-                                    ping_interval=s.ping_interval,
-                                    heartbeat_timeout=s.heartbeat_timeout,
-                                    reconnect_base_sec=s.reconnect_base_sec,
-                                    reconnect_max_sec=s.reconnect_max_sec,
-                                    rollover_sec=s.rollover_sec, seed=i + 1000 * r, log=self.log,
+                                    ping_interval=cfg.ping_interval,
+                                    heartbeat_timeout=cfg.heartbeat_timeout,
+                                    reconnect_base_sec=cfg.reconnect_base_sec,
+                                    reconnect_max_sec=cfg.reconnect_max_sec,
+                                    rollover_sec=cfg.rollover_sec, seed=i + 1000 * r, log=self.log,
                                     start_delay=delay,
-                                    roll_phase=phase if s.redundancy > 1 else None))
+                                    roll_phase=phase if cfg.redundancy > 1 else None))
         return feeds
 
     async def _ticker(self, deadline: float | None) -> None:
-        s = self.s
+        cfg = self.settings
         now = time.time()
-        next_rotate = next_rotation(self.s.parquet_rotate_sec, now)
-        next_clock = now + s.clock_check_interval_sec
+        next_rotate = next_rotation(cfg.parquet_rotate_sec, now)
+        next_clock = now + cfg.clock_check_interval_sec
         next_cvd = now + 5.0
         next_metrics = now + 1.0
-        self.status = StatusReporter(self, s.status_interval_sec, now)   # capture/status.py
-        tick = min(1.0, s.segment_flush_sec)
+        self.status = StatusReporter(self, cfg.status_interval_sec, now)   # capture/status.py
+        tick = min(1.0, cfg.segment_flush_sec)
         while not self._stop.is_set():
             try:
                 await asyncio.wait_for(self._stop.wait(), tick)
@@ -318,9 +318,9 @@ class Capture:
                 return
             if now >= next_rotate:
                 await self.store.rotate()
-                next_rotate = next_rotation(self.s.parquet_rotate_sec, time.time())
+                next_rotate = next_rotation(cfg.parquet_rotate_sec, time.time())
             if now >= next_clock:
-                next_clock = now + s.clock_check_interval_sec
+                next_clock = now + cfg.clock_check_interval_sec
                 self._spawn(self.health.clock_check(), "clock-check")
             if self.live_cvd is not None and now >= next_cvd:
                 next_cvd = now + 5.0
@@ -332,8 +332,8 @@ class Capture:
     # -- lifecycle ----------------------------------------------------------------------------
     async def run(self, run_seconds: float | None = None,
                   stop: asyncio.Event | None = None) -> CaptureSummary:
-        s = self.s
-        run_seconds = s.run_hours * 3600 if run_seconds is None else run_seconds
+        cfg = self.settings
+        run_seconds = cfg.run_hours * 3600 if run_seconds is None else run_seconds
         with capture_gc():
             await self._run(run_seconds, stop)
         if self.fatal is not None:
@@ -341,7 +341,7 @@ class Capture:
         return self.summary
 
     async def _run(self, run_seconds: float, stop: asyncio.Event | None) -> None:
-        s = self.s
+        cfg = self.settings
         deadline = time.monotonic() + run_seconds
         tasks: list[asyncio.Task] = []
         feed_tasks: list[asyncio.Task] = []
@@ -349,14 +349,14 @@ class Capture:
         consumer: asyncio.Task | None = None
         try:
             self.log.info("capture start: symbols=%s run_seconds=%.0f ws=%s rest=%s data=%s",
-                          ",".join(s.symbols), run_seconds, s.ws_base_url, s.rest_base_url,
-                          s.data_dir)
-            stale = clean_stale_tmp(self.storage, s.artifacts_dir, self.log)
-            self.ops.emit("capture_start", {"symbols": list(s.symbols), "run_seconds": run_seconds,
-                                            "book_source": s.book_source,
+                          ",".join(cfg.symbols), run_seconds, cfg.ws_base_url, cfg.rest_base_url,
+                          cfg.data_dir)
+            stale = clean_stale_tmp(self.storage, cfg.artifacts_dir, self.log)
+            self.ops.emit("capture_start", {"symbols": [*cfg.symbols], "run_seconds": run_seconds,
+                                            "book_source": cfg.book_source,
                                             "stale_tmp_removed": sum(stale.values())})
             # every series from the first second, before recovery can count anything
-            metrics.init_capture(s.symbols, (MARKET, PUBLIC), FRAME_ERROR_KINDS)
+            metrics.init_capture(cfg.symbols, (MARKET, PUBLIC), FRAME_ERROR_KINDS)
             self.exporter.start_server()
             self.store.restore()
             self.store.recover()
@@ -440,8 +440,8 @@ class Capture:
         """Synchronous so it completes even inside a cancelled task."""
         reason = self.summary.stop_reason or (str(self.fatal) if self.fatal else "exception")
         self.ops.emit("shutdown", {"reason": reason,
-                                   "trades": {s: st.ws_count + st.rest_count
-                                              for s, st in self.states.items()}})
+                                   "trades": {s: state.ws_count + state.rest_count
+                                              for s, state in self.states.items()}})
         self.store.shutdown_io()   # in-flight hand-overs and rotations complete first
         self.store.rotate_final()
         if self.pending:  # one more round of retries before giving up the rows

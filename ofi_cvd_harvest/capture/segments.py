@@ -1,5 +1,5 @@
 """Crash-safe staging: rows not yet in a final Parquet file, appended every second to Arrow
-IPC stream files under ``raw/_segments/`` (SPEC §7: on ``kill -9`` at most about one second
+IPC stream files under ``raw/_segments/`` (docs/capture.md: on ``kill -9`` at most about one second
 of book rows may be lost; trades are healed anyway).
 
 A segment file belongs to one (stream, date, symbol) and one rotation generation; once the

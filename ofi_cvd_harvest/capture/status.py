@@ -65,29 +65,29 @@ class StatusReporter:
     summary_every_sec = 3600.0
 
     def __init__(self, capture: Any, interval_sec: float, now: float):
-        self.c = capture
+        self.capture = capture
         self.interval = float(interval_sec)
         self.next_line = now + self.interval
         self.next_summary = now + self.summary_every_sec
         self.line = Window(now, self._counters())
         self.hour = Window(now, self._counters())
-        self._lat_seen: dict[str, tuple[int, int]] = {}   # symbol -> (id of st.lat, consumed)
-        self._files_seen = self.c.writer.files_written
+        self._lat_seen: dict[str, tuple[int, int]] = {}   # symbol -> (id of state.lat, consumed)
+        self._files_seen = self.capture.writer.files_written
         self.last: dict[str, dict[str, Any]] = {}   # the last line's figures per symbol
         self._failed = False
 
     # -- reading the capture ------------------------------------------------------------------
     def _counters(self) -> dict[str, dict[str, int]]:
-        return {sym: {"trades": st.ws_count, "healed": st.rest_count, "book": st.book_rows,
-                      "dups": st.dups, "book_gaps": st.book_gaps,
-                      "gaps_detected": self.c.healer.gaps_detected.get(sym, 0)}
-                for sym, st in self.c.states.items()}
+        return {sym: {"trades": state.ws_count, "healed": state.rest_count, "book": state.book_rows,
+                      "dups": state.dups, "book_gaps": state.book_gaps,
+                      "gaps_detected": self.capture.healer.gaps_detected.get(sym, 0)}
+                for sym, state in self.capture.states.items()}
 
     def _take_latencies(self) -> None:
-        """New entries of each ``st.lat`` (the runner swaps the list once a second after this
+        """New entries of each ``state.lat`` (the runner swaps the list once a second after this
         runs in the same tick, so nothing is missed or counted twice)."""
-        for sym, st in self.c.states.items():
-            lat = st.lat
+        for sym, state in self.capture.states.items():
+            lat = state.lat
             ident, seen = self._lat_seen.get(sym, (0, 0))
             start = seen if ident == id(lat) else 0
             if len(lat) > start:
@@ -98,7 +98,7 @@ class StatusReporter:
             self._lat_seen[sym] = (id(lat), len(lat))
 
     def _take_files(self) -> None:
-        w = self.c.writer
+        w = self.capture.writer
         new = w.files_written - self._files_seen
         self._files_seen = w.files_written
         if new <= 0:
@@ -107,24 +107,24 @@ class StatusReporter:
         for path in recent:
             sym = next((p[7:] for p in str(path).split("/") if p.startswith("symbol=")), "")
             try:
-                size = os.stat(path).st_size if self.c.storage.local else 0
+                size = os.stat(path).st_size if self.capture.storage.local else 0
             except OSError:
                 size = 0
             for win in (self.line, self.hour):
                 win.files[sym] = win.files.get(sym, 0) + 1
                 win.bytes[sym] = win.bytes.get(sym, 0) + size
 
-    def _lag_ms(self, st, now_ms: float) -> float | None:
+    def _lag_ms(self, state, now_ms: float) -> float | None:
         """Age of the newest exchange event time seen, on the exchange's clock (local clock
         corrected by the last measured drift)."""
-        if st.last_event_ms is None:
+        if state.last_event_ms is None:
             return None
         try:
             from ..monitoring import metrics
             drift = float(metrics.clock_drift_ms._value.get())
         except Exception:
             drift = 0.0
-        return max(0.0, now_ms - drift - st.last_event_ms)
+        return max(0.0, now_ms - drift - state.last_event_ms)
 
     # -- the lines ----------------------------------------------------------------------------
     def figures(self, w: Window, now: float) -> dict[str, dict[str, Any]]:
@@ -132,15 +132,16 @@ class StatusReporter:
         now_ms = now * 1000
         cur = self._counters()
         out = {}
-        for sym, st in self.c.states.items():
+        for sym, state in self.capture.states.items():
             base, c = w.base.get(sym, {}), cur[sym]
             d = {k: c[k] - base.get(k, 0) for k in c}
-            lag = self._lag_ms(st, now_ms)
+            lag = self._lag_ms(state, now_ms)
             out[sym] = {
                 "trades": d["trades"], "trades_per_sec": d["trades"] / span,
                 "book_rows": d["book"], "book_per_sec": d["book"] / span,
                 "p99_ms": p99(w.lat[sym]) if sym in w.lat else None,
-                "gaps_open": self.c.healer.open_gaps(sym), "gaps_detected": d["gaps_detected"],
+                "gaps_open": self.capture.healer.open_gaps(sym),
+                "gaps_detected": d["gaps_detected"],
                 "healed": d["healed"], "dedup": d["dups"], "book_gaps": d["book_gaps"],
                 "files": w.files.get(sym, 0), "bytes": w.bytes.get(sym, 0),
                 "lag_ms": lag, "max_lag_ms": w.max_lag_ms.get(sym, lag),
@@ -173,7 +174,7 @@ class StatusReporter:
                          f"{f['book_rows']} p99 {p} gaps detected {f['gaps_detected']} open "
                          f"{f['gaps_open']} healed trades {f['healed']} book gaps {f['book_gaps']} "
                          f"dedup {f['dedup']} files {f['files']} ({_mb(f['bytes'])}) max lag {lag}")
-        disconnects = self.c.ops.counts.get("disconnect", 0)
+        disconnects = self.capture.ops.counts.get("disconnect", 0)
         return (f"summary of the last {_span(span)}: " + " | ".join(parts)
                 + f" | disconnects since start {disconnects}")
 
@@ -185,7 +186,7 @@ class StatusReporter:
             self._tick(now)
         except Exception as exc:   # a report must never stop the capture
             self._failed = True
-            self.c.log.warning("status lines stopped: %r", exc)
+            self.capture.log.warning("status lines stopped: %r", exc)
 
     def _tick(self, now: float) -> None:
         self._take_latencies()
@@ -193,18 +194,18 @@ class StatusReporter:
             return
         self._take_files()
         now_ms = now * 1000
-        for sym, st in self.c.states.items():
-            lag = self._lag_ms(st, now_ms)
+        for sym, state in self.capture.states.items():
+            lag = self._lag_ms(state, now_ms)
             if lag is not None:
                 self.hour.max_lag_ms[sym] = max(self.hour.max_lag_ms.get(sym, 0.0), lag)
         if now >= self.next_line:
             figs = self.figures(self.line, now)
             self.last = figs
-            self.c.log.info("%s", self.format_line(figs, now - self.line.start))
+            self.capture.log.info("%s", self.format_line(figs, now - self.line.start))
             self.line = Window(now, self._counters())
             self.next_line = now + self.interval
         if now >= self.next_summary:
             figs = self.figures(self.hour, now)
-            self.c.log.info("%s", self.format_summary(figs, now - self.hour.start))
+            self.capture.log.info("%s", self.format_summary(figs, now - self.hour.start))
             self.hour = Window(now, self._counters())
             self.next_summary = now + self.summary_every_sec

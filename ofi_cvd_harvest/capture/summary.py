@@ -56,33 +56,34 @@ class CaptureSummary:
 
 def summarise(cap: Any, reason: str) -> None:
     """Fill ``cap.summary`` (a finalised :class:`~.runner.Capture`) and log it."""
-    sm = cap.summary
-    sm.ended_ms = _now_ms()
-    sm.files = list(cap.writer.files)          # the latest RawWriter.recent_files
-    sm.files_written = cap.writer.files_written
-    sm.write_errors = cap.writer.failed_attempts
-    sm.decode_errors = dict(cap.ops.decode_errors)
-    sm.messages = sum(cap.messages.values())
-    sm.rows_unwritten = sum(b.rows for b in cap.pending)
-    sm.unwritten = unwritten_by_table(cap.pending)
-    h = cap.healer
-    for sym, st in cap.states.items():
-        sm.symbols[sym] = SymbolSummary(
-            trades_ws=st.ws_count, trades_healed=st.rest_count, duplicates=st.dups,
-            book_rows=st.book_rows, book_gaps=st.book_gaps,
-            trade_gaps_detected=h.gaps_detected.get(sym, 0),
-            trade_gaps_healed=h.gaps_healed.get(sym, 0),
-            trade_gaps_unhealed=h.open_gaps(sym), owed_trades=h.owed(sym),
+    summary = cap.summary
+    summary.ended_ms = _now_ms()
+    summary.files = list(cap.writer.files)          # the latest RawWriter.recent_files
+    summary.files_written = cap.writer.files_written
+    summary.write_errors = cap.writer.failed_attempts
+    summary.decode_errors = dict(cap.ops.decode_errors)
+    summary.messages = sum(cap.messages.values())
+    summary.rows_unwritten = sum(b.rows for b in cap.pending)
+    summary.unwritten = unwritten_by_table(cap.pending)
+    healer = cap.healer
+    for sym, state in cap.states.items():
+        summary.symbols[sym] = SymbolSummary(
+            trades_ws=state.ws_count, trades_healed=state.rest_count, duplicates=state.dups,
+            book_rows=state.book_rows, book_gaps=state.book_gaps,
+            trade_gaps_detected=healer.gaps_detected.get(sym, 0),
+            trade_gaps_healed=healer.gaps_healed.get(sym, 0),
+            trade_gaps_unhealed=healer.open_gaps(sym), owed_trades=healer.owed(sym),
             redundant=cap.replicas.redundant.get(sym, 0) if cap.replicas else 0,
-            last_trade_id=st.tracker.last_id)
-    for sym, ss in sm.symbols.items():
+            last_trade_id=state.tracker.last_id)
+    for sym, per_sym in summary.symbols.items():
         cap.log.info("%s: trades ws=%d healed=%d dups=%d book_rows=%d book_gaps=%d "
-                     "gaps detected=%d healed=%d open=%d", sym, ss.trades_ws,
-                     ss.trades_healed, ss.duplicates, ss.book_rows, ss.book_gaps,
-                     ss.trade_gaps_detected, ss.trade_gaps_healed, ss.trade_gaps_unhealed)
+                     "gaps detected=%d healed=%d open=%d", sym, per_sym.trades_ws,
+                     per_sym.trades_healed, per_sym.duplicates, per_sym.book_rows,
+                     per_sym.book_gaps, per_sym.trade_gaps_detected, per_sym.trade_gaps_healed,
+                     per_sym.trade_gaps_unhealed)
     cap.log.info("capture stopped (%s): %d files, %d write errors, %d decode errors, "
-                 "%d rows unwritten", reason, sm.files_written, sm.write_errors,
-                 sum(sm.decode_errors.values()), sm.rows_unwritten)
-    if sm.unwritten:
-        cap.log.error("%s; receive-time ranges: %s", unwritten_message(sm.unwritten),
-                      sm.unwritten)
+                 "%d rows unwritten", reason, summary.files_written, summary.write_errors,
+                 sum(summary.decode_errors.values()), summary.rows_unwritten)
+    if summary.unwritten:
+        cap.log.error("%s; receive-time ranges: %s", unwritten_message(summary.unwritten),
+                      summary.unwritten)

@@ -10,7 +10,7 @@ from collections import deque
 
 from ..monitoring import metrics
 from ..protocol.tradegaps import TradeIdTracker
-from .dedup import DedupLRU
+from .dedup import RecentIdWindow
 
 
 class SymState:
@@ -19,8 +19,8 @@ class SymState:
                  "first_ws", "after_reconnect", "restored", "rate", "dups_reported", "lat_hist",
                  "cur_min", "trade_minutes", "checked_min")
 
-    def __init__(self, lru: int, sym: str):
-        self.dedup = DedupLRU(lru)
+    def __init__(self, dedup_ids: int, sym: str):
+        self.dedup = RecentIdWindow(dedup_ids)
         self.tracker = TradeIdTracker()
         self.lat: list[int] = []
         self.ws_count = self.rest_count = self.dups = self.book_rows = self.book_gaps = 0

@@ -1,4 +1,4 @@
-"""Data-quality gate (SPEC §6): DoD metrics with DuckDB over the Parquet partitions, the JSON
+"""Data-quality gate (docs/dq.md): DoD metrics with DuckDB over the Parquet partitions, the JSON
 report, the ``validate`` command and the precheck. Checks, report and CLI share one engine."""
 
 from .metrics import MetricResult, partition_metrics, scope_metrics

@@ -1,4 +1,4 @@
-"""Integrity checks beyond the original DoD (SPEC §6): missing trades, exact schemas, crossed
+"""Integrity checks beyond the original DoD (docs/dq.md): missing trades, exact schemas, crossed
 books, monotonic timestamps, book ``pu`` gaps, regime labels and clock drift.
 
 The gating ones must be exactly zero; ``book_pu_gaps``, ``regime_labels_seen`` and

@@ -1,4 +1,4 @@
-"""The DoD metrics of SPEC §6 and the registry of every metric (DoD + integrity).
+"""The DoD metrics (docs/dq.md) and the registry of every metric (DoD + integrity).
 
 Each metric is one DuckDB query over the scope's Parquet files (see :mod:`.source`); thresholds
 come from ``settings.acceptance`` (``config/system.yaml`` ``acceptance_criteria``), never from
@@ -73,7 +73,7 @@ def _duplicates(ev: Evaluation, view: str) -> tuple[int, int, list[dict]]:
 
 
 def duplicate_rate(ev: Evaluation) -> MetricResult:
-    """(rows − distinct agg_trade_id) / rows in raw ``agg_trade`` (what the dedup LRU let through)."""
+    """(rows − distinct agg_trade_id) / rows in raw ``agg_trade`` (what the dedup window let through)."""
     thr, op, name = ev.settings.acceptance.max_duplicate_rate, "<", "duplicate_rate"
     if not ev.scope.has("raw_agg_trade"):
         return ev.missing(name, "raw agg_trade", thr, op)

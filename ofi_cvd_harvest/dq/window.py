@@ -1,6 +1,6 @@
 """The covered window: the minutes the capture was connected within a scope.
 
-SPEC §6 measures completeness "over the covered window (first to last minute the capture was
+docs/dq.md measures completeness "over the covered window (first to last minute the capture was
 connected in the partition)". The capture records connects/disconnects as ops events; when there
 are none (older data, a foreign writer) the window falls back to the first..last trade minute.
 

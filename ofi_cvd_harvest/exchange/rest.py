@@ -1,4 +1,4 @@
-"""REST client for the USDT-M endpoints the capture needs (SPEC §4.2), stdlib HTTP only.
+"""REST client for the USDT-M endpoints the capture needs (docs/simulator.md), stdlib HTTP only.
 
 urllib runs in a worker thread (``asyncio.to_thread``) so the event loop never blocks.
 Requests are serialised and paced: we track our own weight over the trailing minute and the

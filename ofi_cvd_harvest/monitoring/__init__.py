@@ -1,1 +1,1 @@
-"""Prometheus metrics exported by the capture process (SPEC §8)."""
+"""Prometheus metrics exported by the capture process (docs/monitoring.md)."""

@@ -24,7 +24,7 @@ recv_rate_tps = Gauge("recv_rate_tps", "Trades received per second (trailing 10 
                       ["symbol"], registry=REGISTRY)
 ws_reconnects_total = Counter("ws_reconnects_total", "WebSocket reconnects",
                               ["endpoint"], registry=REGISTRY)
-dedup_hits_total = Counter("dedup_hits_total", "Duplicate aggTrades dropped by the LRU",
+dedup_hits_total = Counter("dedup_hits_total", "Duplicate aggTrades dropped by the dedup window",
                            ["symbol"], registry=REGISTRY)
 latency_ms = Histogram("latency_ms", "Receipt time minus exchange event time (ms), aggTrade",
                        ["symbol"], buckets=LATENCY_BUCKETS_MS, registry=REGISTRY)

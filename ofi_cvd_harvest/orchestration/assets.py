@@ -43,7 +43,7 @@ from .tags import ROLE_TAG
 DERIVED_GROUP = "derived"
 MULTI_ASSET_NAME = "derived_tables"   # the op: run config goes under ops: derived_tables
 DERIVED_ORDER = ("prices", "ofi", "cvd", "fusion", "events")  # a valid topological order
-# Dagster lineage (SPEC §3.2 / §5): what each table is computed from.
+# Dagster lineage (docs/signals.md): what each table is computed from.
 DEPS: dict[str, tuple[str, ...]] = {
     "prices": (RAW_ASSET_KEYS["agg_trade"],),
     "ofi": (RAW_ASSET_KEYS["book"],),
@@ -54,11 +54,11 @@ DEPS: dict[str, tuple[str, ...]] = {
 PREVIEW_ROWS = 10
 
 _DESCRIPTIONS = {
-    "prices": "One row per unique trade, agg_trade_id order, latency and trailing receive rate (SPEC §3.2).",
-    "ofi": "Multi-level order-flow imbalance (Cont–Kukanov–Stoikov, every level) with robust z (SPEC §5.3).",
-    "cvd": "Session cumulative volume delta from 00:00 UTC with the robust z engine (SPEC §5.2).",
-    "fusion": "0.6·ofi_z + 0.4·z_cvd (as-of join, 5 s tolerance) and its robust z (SPEC §5.4).",
-    "events": "Signal events (fusion, extremes, divergences; SPEC §5.6) plus the partition's ops events.",
+    "prices": "One row per unique trade, agg_trade_id order, latency and trailing receive rate (docs/signals.md, prices).",
+    "ofi": "Multi-level order-flow imbalance (Cont–Kukanov–Stoikov, every level) with robust z (docs/signals.md, OFI).",
+    "cvd": "Session cumulative volume delta from 00:00 UTC with the robust z engine (docs/signals.md, CVD).",
+    "fusion": "0.6·ofi_z + 0.4·z_cvd (as-of join, 5 s tolerance) and its robust z (docs/signals.md, Fusion).",
+    "events": "Signal events (fusion, extremes, divergences; docs/signals.md, Events) plus the partition's ops events.",
 }
 
 

@@ -34,9 +34,9 @@ RAW_GROUP = "raw"
 REPORT_INTERVAL_SEC = 900.0
 
 _DESCRIPTIONS = {
-    "agg_trade": "aggTrade rows written by the capture (ws + REST-healed), SPEC §3.1.",
-    "book": "Order book rows (top-N snapshot per depth message, gap flags), SPEC §3.1.",
-    "ops": "Capture operations log: connects, gaps, resyncs, clock drift, errors, SPEC §3.1.",
+    "agg_trade": "aggTrade rows written by the capture (ws + REST-healed), docs/reading.md raw_agg_trade.",
+    "book": "Order book rows (top-N snapshot per depth message, gap flags), docs/reading.md raw_book.",
+    "ops": "Capture operations log: connects, gaps, resyncs, clock drift, errors, docs/reading.md raw_ops.",
 }
 
 

@@ -1,4 +1,4 @@
-"""``pu``-chain checker for book messages of one symbol (SPEC §4.1, §3.1 ``gap``).
+"""``pu``-chain checker for book messages of one symbol (the raw ``book.gap`` flag, docs/reading.md).
 
 Update ids are a global sequence, so the only valid continuity test is ``pu == previous u``.
 A message with ``u <= previous u`` is a duplicate or a stale out-of-order delivery (or the

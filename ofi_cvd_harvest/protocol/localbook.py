@@ -1,4 +1,4 @@
-"""Diff-depth local order book: the sync state machine of SPEC §4.3 (sans-I/O).
+"""Diff-depth local order book: the sync state machine of docs/book_and_replay.md (sans-I/O).
 
 Binance's documented procedure for USDT-M futures ("How to manage a local order book
 correctly"): buffer the ``<sym>@depth`` stream, fetch a REST snapshot, drop events with

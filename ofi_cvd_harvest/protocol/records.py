@@ -1,4 +1,4 @@
-"""Typed records decoded from Binance payloads (SPEC §4.1). Slotted dataclasses: cheap to make
+"""Typed records decoded from Binance payloads (fields: docs/reading.md "Columns"). Slotted dataclasses: cheap to make
 on the hot path, explicit field names for everything downstream."""
 
 from __future__ import annotations

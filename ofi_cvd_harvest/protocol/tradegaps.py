@@ -1,9 +1,10 @@
-"""Per-symbol ``agg_trade_id`` bookkeeping: which ids are missing (SPEC §4.1, §7).
+"""Per-symbol ``agg_trade_id`` bookkeeping: which ids are missing (docs/capture.md).
 
 Binance aggregate-trade ids are consecutive per symbol, so the state is just the highest id
 seen plus the set of missing intervals below it (:mod:`.idranges`). A jump opens an interval, a late
 (out-of-order) arrival or a REST heal closes the part it covers. Anything ``<= last`` and not
-in an interval has been seen: the tracker doubles as an exact duplicate test beyond the LRU.
+in an interval has been seen: the tracker doubles as an exact duplicate test beyond the dedup
+window (``capture/dedup.py``).
 """
 
 from __future__ import annotations

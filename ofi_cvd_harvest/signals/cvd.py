@@ -1,4 +1,4 @@
-"""Cumulative volume delta and its z (SPEC §5.2).
+"""Cumulative volume delta and its z (docs/signals.md).
 
 ``delta`` = +qty for a taker buy, −qty for a taker sell; ``cvd`` = running sum of delta from
 00:00 UTC of each row's own date (session CVD), so the warm-up rows before midnight carry the

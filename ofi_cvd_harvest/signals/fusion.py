@@ -1,4 +1,4 @@
-"""Fusion of OFI and CVD (SPEC §5.4): score = W_OFI·ofi_z + W_CVD·z_cvd, then its engine z.
+"""Fusion of OFI and CVD (docs/signals.md): score = W_OFI·ofi_z + W_CVD·z_cvd, then its engine z.
 
 For each ``ofi`` row the latest ``z_cvd`` at or before its time is taken (as-of join on the
 engine clocks, 5 s tolerance; older or missing → 0; a null z, i.e. warm-up, → 0).

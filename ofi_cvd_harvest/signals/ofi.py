@@ -1,4 +1,4 @@
-"""Multi-level order-flow imbalance (SPEC §5.3; Cont–Kukanov–Stoikov 2014 at every level).
+"""Multi-level order-flow imbalance (docs/signals.md; Cont–Kukanov–Stoikov 2014 at every level).
 
 For consecutive book rows n−1, n and level m:
   e_m = 1{Pb≥Pb'}·qb − 1{Pb≤Pb'}·qb' − 1{Pa≤Pa'}·qa + 1{Pa≥Pa'}·qa'   (primes: row n−1)

@@ -1,4 +1,4 @@
-"""Trades: dedup of raw ``agg_trade`` rows and the ``prices`` table (SPEC §3.2).
+"""Trades: dedup of raw ``agg_trade`` rows and the ``prices`` table (docs/signals.md).
 
 One row per ``agg_trade_id``; when both exist the ``ws`` row wins over a ``rest`` (healed) row,
 then the earliest receipt. ``ts_ms`` is the local receipt time (trade time ``T`` for rest rows,

@@ -1,4 +1,4 @@
-"""Market regime of SPEC §5.5: activity (A|Q) × volatility (H|L), or ``warmup``.
+"""Market regime (docs/signals.md): activity (A|Q) × volatility (H|L), or ``warmup``.
 
 Evaluated on a regular 1-second grid: the trailing-300 s trade rate and mean |log return| at
 each grid point g use trades with time ≤ g, and their 1 h EW means are time-weighted (a

@@ -1,4 +1,4 @@
-"""Robust z-score engine of SPEC §5.1 on irregular time (shared by CVD, OFI and fusion).
+"""Robust z-score engine (docs/signals.md) on irregular time (shared by CVD, OFI and fusion).
 
 Every statistic used for row i comes from rows strictly before i, so appending future rows
 never changes a past z. EW means use the weight 2^(−Δt/h) of the SPEC literally, as the ratio

@@ -4,7 +4,7 @@ read the knobs from one place."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..settings import SignalSettings
 
@@ -26,7 +26,11 @@ class ZParams:
     silence_warmup_rows: int = 2
 
     @classmethod
-    def from_settings(cls, s: SignalSettings) -> "ZParams":
-        return cls(s.scale_mode, s.half_life_sec, s.fast_half_life_sec, s.scale_fast_weight,
-                   s.mad_multiplier, s.winsor_limit, s.floor_window, s.warmup_rows,
-                   s.silence_sec, s.silence_warmup_rows)
+    def from_settings(cls, sig: SignalSettings) -> "ZParams":
+        """Each field from the setting of the same name (by name, so a new or reordered field
+        cannot silently take another's value; a field without a setting raises)."""
+        return cls(**{f.name: getattr(sig, SETTING_OF.get(f.name, f.name)) for f in fields(cls)})
+
+
+# ZParams fields whose setting is named otherwise (``signals.<name>`` in settings/table.py)
+SETTING_OF = {"fast_weight": "scale_fast_weight"}

@@ -1,6 +1,6 @@
 """WebSocket session rules (sans-I/O): connection paths, stream names, categories and the
 ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` / ``SET_PROPERTY`` / ``GET_PROPERTY``
-control messages with Binance's replies and error codes (SPEC §4.1).
+control messages with Binance's replies and error codes (docs/simulator.md "Protocol served").
 
 Paths: ``/{market,public}/stream?streams=a/b``, ``/{market,public}/ws/<stream>[/<stream>…]``,
 legacy ``/stream?streams=…`` and ``/ws/<stream>``. ``/market`` serves only ``aggTrade``;

@@ -1,6 +1,6 @@
 """Ground-truth dump: every trade the simulator emitted, one Parquet file (``--dump-trades``).
 
-Columns follow the raw ``agg_trade`` table's names (SPEC §3.1) minus the capture-side ones, so a
+Columns follow the raw ``agg_trade`` table's names (docs/reading.md) minus the capture-side ones, so a
 test or a drill can anti-join it against the captured data directly.
 """
 

@@ -2,7 +2,7 @@
 
 The replay source (``replay.py``) and the book-sync tests need the same thing from three
 different on-disk formats: the messages in the order they arrived, with their payloads in the
-form the simulator serves (SPEC §4.1), plus the REST depth snapshots taken during the
+form the simulator serves (docs/simulator.md), plus the REST depth snapshots taken during the
 recording. Keeping the formats here keeps the replay logic format-free.
 
 Formats (see ``realdata/README.md``):

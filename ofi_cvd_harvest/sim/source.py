@@ -17,7 +17,7 @@ Contract of :meth:`MarketSource.poll`:
   trades and book). Returning messages for other streams is allowed; the server drops them;
 * stream names are Binance's, lower-case symbol: ``btcusdt@aggTrade``, ``btcusdt@bookTicker``,
   ``btcusdt@depth@100ms`` (diff), ``btcusdt@depth{5,10,20}@100ms`` (partial);
-* ``data`` is the exact payload dict (SPEC §4.1); ``raw`` optionally carries its orjson/JSON
+* ``data`` is the exact payload dict (docs/simulator.md); ``raw`` optionally carries its orjson/JSON
   encoding so the server never serialises a message twice (it builds the combined envelope
   ``{"stream":…,"data":<raw>}`` by concatenation). A source may leave ``data`` None when it
   sets ``raw`` (the synthetic market renders depth payloads straight to bytes); use

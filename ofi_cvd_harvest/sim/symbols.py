@@ -1,6 +1,6 @@
 """Per-symbol market parameters: tick/lot sizes, price level and activity rates.
 
-BTCUSDT and ETHUSDT are calibrated on the real 2024-07-19 00:00–00:05 UTC recordings (SPEC §2);
+BTCUSDT and ETHUSDT are calibrated on the real 2024-07-19 00:00–00:05 UTC recordings (docs/simulator.md);
 any other name gets a plausible synthetic market derived deterministically from the name
 (crc32), so hundreds of symbols can be simulated and a symbol always looks the same.
 """

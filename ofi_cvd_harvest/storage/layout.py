@@ -1,4 +1,5 @@
-"""Partition paths of SPEC §3 (relative to the data root), shared by writers and readers."""
+"""Partition paths relative to the data root (README "What you get"), shared by writers and
+readers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import re
 
 from ..settings import SYMBOL_RE
 
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits to the very end: ``\d`` takes other scripts' digits and ``$`` a trailing newline,
+# both of which would name a directory no reader finds
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 def utc_date(ts_ms: int) -> str:
@@ -30,7 +33,7 @@ def previous_date(date: str) -> str:
 def _check(date: str, symbol: str) -> None:
     if not DATE_RE.match(date):
         raise ValueError(f"bad partition date {date!r}")
-    if not SYMBOL_RE.match(symbol):
+    if not SYMBOL_RE.fullmatch(symbol):
         raise ValueError(f"bad partition symbol {symbol!r}")
 
 

@@ -35,9 +35,10 @@ def is_url(root: object) -> bool:
 
 
 def split(url: str) -> tuple[str, str]:
-    """``s3://bucket/a/b`` -> (``bucket``, ``a/b``)."""
-    rest = url.split("://", 1)[1].strip("/")
-    bucket, _, key = rest.partition("/")
+    """``s3://bucket/a/b`` -> (``bucket``, ``a/b``); ``s3:///a`` names no bucket (not ``a``)."""
+    rest = url.split("://", 1)[1]
+    bucket, _, key = rest.rstrip("/").partition("/")
+    key = key.strip("/")
     if not bucket:
         raise ValueError(f"no bucket in {url!r}")
     return bucket, key

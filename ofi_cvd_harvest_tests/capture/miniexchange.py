@@ -20,6 +20,8 @@ from websockets.http11 import Response
 
 from ofi_cvd_harvest.sim.market import SyntheticMarket
 
+from .rawcheck import truth_ids
+
 # a filter gets (stream, data) and returns a list of raw frames to send (bytes) — [] drops it
 Filter = Callable[[str, dict], list[bytes]]
 
@@ -141,5 +143,5 @@ class MiniExchange:
         """Every trade id emitted so far (read on the server's loop: the market is not
         thread-safe)."""
         async def read() -> list[int]:
-            return [int(r["agg_trade_id"]) for r in self.market.ground_truth(symbol)]
+            return truth_ids(self.market, symbol)
         return asyncio.run_coroutine_threadsafe(read(), self._loop).result(10)

@@ -20,6 +20,11 @@ def capture_settings(tmp_path: Path, ws_url: str, rest_url: str, **over):
     return load_settings(env={}, **base)
 
 
+def truth_ids(sim, symbol: str) -> list[int]:
+    """Every ``agg_trade_id`` the simulator ``sim`` traded for ``symbol`` so far, in order."""
+    return [int(r["agg_trade_id"]) for r in sim.ground_truth(symbol)]
+
+
 def files(data_dir: Path, stream: str, symbol: str | None = None) -> list[Path]:
     sym = f"symbol={symbol}" if symbol else "symbol=*"
     return sorted(Path(data_dir).glob(f"raw/date=*/{sym}/stream={stream}/*.parquet"))
@@ -29,7 +34,7 @@ def read(data_dir: Path, stream: str, symbol: str | None = None) -> pl.DataFrame
     fs = files(data_dir, stream, symbol)
     if not fs:
         return pl.DataFrame(schema=pl.from_arrow(schemas.RAW_SCHEMAS[stream].empty_table()).schema)
-    for f in fs:  # every file has exactly the schema of SPEC §3.1
+    for f in fs:  # every file has exactly the schema of schemas.py (docs/reading.md)
         assert pq.read_schema(f).remove_metadata() == schemas.RAW_SCHEMAS[stream], f
     return pl.concat([pl.read_parquet(f) for f in fs])
 

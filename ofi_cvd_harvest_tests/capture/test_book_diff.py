@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from ofi_cvd_harvest_tests.metricvalue import metric
 from ofi_cvd_harvest_tests.paths import HFT, REALDATA
 from ofi_cvd_harvest import schemas
 from ofi_cvd_harvest.capture.book_diff import DiffBook
-from ofi_cvd_harvest.monitoring import metrics
 from ofi_cvd_harvest.protocol import decode
 from ofi_cvd_harvest.protocol.localbook import LocalBook
 from ofi_cvd_harvest.protocol.records import DepthSnapshot, DepthUpdate
@@ -36,7 +36,7 @@ def btc():
 
 
 def resync_count(sym: str) -> float:
-    return metrics.REGISTRY.get_sample_value("book_resyncs_total", {"symbol": sym}) or 0.0
+    return metric("book_resyncs_total", symbol=sym)
 
 
 class Feeder:

@@ -11,17 +11,13 @@ import pytest
 
 from ofi_cvd_harvest.capture import checkpoint as ckpt
 from ofi_cvd_harvest.capture.runner import Capture, CaptureError, run_capture_sync
-from ofi_cvd_harvest.monitoring import metrics
 
+from ..metricvalue import metric
 from .miniexchange import MiniExchange, envelope
 from .rawcheck import (assert_book_chain, assert_trades_complete, capture_settings, files,
                        no_temp_files, read)
 
 SYMS = ["BTCUSDT", "ETHUSDT"]
-
-
-def metric(name: str, **labels) -> float:
-    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture

@@ -10,13 +10,9 @@ from ofi_cvd_harvest.capture import checkpoint as ckpt
 from ofi_cvd_harvest.capture.runner import run_capture_sync
 
 from .rawcheck import (assert_book_chain, assert_trades_complete, capture_settings, no_temp_files,
-                       read)
+                       read, truth_ids)
 
 SYMS = ("BTCUSDT", "ETHUSDT")
-
-
-def truth_ids(sim, sym: str) -> list[int]:
-    return [int(r["agg_trade_id"]) for r in sim.ground_truth(sym)]
 
 
 def test_short_capture_has_every_trade_exactly_once(simulator, tmp_path):

@@ -9,14 +9,10 @@ import orjson
 import polars as pl
 
 from ofi_cvd_harvest.capture.runner import run_capture_sync
-from ofi_cvd_harvest.monitoring import metrics
 
+from ..metricvalue import metric
 from .miniexchange import MiniExchange
 from .rawcheck import assert_book_chain, assert_trades_complete, capture_settings, read
-
-
-def metric(name: str, **labels) -> float:
-    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def test_rollover_opens_new_connection_first_and_loses_nothing(tmp_path):

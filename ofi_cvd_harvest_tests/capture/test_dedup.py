@@ -1,22 +1,22 @@
-"""Dedup LRU: recent ids are caught, memory is bounded."""
+"""Dedup window (RecentIdWindow): recent ids are caught, memory is bounded."""
 
 import pytest
 
-from ofi_cvd_harvest.capture.dedup import DedupLRU
+from ofi_cvd_harvest.capture.dedup import RecentIdWindow
 
 
-def test_lru_catches_recent_and_bounds_memory():
-    d = DedupLRU(16)
+def test_window_catches_recent_and_bounds_memory():
+    d = RecentIdWindow(16)
     assert not any(d.seen(i) for i in range(100))
     assert len(d) == 16
     assert d.seen(99) and d.seen(84) and not d.seen(10)   # 10 was evicted long ago
     assert d.hits == 2
     with pytest.raises(ValueError):
-        DedupLRU(0)
+        RecentIdWindow(0)
 
 
 def test_out_of_order_and_late_ids():
-    d = DedupLRU(8)
+    d = RecentIdWindow(8)
     for i in (100, 102, 101, 103):          # reordered delivery
         assert not d.seen(i)
     assert d.seen(101) and d.seen(103) and 102 in d
@@ -30,7 +30,7 @@ def test_out_of_order_and_late_ids():
 
 def test_fixed_memory_whatever_the_number_of_ids():
     import sys
-    d = DedupLRU(8192)
+    d = RecentIdWindow(8192)
     size = sys.getsizeof(d._slots)
     for i in range(1_000_000, 1_050_000):
         d.seen(i)
@@ -42,7 +42,7 @@ def test_fixed_memory_whatever_the_number_of_ids():
 def test_an_id_beyond_int64_changes_nothing():
     """The decoder rejects such ids (bad_id); should one get through, the window raises before
     remembering anything and the capture's frame guard skips the frame."""
-    d = DedupLRU(8)
+    d = RecentIdWindow(8)
     assert not d.seen(5)
     for bad in (2**63 + 5, 2**64):
         with pytest.raises(OverflowError):

@@ -21,7 +21,7 @@ import pytest
 
 from ofi_cvd_harvest.capture import checkpoint as ckpt
 
-from .rawcheck import assert_trades_complete, no_temp_files, read
+from .rawcheck import assert_trades_complete, no_temp_files, read, truth_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_FAULTS = ("disconnect=0.002,drop=0.003,duplicate=0.01,reorder=0.01,latency=0.001,"
@@ -69,7 +69,7 @@ def drill(simulator_factory, tmp: Path, *, speed: float, kills: list[float], fin
     data = tmp / "data"
     figures: dict = {"kills": len(kills), "settle_runs": settle_runs, "stats": sim.stats}
     for sym in ("BTCUSDT", "ETHUSDT"):
-        truth = [int(r["agg_trade_id"]) for r in sim.ground_truth(sym)]
+        truth = truth_ids(sim, sym)
         trades = read(data, "agg_trade", sym)
         lo, hi = assert_trades_complete(trades, truth)       # every id once, none invented
         book = read(data, "book", sym)

@@ -8,13 +8,9 @@ import polars as pl
 from ofi_cvd_harvest.capture.runner import run_capture_sync
 from ofi_cvd_harvest.monitoring import metrics
 
-from .rawcheck import assert_book_chain, assert_trades_complete, capture_settings, read
+from .rawcheck import assert_book_chain, assert_trades_complete, capture_settings, read, truth_ids
 
 SYMS = ("BTCUSDT", "ETHUSDT")
-
-
-def truth_ids(sim, sym: str) -> list[int]:
-    return [int(r["agg_trade_id"]) for r in sim.ground_truth(sym)]
 
 
 def _late_count(threshold_ms: float) -> float:

@@ -11,10 +11,10 @@ import pytest
 
 from ofi_cvd_harvest.capture.frames import FRAME_ERROR_KINDS, subscriptions
 from ofi_cvd_harvest.capture.runner import Capture
-from ofi_cvd_harvest.monitoring import metrics
 from ofi_cvd_harvest.protocol.decode import KINDS
 from ofi_cvd_harvest.protocol.records import AggTrade, BookTicker, DepthUpdate
 
+from ..metricvalue import metric
 from .rawcheck import capture_settings
 
 NOW = int(time.time() * 1000)
@@ -29,8 +29,8 @@ def frame(stream: str, data: dict) -> bytes:
     return orjson.dumps({"stream": stream, "data": data})
 
 
-def metric(kind: str) -> float:
-    return metrics.REGISTRY.get_sample_value("decode_errors_total", {"kind": kind}) or 0.0
+def decode_errors(kind: str) -> float:
+    return metric("decode_errors_total", kind=kind)
 
 
 @pytest.fixture
@@ -57,11 +57,11 @@ def test_subscriptions_map_streams_to_symbol_and_record():
 ])
 def test_records_off_their_stream_are_unknown_stream(cap, stream, data):
     sub = subscriptions(STREAMS)
-    before = metric("unknown_stream")
+    before = decode_errors("unknown_stream")
     raw = orjson.dumps(data) if stream is None else frame(stream, data)
     cap._on_message(raw, NOW, 1, "market", ("BTCUSDT", "ETHUSDT"), sub)
     assert cap.ops.decode_errors == {"unknown_stream": 1}
-    assert metric("unknown_stream") - before == 1
+    assert decode_errors("unknown_stream") - before == 1
     assert cap.buffers.pending_rows() == 2            # the ops row, once per symbol, no data row
     assert cap.states["BTCUSDT"].tracker.last_id is None
     cap._on_message(frame("btcusdt@aggTrade", TRADE), NOW, 1, "market", ("BTCUSDT",), sub)
@@ -82,13 +82,13 @@ def test_a_failing_handler_costs_one_frame_not_the_capture(cap, monkeypatch):
         calls.append(rec.agg_trade_id)
         raise RuntimeError("a bug in the trade path")
     monkeypatch.setattr(cap, "_on_trade", broken)
-    before = metric("handler_error")
+    before = decode_errors("handler_error")
     for a in (1, 2):
         cap._on_message(frame("btcusdt@aggTrade", dict(TRADE, a=a)), NOW, 1, "market",
                         ("BTCUSDT",), sub)          # never raises
     assert calls == [1, 2]
     assert cap.ops.decode_errors == {"handler_error": 2}
-    assert metric("handler_error") - before == 2
+    assert decode_errors("handler_error") - before == 2
     ops = [b for b in cap.buffers.drain() if b.stream == "ops"]
     metas = [orjson.loads(m) for b in ops for m in b.table.column("meta_json").to_pylist()]
     assert metas[0]["kind"] == "handler_error" and "RuntimeError" in metas[0]["detail"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ofi_cvd_harvest.capture import checkpoint as ckpt
 
-from .rawcheck import assert_trades_complete, no_temp_files, read
+from .rawcheck import assert_trades_complete, no_temp_files, read, truth_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMS = ("BTCUSDT", "ETHUSDT")
@@ -51,7 +51,7 @@ def test_kill_between_files_and_checkpoint_loses_nothing(simulator_factory, tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     assert all(not c.open_gaps for c in ckpt.load(ckpt.path_in(tmp_path / "art")).symbols.values())
     for sym in SYMS:
-        truth = [int(r["agg_trade_id"]) for r in sim.ground_truth(sym)]
+        truth = truth_ids(sim, sym)
         trades = read(tmp_path / "data", "agg_trade", sym)
         assert_trades_complete(trades, truth)     # every id between the first and last, once
     assert sim.stats["fault_drop"] > 0

@@ -15,7 +15,7 @@ from ofi_cvd_harvest.capture.runner import run_capture_sync
 from ofi_cvd_harvest.storage.fs import Storage
 
 from ..orchestration.rawfixtures import write_raw
-from .rawcheck import assert_trades_complete, capture_settings, read
+from .rawcheck import assert_trades_complete, capture_settings, read, truth_ids
 
 SYMS = ("BTCUSDT", "ETHUSDT")
 GARBAGE = b'{"version": 1, "symbols": {"BTCUSDT": {"last_trade_id": "12\x00'
@@ -32,7 +32,7 @@ def test_corrupt_checkpoint_is_kept_aside_and_the_downtime_healed(simulator_fact
     summary = run_capture_sync(s, run_seconds=3)
     for sym in SYMS:
         trades = read(s.data_dir, "agg_trade", sym)
-        assert_trades_complete(trades, [int(r["agg_trade_id"]) for r in sim.ground_truth(sym)])
+        assert_trades_complete(trades, truth_ids(sim, sym))
         assert trades["agg_trade_id"].min() == first[sym]["agg_trade_id"].min()   # no hole
         healed = trades.filter(pl.col("source") == "rest")["agg_trade_id"]
         assert len(healed) > 0 and healed.min() == first[sym]["agg_trade_id"].max() + 1

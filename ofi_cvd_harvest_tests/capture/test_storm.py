@@ -26,7 +26,7 @@ from ofi_cvd_harvest.capture import checkpoint as ckpt
 from ofi_cvd_harvest.capture.runner import Capture
 from ofi_cvd_harvest.sim.faults import FaultConfig
 
-from .rawcheck import assert_trades_complete, capture_settings, read
+from .rawcheck import assert_trades_complete, capture_settings, read, truth_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMS = tuple(f"S{i:03d}USDT" for i in range(100))
@@ -67,7 +67,7 @@ def test_storm_stops_in_time_and_persists_the_debt_as_ranges(simulator_factory, 
         trades = read(s.data_dir, "agg_trade", sym)
         if len(trades):
             have = set(trades["agg_trade_id"].to_list())
-            truth = {int(r["agg_trade_id"]) for r in sim.ground_truth(sym)}
+            truth = set(truth_ids(sim, sym))
             lo, hi = min(have), c.last_trade_id
             holes = {i for i in truth if lo <= i <= hi} - have
             owed_ids = {i for a, b in c.open_gaps for i in range(a, b + 1)}
@@ -110,7 +110,7 @@ def test_after_a_storm_a_restart_pays_the_whole_debt(simulator_factory, tmp_path
     assert not any(c.open_gaps for c in cp.symbols.values())
     missing = 0
     for sym in SYMS:
-        truth = [int(r["agg_trade_id"]) for r in sim.ground_truth(sym)]
+        truth = truth_ids(sim, sym)
         trades = read(s.data_dir, "agg_trade", sym)
         lo, hi = assert_trades_complete(trades, truth)
         have = set(trades["agg_trade_id"].to_list())

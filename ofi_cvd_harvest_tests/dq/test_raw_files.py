@@ -19,22 +19,10 @@ from ofi_cvd_harvest.signals.derive import derive_all
 from ofi_cvd_harvest.storage import verify
 from ofi_cvd_harvest.storage.fs import Storage
 
+from ..damage import flip_inside_page
 from . import dataset as ds
 
 OTHER_DATE = "2024-07-18"
-
-
-def flip_inside_page(path, column: str = "qty") -> None:
-    """Flip bytes in the middle of ``column``'s first data page; the footer stays intact."""
-    md = pq.ParquetFile(path).metadata
-    rg = md.row_group(0)
-    col = next(rg.column(i) for i in range(rg.num_columns) if rg.column(i).path_in_schema == column)
-    start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
-    off = start + col.total_compressed_size // 2
-    b = bytearray(path.read_bytes())
-    for k in range(4):
-        b[off + k] ^= 0x5A
-    path.write_bytes(bytes(b))
 
 
 def damage(path, how: str) -> str:

@@ -11,14 +11,10 @@ from ofi_cvd_harvest.capture.publisher import spool_root
 from ofi_cvd_harvest.capture.runner import run_capture_sync
 from ofi_cvd_harvest.storage.objectstore import LakeUrl, ObjectStore
 
-from ..capture.rawcheck import assert_trades_complete, capture_settings
+from ..capture.rawcheck import assert_trades_complete, capture_settings, truth_ids
 from .lakecheck import Lister, read_lake
 
 SYMS = ("BTCUSDT", "ETHUSDT")
-
-
-def truth_ids(sim, sym: str) -> list[int]:
-    return [int(r["agg_trade_id"]) for r in sim.ground_truth(sym)]
 
 
 def _spooled(s) -> list:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ofi_cvd_harvest.capture.publisher import spool_root
 from ofi_cvd_harvest.storage.objectstore import ObjectStore
 
-from ..capture.rawcheck import assert_trades_complete
+from ..capture.rawcheck import assert_trades_complete, truth_ids
 from ..procs import reap
 from .lakecheck import read_lake
 
@@ -63,7 +63,7 @@ def test_kill_9_during_a_publish_loses_nothing_and_publishes_nothing_twice(simul
     assert not list(spool_root(art).glob("raw/date=*/**/*.parquet"))
     for sym in SYMS:
         trades = read_lake(url, "agg_trade", sym)                  # exactly once, none lost
-        assert_trades_complete(trades, [int(r["agg_trade_id"]) for r in simulator.ground_truth(sym)])
+        assert_trades_complete(trades, truth_ids(simulator, sym))
 
 
 def store_list(store, prefix, proxy):

@@ -14,7 +14,7 @@ import polars as pl
 from ofi_cvd_harvest.capture.runner import run_capture_sync
 from ofi_cvd_harvest.storage.objectstore import LakeUrl, ObjectStore, polars_storage_options
 
-from ..capture.rawcheck import assert_trades_complete, capture_settings
+from ..capture.rawcheck import assert_trades_complete, capture_settings, truth_ids
 from .lakecheck import Lister
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_capture_derive_validate_on_s3(simulator, lake, tmp_path):
                           storage_options=polars_storage_options()).collect()
     assert sorted(cvd["symbol"].unique().to_list()) == sorted(SYMS)   # hive columns from keys
     for sym in SYMS:
-        truth = [int(r["agg_trade_id"]) for r in simulator.ground_truth(sym)]
+        truth = truth_ids(simulator, sym)
         prices = pl.scan_parquet(f"{url}/ofi_cvd/date=*/symbol={sym}/kind=prices/*.parquet",
                                  storage_options=polars_storage_options()).collect()
         assert_trades_complete(prices, truth)                    # every trade once, derived

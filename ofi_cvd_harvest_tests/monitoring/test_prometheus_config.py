@@ -1,5 +1,5 @@
 """The shipped Prometheus config and alert rules pass the real ``promtool`` (check config,
-check rules, rule unit tests), and every SPEC §8 alert has a firing and a silent test case."""
+check rules, rule unit tests), and every docs/monitoring.md alert has a firing and a silent test case."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import yaml
 
 from .promtools import CONFIG, JOB, PROMTOOL, need
 
-SPEC_ALERTS = {  # SPEC §8: the six rules (plus the stale-stream rule we add)
+SPEC_ALERTS = {  # docs/monitoring.md "Alerts": the six rules (plus the stale-stream rule we add)
     "HarvesterLatencyP99High", "HarvesterReconnectsHigh", "CvdFloorHitRateHigh",
     "HarvesterWriteErrors", "HarvesterRecvRateLow", "HarvesterDown",
 }

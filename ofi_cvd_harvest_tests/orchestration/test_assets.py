@@ -28,12 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
 def _materialization(instance, kind, partition):
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(kind), asset_partitions=[partition]), limit=1)
@@ -64,7 +58,7 @@ def test_materialise_all_five_assets_for_a_partition(tmp_path, instance, monkeyp
         assert isinstance(md["flag_counts"].value, dict)
         if table.num_rows:
             assert md["first_ts"].value.startswith("2024-07-19T00:")
-    # a row per unique trade / per book row, as SPEC §3.2 says
+    # a row per unique trade / per book row, as docs/signals.md says
     assert pq.read_table(data / "ofi_cvd/date=2024-07-19/symbol=BTCUSDT/kind=prices").num_rows == raw["agg_trade"]
     assert pq.read_table(data / "ofi_cvd/date=2024-07-19/symbol=BTCUSDT/kind=ofi").num_rows == raw["book"]
     events = pl.read_parquet(data / "ofi_cvd/date=2024-07-19/symbol=BTCUSDT/kind=events/*.parquet")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("ofi_cvd_harvest.capture.runner")
-sim_server = pytest.importorskip("ofi_cvd_harvest.sim.server")
+pytest.importorskip("ofi_cvd_harvest.sim.server")
 pytest.importorskip("ofi_cvd_harvest.signals.derive")
 
 from ofi_cvd_harvest.definitions import defs  # noqa: E402
@@ -31,9 +31,8 @@ KINDS = ["prices", "ofi", "cvd", "fusion", "events"]
 
 
 @pytest.fixture
-def sim():
-    with sim_server.SimulatorThread(["BTCUSDT"], seed=11) as s:
-        yield s
+def sim(simulator_factory):
+    return simulator_factory(["BTCUSDT"], seed=11)
 
 
 def _capture_env(tmp_path, sim) -> dict[str, str]:

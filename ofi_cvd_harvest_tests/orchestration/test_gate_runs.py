@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from ofi_cvd_harvest.gate.checks import DOD_CHECKS
 from ofi_cvd_harvest.orchestration.assets import derived_assets
@@ -30,12 +29,6 @@ PARTITION = f"{DATE}|{SYM}"
 ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 ACCEPT = {"ops": {"derived_tables": {"config": {"publish_on_fail": True}}}}
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
 
 
 def materialize(instance, data, run_config=None, selection=KINDS, partition=PARTITION):

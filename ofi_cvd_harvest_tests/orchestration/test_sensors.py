@@ -23,12 +23,6 @@ GROUP = ("BTCUSDT", "ETHUSDT")
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-@pytest.fixture
 def harvest(tmp_path, monkeypatch):
     for var in ("SYMBOLS", "CAPTURE_SYMBOL_GROUPS", "DATA_DIR"):
         monkeypatch.delenv(var, raising=False)

@@ -1,4 +1,4 @@
-"""Unit tests of the diff-depth sync state machine (SPEC §4.3) on small hand-made sequences."""
+"""Unit tests of the diff-depth sync state machine (docs/book_and_replay.md) on small hand-made sequences."""
 
 from __future__ import annotations
 

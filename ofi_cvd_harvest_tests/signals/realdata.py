@@ -1,7 +1,7 @@
 """Convert the hftbacktest USDⓈ-M recordings (SPEC realdata/) into raw-like tables.
 
 ``@trade`` lines (raw trades) become ``agg_trade`` rows with ``agg_trade_id = t``; the
-``@depth@0ms`` diff stream is applied to the REST snapshot of the 18th file (SPEC §4.3 sync)
+``@depth@0ms`` diff stream is applied to the REST snapshot of the 18th file (docs/book_and_replay.md sync)
 and a top-10 ``book`` row is emitted at the first event of every 100 ms, like the partial
 ``@depth10@100ms`` stream the capture records. Test-only code: a loop over messages.
 """

@@ -1,4 +1,4 @@
-"""Regime labels (SPEC §5.5) on constructed activity/volatility phases."""
+"""Regime labels (docs/signals.md) on constructed activity/volatility phases."""
 
 from __future__ import annotations
 

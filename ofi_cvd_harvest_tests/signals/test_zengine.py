@@ -1,4 +1,4 @@
-"""Robust z engine (SPEC §5.1) against hand-computed values and properties."""
+"""Robust z engine (docs/signals.md) against hand-computed values and properties."""
 
 from __future__ import annotations
 

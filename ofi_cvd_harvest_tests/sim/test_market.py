@@ -178,7 +178,7 @@ def test_tick_sizes_and_prices_on_grid():
     600, pytest.param(3 * 3600, marks=pytest.mark.slow)])
 def test_realistic_rates_and_size_quantiles(seconds):
     """Simulated BTCUSDT and ETHUSDT trades (10 min; 3 h in the slow run): rates and sizes near
-    the real 2024-07-19 figures of SPEC §2; arrivals bursty (over-dispersed per second); price
+    the real 2024-07-19 figures (docs/simulator.md); arrivals bursty (over-dispersed per second); price
     moves correlated with signed flow."""
     syms = ["BTCUSDT", "ETHUSDT"]
     m = SyntheticMarket(syms, seed=11, start_ms=START)

@@ -20,11 +20,10 @@ def get(base: str, path: str) -> tuple[int, dict, object]:
 
 
 @pytest.fixture(scope="module")
-def sim():
-    from ofi_cvd_harvest.sim.server import SimulatorThread
-    with SimulatorThread(["BTCUSDT", "ETHUSDT", "NEWCOINUSDT"], seed=3, speed=30) as st:
-        time.sleep(1.0)  # 30 simulated seconds of history
-        yield st
+def sim(module_simulator_factory):
+    sim = module_simulator_factory(["BTCUSDT", "ETHUSDT", "NEWCOINUSDT"], seed=3, speed=30)
+    time.sleep(1.0)  # 30 simulated seconds of history
+    return sim
 
 
 def test_time_and_exchange_info(sim):

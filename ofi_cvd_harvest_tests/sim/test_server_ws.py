@@ -15,10 +15,8 @@ from ofi_cvd_harvest.sim.control import ConnSpec, PathError, Session, parse_path
 
 
 @pytest.fixture(scope="module")
-def sim():
-    from ofi_cvd_harvest.sim.server import SimulatorThread
-    with SimulatorThread(["BTCUSDT", "ETHUSDT"], seed=4, speed=5, max_conn_age=3.0) as st:
-        yield st
+def sim(module_simulator_factory):
+    return module_simulator_factory(["BTCUSDT", "ETHUSDT"], seed=4, speed=5, max_conn_age=3.0)
 
 
 def recv_json(ws, timeout=5.0):
