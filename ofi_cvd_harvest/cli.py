@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "sql": ("ofi_cvd_harvest.query", "SQL (DuckDB) over the lake: a view per table"),
     "plot": ("ofi_cvd_harvest.plot", "one figure of a day: price, CVD, z scores, regime, events, gaps"),
     "status": ("ofi_cvd_harvest.lake_status", "what is captured, published, quarantined; last DQ verdicts"),
+    "instance": ("ofi_cvd_harvest.deploy.cli", "check the Dagster instance ($DAGSTER_HOME): URL, storage, run queue"),
 }
 
 
