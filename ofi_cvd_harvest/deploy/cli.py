@@ -3,9 +3,9 @@
 Run it once after writing ``$DAGSTER_HOME/dagster.yaml`` and before starting the daemon and the
 webserver (docs/deploy.md "One box + PostgreSQL"): a PostgreSQL URL without the psycopg2 driver
 is refused with one line (exit 2) before Dagster turns it into a traceback; otherwise the
-instance is opened (creating or migrating its tables), the derive pool's limit is written
-(Dagster's queue applies a default pool limit only from its second pass over a new pool), and
-the storage and run-queue limits are printed. Exit 1: the instance does not open.
+instance is opened (creating or migrating its tables), the derive pool's limit is stored
+(``prepare_pools``: run it again after changing ``pools: default_limit``), and the storage and
+run-queue limits are printed. Exit 1: the instance does not open.
 """
 
 from __future__ import annotations
@@ -42,6 +42,30 @@ def _limits(instance) -> list[str]:
     return lines
 
 
+def prepare_pools(instance) -> dict[str, int]:
+    """Store the derive pool's limit from the config's ``pools: default_limit``.
+
+    Dagster 1.13.27's queue stores it itself, but (1) counts a new pool only from its next pass,
+    so its first pass launches every derive run queued at that moment, and (2) on PostgreSQL
+    cannot update the stored limit after ``default_limit`` changed (the failed INSERT aborts the
+    transaction of the UPDATE meant to follow it), after which no pass counts the pool at all.
+    A limit set by hand (``dagster instance concurrency set``) is left alone.
+    Returns the pool limits now stored."""
+    from ..orchestration.run_queue import DERIVE_POOL
+
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return {}
+    default = instance.global_op_concurrency_default_limit
+    stored = {p.name: p for p in storage.get_pool_limits()}.get(DERIVE_POOL)
+    if stored is not None and stored.from_default and stored.limit != default:
+        storage.delete_concurrency_limit(DERIVE_POOL)
+        stored = None
+    if stored is None:
+        storage.initialize_concurrency_limit_to_default(DERIVE_POOL)
+    return {p.name: p.limit for p in storage.get_pool_limits()}
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.dagster_home:
         raise SettingsError("DAGSTER_HOME is not set (or pass --dagster-home DIR)")
@@ -69,11 +93,8 @@ def run(args: argparse.Namespace) -> int:
         storage = instance.run_storage
         where = getattr(storage, "postgres_url", None)
         shown = redact(where) if where else str(home)
-        pool = ""
-        if instance.event_log_storage.supports_global_concurrency_limits:
-            instance.event_log_storage.initialize_concurrency_limit_to_default(DERIVE_POOL)
-            limit = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
-            pool = f"; pool {DERIVE_POOL!r} limit {limit.get(DERIVE_POOL, 'none')}"
+        limits = prepare_pools(instance)
+        pool = f"; pool {DERIVE_POOL!r} limit {limits.get(DERIVE_POOL, 'none')}"
         print(f"instance {home}: {type(storage).__name__} at {shown}, "
               f"{instance.get_runs_count()} runs")
         for line in _limits(instance):

@@ -39,7 +39,7 @@ class PgHome:
 def pg_home(pg_server, tmp_path, monkeypatch) -> PgHome:
     db = f"dagster_{uuid.uuid4().hex[:12]}"
     url = pg_server.create_db(db)
-    home = tmp_path / "dagster_home"
+    home = tmp_path / "pg_home"
     home.mkdir()
     shutil.copyfile(PG_YAML, home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -55,7 +55,7 @@ def pg_instance(pg_home):
 
 @pytest.fixture
 def sqlite_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "dagster_home"
+    home = tmp_path / "sqlite_home"
     home.mkdir()
     shutil.copyfile(SQLITE_YAML, home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
