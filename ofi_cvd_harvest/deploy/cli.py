@@ -48,7 +48,8 @@ def prepare_pools(instance) -> dict[str, int]:
     Dagster 1.13.27's queue stores it itself, but (1) counts a new pool only from its next pass,
     so its first pass launches every derive run queued at that moment, and (2) on PostgreSQL
     cannot update the stored limit after ``default_limit`` changed (the failed INSERT aborts the
-    transaction of the UPDATE meant to follow it), after which no pass counts the pool at all.
+    transaction of the UPDATE meant to follow it; dagster-io/dagster#33552), after which no
+    queue pass counts the pool at all.
     A limit set by hand (``dagster instance concurrency set``) is left alone.
     Returns the pool limits now stored."""
     from ..orchestration.run_queue import DERIVE_POOL
