@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "plot": ("ofi_cvd_harvest.plot", "one figure of a day: price, CVD, z scores, regime, events, gaps"),
     "shards": ("ofi_cvd_harvest.universe.cli", "the capture shard plan of the exchange's universe (docs/deploy.md)"),
     "status": ("ofi_cvd_harvest.lake_status", "what is captured, published, quarantined; last DQ verdicts"),
+    "instance": ("ofi_cvd_harvest.deploy.cli", "check the Dagster instance ($DAGSTER_HOME): URL, storage, run queue"),
 }
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .deploy.instance import check_instance
 from .orchestration.assets import derive_job, derived_assets
 from .orchestration.jobs import capture_job
 from .orchestration.raw_assets import raw_specs
 from .orchestration.research_assets import research_assets
 from .orchestration.resources import RESOURCE_KEY, HarvestSettings
 from .orchestration.sensors import all_sensors
+
+check_instance()   # a shared instance on an unusable PostgreSQL URL: one line, not failing runs
 
 defs = dg.Definitions(
     assets=[*raw_specs, *derived_assets, *research_assets],

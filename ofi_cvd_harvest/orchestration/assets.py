@@ -38,6 +38,7 @@ from .partitions import date_symbol_partitions, split_key
 from .plots import plot_metadata
 from .raw_assets import RAW_ASSET_KEYS
 from .resources import HarvestSettings
+from .run_queue import DERIVE_POOL
 from .tags import ROLE_TAG
 
 DERIVED_GROUP = "derived"
@@ -205,6 +206,7 @@ def _spec(kind: str) -> dg.AssetSpec:
     check_specs=check_specs(),
     partitions_def=date_symbol_partitions,
     can_subset=True,
+    pool=DERIVE_POOL,   # the run queue's derive limit (dagster.yaml concurrency: pools)
     description="Derive one date|SYMBOL partition through the DQ gate: compute the five tables "
                 "once, stage them, run the DoD checks on the staged tables, publish only if "
                 "every blocking check passed (else quarantine + dq.json, step fails).",

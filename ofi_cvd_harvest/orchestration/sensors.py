@@ -43,6 +43,7 @@ from .jobs import capture_job
 from .launcher import launcher_checks_workers
 from .raw_assets import latest_raw_age_sec, scan_raw
 from .resources import HarvestSettings
+from .run_queue import derive_priority_tags
 from .tags import GROUP_TAG, HOST_TAG, PARTITION_TAG, PID_START_TAG, PID_TAG, TRIGGER_TAG, group_name
 
 now = time.time  # the sensors' clock; tests replace it
@@ -350,10 +351,13 @@ def busy_partitions(instance: dg.DagsterInstance, job_name: str = DERIVE_JOB_NAM
 )
 def derive_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings):
     settings = harvest.settings()
-    requests, cursor, notes = plan_derive(Storage(settings.data_dir), settings.symbols, now(),
+    t = now()
+    requests, cursor, notes = plan_derive(Storage(settings.data_dir), settings.symbols, t,
                                           context.cursor, busy_partitions(context.instance))
     run_requests = [dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key,
-                                  tags={TRIGGER_TAG: r.trigger}) for r in requests]
+                                  tags={TRIGGER_TAG: r.trigger,
+                                        **derive_priority_tags(r.partition_key, t)})
+                    for r in requests]
     if run_requests and notes:   # e.g. another partition backing off after quarantines
         context.log.info("; ".join(notes))
     if run_requests:

@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
 
     env = os.environ.copy()
     home = prepare_dagster_home(Path(args.dagster_home).resolve())
+    from ..deploy.instance import instance_problems
+    problems = instance_problems(home)   # e.g. a PostgreSQL instance without psycopg2 in its URL
+    if problems:
+        print(f"ofi-cvd-harvest-ui: {problems[0]}", file=sys.stderr)
+        return 2
     env["DAGSTER_HOME"] = str(home)
     if not args.no_autostart:
         env["OFI_CVD_CAPTURE_AUTOSTART"] = "1"

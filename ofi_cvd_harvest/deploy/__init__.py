@@ -1,0 +1,1 @@
+"""Deployment beyond one box: the shared Dagster instance's checks (docs/deploy.md)."""
