@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from .tags import PRIORITY_TAG
+
 DERIVE_POOL = "derive"          # pool of the derived multi-asset (orchestration/assets.py)
-PRIORITY_TAG = "dagster/priority"
+CAPTURE_PRIORITY = 3            # a capture never waits behind derivations in a full queue
 TODAY_PRIORITY = 2              # today's partitions (the sensor's refreshes)
 YESTERDAY_PRIORITY = 1          # the final derivation of the day that just closed
 # anything older, backfills included: 0

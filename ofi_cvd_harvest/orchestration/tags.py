@@ -16,6 +16,7 @@ PID_START_TAG = "ofi_cvd/pid_create_time"
 TRIGGER_TAG = "ofi_cvd/trigger"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 PARTITION_TAG = "dagster/partition"
+PRIORITY_TAG = "dagster/priority"           # the run queue launches the highest first
 QUEUE_TAG = "dagster-celery/queue"          # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG
 K8S_CONFIG_TAG = "dagster-k8s/config"       # dagster_k8s.job.USER_DEFINED_K8S_CONFIG_KEY
 # Beyond the planned duration: time to finalise, heal the last gap and write the checkpoint.
@@ -34,11 +35,13 @@ def max_runtime_sec(run_seconds: float) -> int:
 def capture_run_tags(symbols, run_seconds: float, *, name: str | None = None,
                      queue: str | None = None) -> dict[str, str]:
     """Tags of a capture run: the one-per-group concurrency key (``name``, else the group's
-    symbols), a max runtime for this job only, its Kubernetes resources (ignored by other
-    launchers) and the host queue when one is given."""
+    symbols), a max runtime for this job only, the queue priority above derivations, its
+    Kubernetes resources (ignored by other launchers) and the host queue when one is given."""
     from .launcher import k8s_config_tags, queue_tags
+    from .run_queue import CAPTURE_PRIORITY
     tags = {GROUP_TAG: name or group_name(symbols), ROLE_TAG: "capture",
-            MAX_RUNTIME_TAG: str(max_runtime_sec(run_seconds)), **k8s_config_tags("capture")}
+            MAX_RUNTIME_TAG: str(max_runtime_sec(run_seconds)),
+            PRIORITY_TAG: str(CAPTURE_PRIORITY), **k8s_config_tags("capture")}
     if queue:
         tags.update(queue_tags(queue))
     return tags

@@ -136,8 +136,9 @@ def test_queue_limits_captures_per_group_derivations_and_puts_today_first(instan
                                             **derive_priority_tags("2024-07-20|BTCUSDT", NOON)})
     assert all(r.run_op_concurrency.all_pools == {DERIVE_POOL} for r in (*old, today))
     launched = _dequeued(instance)
-    # the group already capturing waits; two derivations fit the pool, today's goes first
-    assert launched == [today.run_id, other_group.run_id, old[0].run_id]
+    # the group already capturing waits; a capture goes before any derivation (priority 3),
+    # two derivations fit the pool, today's before the backfill's
+    assert launched == [other_group.run_id, today.run_id, old[0].run_id]
     assert same_group.run_id not in launched and old[1].run_id not in launched
 
 

@@ -90,8 +90,12 @@ def concurrency(values: dict) -> dict[str, Any]:
     runs = values["concurrency"]["runs"]
     limits = [{"key": t["key"], **({"value": t["value"]} if t.get("value") else {}),
                "limit": t["limit"]} for t in runs.get("tagConcurrencyLimits", [])]
-    return {"runs": {"max_concurrent_runs": runs["maxConcurrentRuns"],
-                     "tag_concurrency_limits": limits}}
+    out: dict[str, Any] = {"runs": {"max_concurrent_runs": runs["maxConcurrentRuns"],
+                                    "tag_concurrency_limits": limits}}
+    pools = values["concurrency"].get("pools")
+    if pools:
+        out["pools"] = {"default_limit": pools["defaultLimit"], "granularity": pools["granularity"]}
+    return out
 
 
 def instance_yaml(values: dict, release: str, namespace: str) -> dict[str, Any]:

@@ -178,8 +178,8 @@ def test_k8s_tags_are_dagster_k8s_config():
 
 
 def test_values_tag_limits_match_the_one_box_queue(values):
-    """One fact, three files: the run queue's tag limits of dagster.yaml (one box),
-    deploy/dagster.celery.yaml and the Helm values are the same."""
+    """One fact, three files: the run queue's tag limits and derive pool of dagster.yaml (one
+    box), deploy/dagster.celery.yaml and the Helm values are the same."""
     def tag_limits(doc: dict) -> list:
         if "concurrency" in doc and "runs" in doc["concurrency"]:
             return doc["concurrency"]["runs"]["tag_concurrency_limits"]
@@ -189,4 +189,8 @@ def test_values_tag_limits_match_the_one_box_queue(values):
     celery = tag_limits(yaml.safe_load((chart.ROOT / "deploy/dagster.celery.yaml").read_text()))
     helm = chart.concurrency(values)["runs"]["tag_concurrency_limits"]
     assert one_box == celery == helm
+    pools = [yaml.safe_load((chart.ROOT / f).read_text())["concurrency"]["pools"]
+             for f in ("dagster.yaml", "deploy/dagster.celery.yaml")]
+    assert pools[0] == pools[1] == chart.concurrency(values)["pools"] == {
+        "default_limit": 2, "granularity": "run"}
     assert {"key": GROUP_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in helm
