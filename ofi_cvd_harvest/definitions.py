@@ -16,12 +16,14 @@ import dagster as dg
 from .deploy.instance import check_instance
 from .orchestration.assets import derive_job, derived_assets
 from .orchestration.jobs import capture_job
+from .orchestration.partitions import register_configured_symbols
 from .orchestration.raw_assets import raw_specs
 from .orchestration.research_assets import research_assets
 from .orchestration.resources import RESOURCE_KEY, HarvestSettings
 from .orchestration.sensors import all_sensors
 
 check_instance()   # a shared instance on an unusable PostgreSQL URL: one line, not failing runs
+register_configured_symbols()   # the symbol partitions of SYMBOLS exist on a fresh instance
 
 defs = dg.Definitions(
     assets=[*raw_specs, *derived_assets, *research_assets],

@@ -38,10 +38,12 @@ def record_in_dagster(date: str, symbol: str, paths: dict[str, str], record: dic
     import dagster as dg
 
     from ..orchestration.assets import gate_metadata
+    from ..orchestration.partitions import register_symbols
 
     acc = record["accepted"]
     md = gate_metadata("accepted", acc["failed_checks"], record.get("warnings", []), record)
     with dg.DagsterInstance.get() as instance:
+        register_symbols(instance, [symbol])   # shown in the UI even if no sensor saw it yet
         for kind, path in paths.items():
             instance.report_runless_asset_event(dg.AssetMaterialization(
                 asset_key=kind, partition=f"{date}|{symbol}",

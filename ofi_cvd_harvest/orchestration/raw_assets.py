@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import dagster as dg
@@ -23,9 +24,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ..schemas import RAW_STREAMS
+from ..settings import SYMBOL_RE, load_settings
 from ..storage.fs import Storage
 from .columns import column_schema
-from .partitions import PARTITIONS_START_DATE, date_symbol_partitions, symbol_partitions
+from .partitions import PARTITIONS_START_DATE, configured_symbols, date_symbol_partitions
 
 RAW_ASSET_KEYS = {stream: f"raw_{stream}" for stream in RAW_STREAMS}
 RAW_GROUP = "raw"
@@ -102,21 +104,42 @@ def _today_utc(now: float) -> str:
     return dt.datetime.fromtimestamp(now, tz=dt.timezone.utc).strftime("%Y-%m-%d")
 
 
+def raw_symbols(storage: Storage, now: float) -> set[str]:
+    """Symbols with a raw directory (valid names only, ``^[A-Z0-9]{2,20}$``): every date from
+    ``PARTITIONS_START_DATE`` on a local root; today's and yesterday's prefixes on an object
+    store (one delimited LIST each, orchestration/raw_objects.py)."""
+    if not storage.local:
+        from .raw_objects import listed_symbols
+
+        found = listed_symbols(storage, now)
+    else:
+        found = set()
+        for date_dir in _subdirs(storage.fs, storage.path("raw"), "date="):
+            if date_dir.base_name[len("date="):] >= PARTITIONS_START_DATE:
+                found.update(d.base_name[len("symbol="):]
+                             for d in _subdirs(storage.fs, date_dir.path, "symbol="))
+    return {s for s in found if SYMBOL_RE.match(s)}
+
+
 def scan_raw(storage: Storage, cursor: str | None, now: float,
-             report_interval_sec: float = REPORT_INTERVAL_SEC) -> tuple[list[RawPartitionUpdate], str]:
-    """Raw partitions to report and the new cursor (JSON). Pure apart from reading the tree.
+             report_interval_sec: float = REPORT_INTERVAL_SEC,
+             symbols: Collection[str] | None = None) -> tuple[list[RawPartitionUpdate], str]:
+    """Raw partitions of ``symbols`` (default: the configured ones) to report and the new
+    cursor (JSON). Pure apart from reading the tree. The sensor passes the symbol partitions
+    the instance knows: a symbol's files are reported once it is a member.
 
     Cursor entries (per ``stream|date|symbol``): ``m`` dir mtime seen at the last report,
     ``n`` files, ``rows``, ``last`` latest file name, ``r`` time of the last report.
     """
+    if symbols is None:
+        symbols = configured_symbols(load_settings())
     if not storage.local:   # s3:// lake: list only today's and yesterday's new objects
         from .raw_objects import scan_raw_objects
 
-        return scan_raw_objects(storage, cursor, now, report_interval_sec,
-                                sorted(symbol_partitions.get_partition_keys()),
+        return scan_raw_objects(storage, cursor, now, report_interval_sec, sorted(symbols),
                                 list(RAW_ASSET_KEYS), RawPartitionUpdate)
     state: dict[str, dict] = json.loads(cursor) if cursor else {}
-    valid_symbols = set(symbol_partitions.get_partition_keys())
+    valid_symbols = set(symbols)
     today = _today_utc(now)
     fs = storage.fs
     updates: list[RawPartitionUpdate] = []

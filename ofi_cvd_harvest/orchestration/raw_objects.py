@@ -44,6 +44,24 @@ def _list_after(store, prefix: str, after: str) -> list[dict]:
     return out
 
 
+def listed_symbols(storage: Storage, now: float) -> set[str]:
+    """Symbol names under today's (and, after midnight, yesterday's) ``raw/date=…/`` prefix:
+    one delimited LIST per date, however many objects (the raw sensor's new symbols)."""
+    store, prefix = storage.object_store()
+    found: set[str] = set()
+    for date in _dates(now):
+        rel = f"raw/date={date}/"
+        base = f"{prefix}/{rel}" if prefix else rel
+        pages = store.client.get_paginator("list_objects_v2").paginate(
+            Bucket=store.bucket, Prefix=base, Delimiter="/")
+        for page in pages:
+            for common in page.get("CommonPrefixes", ()):
+                name = common["Prefix"][len(base):].rstrip("/")
+                if name.startswith("symbol="):
+                    found.add(name[len("symbol="):])
+    return found
+
+
 # (bucket, prefix) -> (last key, newest LastModified, when listed): raw keys sort by time
 # (part-<ms>-<seq>), so the next look lists only what came after the last key seen (one LIST
 # request), and the capture and derive sensors (same code server) share one look per minute

@@ -8,12 +8,15 @@ derivation.
   means "nothing to do" (the tick text shows its health); none → launch; the last one failed or
   was cancelled → relaunch only after ``error_cooldown_sec`` (docs/dagster.md, 300 s); it finished →
   relaunch at once; a live shard run started from an older plan says so in the tick text (its
-  new symbols join at its next launch). No fixed ``run_key`` (dagster#15982: keys are remembered forever): the key is
+  new symbols join at its next launch). The symbols of its groups/shards become members of the
+  ``symbol`` partitions dimension (orchestration/partitions.py). No fixed ``run_key`` (dagster#15982: keys are remembered forever): the key is
   ``capture:<group>:after:<previous run id>``, unique per launch yet idempotent if a tick is
   retried. The default run launcher cannot health-check run workers, so a STARTED run whose
   worker process is gone (kill -9, OOM) is marked failed here, from the pid the op recorded.
-- ``raw_partitions_sensor``: reports raw partitions as they fill (runless materialisations).
-- ``derive_sensor``: while raw data for today keeps arriving, re-derives today's partitions
+- ``raw_partitions_sensor``: reports raw partitions as they fill (runless materialisations);
+  a symbol found in the raw tree that is not a partition yet is added first (its files are
+  reported on the next tick, once the partition exists).
+- ``derive_sensor``: for every symbol of the partitions dimension, while raw data for today keeps arriving, re-derives today's partitions
   every 15 minutes; after the UTC day closes (plus a grace for the midnight file rotation) it
   requests one final derivation of the closed day. A partition the DQ gate quarantined is
   not re-derived every 15 minutes: it backs off (15 min × 2^failures in a row, up to 4 h, from
@@ -41,7 +44,8 @@ from ..storage.fs import Storage
 from .capture_groups import resolve_groups
 from .jobs import capture_job
 from .launcher import launcher_checks_workers
-from .raw_assets import latest_raw_age_sec, scan_raw
+from .partitions import SYMBOL_DIMENSION, add_symbols_requests, known_symbols, missing_symbols
+from .raw_assets import latest_raw_age_sec, raw_symbols, scan_raw
 from .resources import HarvestSettings
 from .run_queue import derive_priority_tags
 from .tags import GROUP_TAG, HOST_TAG, PARTITION_TAG, PID_START_TAG, PID_TAG, TRIGGER_TAG, group_name
@@ -202,6 +206,9 @@ def capture_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings
             requests.append(dg.RunRequest(run_key=d.run_key, run_config=g.run_config(),
                                           tags=g.tags(settings.run_hours * 3600.0)))
     symbols = sorted({s for g in groups for s in g.symbols})
+    adds = add_symbols_requests(context.instance, symbols)   # listings get their partitions
+    if adds:
+        notes.append(f"symbol partitions added: {', '.join(adds[0].partition_keys)}")
     try:
         age = latest_raw_age_sec(Storage(settings.data_dir), _utc_date(t), symbols, t)
         notes.append("no raw file today" if age is None else f"last raw file {_ago(age)} ago")
@@ -209,8 +216,10 @@ def capture_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings
         notes.append(f"raw dir unreadable: {exc}")
     context.log.info("; ".join(notes))
     if requests:
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
-    return dg.SensorResult(skip_reason="; ".join(notes), cursor=cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor,
+                               dynamic_partitions_requests=adds)
+    return dg.SensorResult(skip_reason="; ".join(notes), cursor=cursor,
+                           dynamic_partitions_requests=adds)
 
 
 # --- raw partitions --------------------------------------------------------------------------
@@ -219,13 +228,23 @@ def capture_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings
     minimum_interval_seconds=RAW_SENSOR_INTERVAL_SEC,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reports raw_agg_trade / raw_book / raw_ops partitions as the capture fills "
-                "data/raw (runless materialisations with file/row counts).",
+                "data/raw (runless materialisations with file/row counts); adds the symbol "
+                "partitions of symbols found there.",
 )
 def raw_partitions_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings):
-    updates, cursor = scan_raw(harvest.storage(), context.cursor, now())
+    storage, t = harvest.storage(), now()
+    new = missing_symbols(context.instance, raw_symbols(storage, t))
+    adds = [dg.AddDynamicPartitionsRequest(SYMBOL_DIMENSION, new)] if new else []
+    updates, cursor = scan_raw(storage, context.cursor, t,
+                               symbols=known_symbols(context.instance))
+    added = f"symbol partitions added: {', '.join(new)}" if new else ""
+    if added:
+        context.log.info(added)
     if not updates:
-        return dg.SensorResult(cursor=cursor, skip_reason="no new raw files")
-    return dg.SensorResult(asset_events=[u.materialization() for u in updates], cursor=cursor)
+        return dg.SensorResult(cursor=cursor, dynamic_partitions_requests=adds,
+                               skip_reason="; ".join(filter(None, ["no new raw files", added])))
+    return dg.SensorResult(asset_events=[u.materialization() for u in updates], cursor=cursor,
+                           dynamic_partitions_requests=adds)
 
 
 # --- derivation trigger ----------------------------------------------------------------------
@@ -345,15 +364,15 @@ def busy_partitions(instance: dg.DagsterInstance, job_name: str = DERIVE_JOB_NAM
     job_name=DERIVE_JOB_NAME,
     minimum_interval_seconds=DERIVE_SENSOR_INTERVAL_SEC,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="While the capture writes today's raw files, re-derives today's partitions every "
-                "15 minutes; after UTC midnight (+3 min) requests the final derivation of the "
+    description="While the capture writes today's raw files, re-derives today's partitions (every "
+                "symbol partition) every 15 minutes; after UTC midnight (+3 min) requests the final derivation of the "
                 "closed day. Older days: backfill derive_job from the UI.",
 )
 def derive_sensor(context: dg.SensorEvaluationContext, harvest: HarvestSettings):
     settings = harvest.settings()
     t = now()
-    requests, cursor, notes = plan_derive(Storage(settings.data_dir), settings.symbols, t,
-                                          context.cursor, busy_partitions(context.instance))
+    requests, cursor, notes = plan_derive(Storage(settings.data_dir), known_symbols(context.instance),
+                                          t, context.cursor, busy_partitions(context.instance))
     run_requests = [dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key,
                                   tags={TRIGGER_TAG: r.trigger,
                                         **derive_priority_tags(r.partition_key, t)})
