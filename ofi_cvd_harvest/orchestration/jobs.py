@@ -3,6 +3,7 @@
 The op is thin: the settings of the run (:func:`effective_settings`), the capture in a worker
 thread that stops cleanly on termination (capture/threaded.py), the summary as run metadata,
 and, with ``precheck``, the DoD gate (ofi_cvd_harvest/precheck.py). Tags: orchestration/tags.py.
+Its symbols become members of the ``symbol`` partitions dimension (orchestration/partitions.py).
 """
 
 
@@ -19,6 +20,7 @@ from pydantic import Field
 from ..settings import Settings, load_settings
 from ..universe.local import shard_local
 from .capture_groups import capture_groups
+from .partitions import register_symbols
 from .resources import HarvestSettings, metrics_url
 from .tags import (GROUP_TAG, HOST_TAG, MAX_RUNTIME_TAG, PID_START_TAG, PID_TAG, ROLE_TAG,
                    RUNTIME_MARGIN_SEC, capture_run_tags, group_name, max_runtime_sec)
@@ -102,6 +104,7 @@ def capture(context: dg.OpExecutionContext, config: CaptureConfig,
         PID_TAG: str(proc.pid), PID_START_TAG: f"{proc.create_time():.3f}",
         HOST_TAG: socket.gethostname(), MAX_RUNTIME_TAG: str(max_runtime_sec(seconds)),
     })
+    register_symbols(context.instance, settings.symbols)   # what is captured is derivable
     url = metrics_url(settings)
     context.log.info(f"capture {','.join(settings.symbols)} for {seconds:.0f} s from "
                      f"{settings.ws_base_url} / {settings.rest_base_url} into {settings.data_dir}; "

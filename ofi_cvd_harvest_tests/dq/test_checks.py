@@ -17,7 +17,7 @@ import pytest
 
 from ofi_cvd_harvest.orchestration.assets import derived_assets, derived_tables
 from ofi_cvd_harvest.orchestration.checks import CHECKS_BY_ASSET, REPORTED_ONLY
-from ofi_cvd_harvest.orchestration.partitions import date_symbol_partitions
+from ofi_cvd_harvest.orchestration.partitions import date_symbol_partitions, register_symbols
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 
 from . import dataset as ds
@@ -25,10 +25,17 @@ from . import dataset as ds
 PARTITION = f"{ds.DATE}|{ds.SYMBOL}"
 
 
+def _instance() -> dg.DagsterInstance:
+    """An ephemeral instance whose symbol partitions hold the dataset's symbol."""
+    instance = dg.DagsterInstance.ephemeral()
+    register_symbols(instance, [ds.SYMBOL])
+    return instance
+
+
 def run(root):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return dg.materialize(derived_assets, partition_key=PARTITION,
+        return dg.materialize(derived_assets, partition_key=PARTITION, instance=_instance(),
                               resources={"harvest": HarvestSettings(data_dir=str(root))},
                               raise_on_error=False)
 

@@ -52,6 +52,7 @@ def test_precheck_passes_on_a_clean_capture(capture):
 def test_dagster_checks_pass_on_a_clean_capture(capture):
     from ofi_cvd_harvest.orchestration.assets import derived_assets
     from ofi_cvd_harvest.orchestration.checks import CHECKS_BY_ASSET
+    from ofi_cvd_harvest.orchestration.partitions import register_symbols
     from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 
     settings, _ = capture
@@ -59,7 +60,10 @@ def test_dagster_checks_pass_on_a_clean_capture(capture):
     for date in dates:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            instance = dg.DagsterInstance.ephemeral()
+            register_symbols(instance, ["BTCUSDT"])
             result = dg.materialize(derived_assets, partition_key=f"{date}|BTCUSDT",
+                                    instance=instance,
                                     resources={"harvest": HarvestSettings(data_dir=str(settings.data_dir))},
                                     raise_on_error=False)
         ev = {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -14,6 +14,7 @@ import pytest
 
 from ofi_cvd_harvest.orchestration.assets import (derive_job, derived_assets, markdown_preview,
                                                   summarize)
+from ofi_cvd_harvest.orchestration.partitions import register_symbols
 from ofi_cvd_harvest.orchestration.raw_assets import raw_specs
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 from ofi_cvd_harvest.schemas import DERIVED_SCHEMAS
@@ -39,6 +40,7 @@ def test_materialise_all_five_assets_for_a_partition(tmp_path, instance, monkeyp
     monkeypatch.delenv("DATA_DIR", raising=False)
     data = tmp_path / "data"
     raw = write_raw(data, "2024-07-19", "BTCUSDT", minutes=20)
+    register_symbols(instance, ["BTCUSDT"])   # as the sensors or the code location's load do
     result = dg.materialize(
         [*raw_specs, *derived_assets], partition_key=PARTITION, instance=instance,
         resources={"harvest": HarvestSettings(data_dir=str(data))}, selection=KINDS)

@@ -17,6 +17,7 @@ import dagster as dg
 
 from ofi_cvd_harvest.gate.checks import DOD_CHECKS
 from ofi_cvd_harvest.orchestration.assets import derived_assets
+from ofi_cvd_harvest.orchestration.partitions import register_symbols
 from ofi_cvd_harvest.orchestration.raw_assets import raw_specs
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 
@@ -32,6 +33,7 @@ ACCEPT = {"ops": {"derived_tables": {"config": {"publish_on_fail": True}}}}
 
 
 def materialize(instance, data, run_config=None, selection=KINDS, partition=PARTITION):
+    register_symbols(instance, [partition.split("|")[1]])   # as the sensors or the load do
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return dg.materialize([*raw_specs, *derived_assets], partition_key=partition,

@@ -15,6 +15,7 @@ import pytest
 
 from ofi_cvd_harvest.orchestration import sensors
 from ofi_cvd_harvest.orchestration.jobs import GROUP_TAG, HOST_TAG, PID_TAG, capture_run_tags
+from ofi_cvd_harvest.orchestration.partitions import register_symbols
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 
 from .rawfixtures import write_raw
@@ -32,6 +33,13 @@ def harvest(tmp_path, monkeypatch):
 def _evaluate(sensor, instance, harvest, cursor=None):
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"harvest": harvest})
     return sensor(ctx)
+
+
+def _apply(instance, result):
+    """What the daemon does with a tick's dynamic partition requests: adds the keys."""
+    for req in result.dynamic_partitions_requests or ():
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+    return result
 
 
 def _origin(job_name):
@@ -127,7 +135,12 @@ def test_raw_partitions_reported_as_they_fill(instance, harvest, tmp_path, monke
     write_raw(data, "2024-07-19", "ETHUSDT", minutes=2)
     t = dt.datetime(2024, 7, 19, 12, tzinfo=dt.timezone.utc).timestamp()
     monkeypatch.setattr(sensors, "now", lambda: t)
-    result = _evaluate(sensors.raw_partitions_sensor, instance, harvest)
+    # first tick: the symbols found in the raw tree become partitions, their files wait
+    added = _apply(instance, _evaluate(sensors.raw_partitions_sensor, instance, harvest))
+    assert not added.asset_events and "symbol partitions added" in added.skip_reason.skip_message
+    assert instance.get_dynamic_partitions("symbol") == ["BTCUSDT", "ETHUSDT"]
+    result = _evaluate(sensors.raw_partitions_sensor, instance, harvest, cursor=added.cursor)
+    assert not result.dynamic_partitions_requests
     events = result.asset_events
     assert sorted((e.asset_key.to_user_string(), str(e.partition)) for e in events) == sorted(
         (f"raw_{s}", f"2024-07-19|{sym}") for s in ("agg_trade", "book", "ops")
@@ -160,6 +173,7 @@ def test_derive_sensor_refreshes_today_and_finalises_after_midnight(instance, ha
                                                                     monkeypatch):
     data = tmp_path / "data"
     write_raw(data, "2024-07-19", "BTCUSDT", minutes=2)
+    register_symbols(instance, GROUP)   # what the sensors or the code location's load did
     noon = dt.datetime(2024, 7, 19, 12, tzinfo=dt.timezone.utc).timestamp()
 
     def tick(t, cursor):
@@ -222,6 +236,7 @@ def test_derive_sensor_backs_off_a_partition_the_gate_keeps_quarantining(instanc
     data = tmp_path / "data"
     write_raw(data, "2024-07-19", "BTCUSDT", minutes=4)
     cross_book(data, "2024-07-19", "BTCUSDT")
+    register_symbols(instance, ["BTCUSDT"])
     noon = dt.datetime(2024, 7, 19, 12, tzinfo=dt.timezone.utc).timestamp()
 
     def tick(t, cursor):

@@ -41,6 +41,7 @@ IMAGE = """(() => {
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (CI installs it)")
 def test_materialisation_plot_shows_in_the_ui(tmp_path, monkeypatch):
     from ofi_cvd_harvest.orchestration.assets import derived_assets
+    from ofi_cvd_harvest.orchestration.partitions import register_symbols
     from ofi_cvd_harvest.orchestration.raw_assets import raw_specs
     from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 
@@ -54,6 +55,7 @@ def test_materialisation_plot_shows_in_the_ui(tmp_path, monkeypatch):
                  "DAGSTER_HOME": str(home), "PROMETHEUS_PORT": "0", "SYMBOLS": SYMBOL}.items():
         monkeypatch.setenv(k, v)
     with dg.DagsterInstance.get() as instance:
+        register_symbols(instance, [SYMBOL])
         res = dg.materialize([*raw_specs, *derived_assets], partition_key=f"{DATE}|{SYMBOL}",
                              instance=instance, selection=KINDS,
                              resources={"harvest": HarvestSettings()})

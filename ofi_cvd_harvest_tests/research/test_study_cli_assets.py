@@ -60,10 +60,17 @@ def test_cli_writes_the_table_and_chart_and_prints_the_summary(root):
 
 def test_dagster_assets_materialize(root, tmp_path):
     from ofi_cvd_harvest.orchestration.research_assets import signal_study, signal_study_multiday
+    from ofi_cvd_harvest.orchestration.partitions import register_symbols
     from ofi_cvd_harvest.orchestration.resources import HarvestSettings
+
+    def instance():
+        inst = dg.DagsterInstance.ephemeral()
+        register_symbols(inst, [SYM])
+        return inst
+
     res = dg.materialize([signal_study], partition_key=f"{DAY}|{SYM}",
                          resources={"harvest": HarvestSettings(data_dir=str(root))},
-                         instance=dg.DagsterInstance.ephemeral())
+                         instance=instance())
     assert res.success
     mat = res.asset_materializations_for_node("signal_study")[0]
     assert "| ofi_z |" in mat.metadata["summary"].value
@@ -76,7 +83,7 @@ def test_dagster_assets_materialize(root, tmp_path):
     assert f"{SYM}_all_days" in md
     res = dg.materialize([signal_study], partition_key=f"{DAY}|{SYM}", raise_on_error=False,
                          resources={"harvest": HarvestSettings(data_dir=str(tmp_path))},
-                         instance=dg.DagsterInstance.ephemeral())
+                         instance=instance())
     assert not res.success                       # no derived tables: a clear failure
     assert "materialize the derived assets" in str(res.all_events)
 
