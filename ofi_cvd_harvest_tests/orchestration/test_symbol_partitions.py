@@ -13,6 +13,7 @@ import time
 import dagster as dg
 import pytest
 
+from ofi_cvd_harvest.definitions import defs
 from ofi_cvd_harvest.orchestration import sensors
 from ofi_cvd_harvest.orchestration.partitions import known_symbols, register_symbols
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
@@ -32,19 +33,15 @@ def _day(t: float, days: int = 0) -> str:
 
 
 def _resolved(sensor, instance, harvest, cursor=None):
-    """The sensor evaluated as the daemon does: run requests resolved against the job's
-    partitions (an unknown partition key is an error here, as in the daemon)."""
-    from ofi_cvd_harvest.definitions import defs
-
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                  resources={"harvest": harvest})
+    """The sensor evaluated as the code server does for the daemon (with an instance ref):
+    run requests resolved against the job's partitions, an unknown partition key an error."""
+    ctx = dg.build_sensor_context(instance_ref=instance.get_ref(), cursor=cursor,
+                                  definitions=defs, resources={"harvest": harvest})
     return sensor.evaluate_tick(ctx)
 
 
 def test_a_listing_is_captured_partitioned_and_derived_a_delisting_keeps_its_past(
         instance, tmp_path, monkeypatch, simulator_factory):
-    from ofi_cvd_harvest.definitions import defs
-
     sim = simulator_factory(SYMBOLS, seed=3, listings=Listings({"NEWUSDT": "PENDING_TRADING"},
                                                                seed=3))
     data = tmp_path / "data"
