@@ -86,7 +86,7 @@ TABLE: tuple[Setting, ...] = (
     S("capture.shard", Name(), "", "the shard this capture serves (`--shard`; set by capture_sensor in shards mode): names its artifacts and, with a lease URL, the lease it holds", "CAPTURE_SHARD", attr="shard"),
     S("capture.autostart", Flag(), False, "capture_sensor starts RUNNING when Dagster loads the code (else STOPPED until switched on)", "OFI_CVD_CAPTURE_AUTOSTART", attr="capture_autostart"),
     S("partitions.start_date", Day(), "2024-07-01", "first day of the Dagster date partitions", "PARTITIONS_START_DATE", attr="partitions_start_date"),
-    S("partitions.extra_symbols", Symbols(optional=True, allowed="symbols, each ^[A-Z0-9]{2,20}$, no duplicates; empty = none"), (), "symbols with Dagster partitions beside SYMBOLS (e.g. a shard universe: `ofi-cvd-harvest shards --symbols`)", "EXTRA_PARTITION_SYMBOLS", attr="extra_partition_symbols"),
+    S("partitions.extra_symbols", Symbols(optional=True, allowed="symbols, each ^[A-Z0-9]{2,20}$, no duplicates; empty = none"), (), "symbols registered as Dagster partitions at code load beside SYMBOLS (captured symbols join on their own; docs/dagster.md \"Partitions\")", "EXTRA_PARTITION_SYMBOLS", attr="extra_partition_symbols"),
     S("capture.lease_url", LeaseUrl(), "", "where shard leases live: postgresql+psycopg2://… (advisory lock) or s3://bucket/prefix (lease object); empty = no lease", "CAPTURE_LEASE_URL"),
     S("capture.lease_ttl_sec", Float(ge=3, le=3600), 30.0, "s3:// lease: a lease not renewed for N s may be taken over", "CAPTURE_LEASE_TTL_SEC"),
     S("capture.lease_renew_sec", Float(ge=0.5, le=1200), 10.0, "renew (s3://) or check (PostgreSQL) the lease every N s; at most a third of lease_ttl_sec", "CAPTURE_LEASE_RENEW_SEC"),

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print the plan as JSON")
     out.add_argument("--symbols", action="store_true",
                      help="print the universe comma-separated (for SYMBOLS or "
-                          "EXTRA_PARTITION_SYMBOLS: the partitions' symbol dimension is static)")
+                          "EXTRA_PARTITION_SYMBOLS: partitions before anything is captured)")
     p.add_argument("--config", help="config file (default config/system.yaml or $OFI_CVD_CONFIG)")
 
 
