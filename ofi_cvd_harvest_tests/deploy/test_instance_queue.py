@@ -32,7 +32,7 @@ from ofi_cvd_harvest.orchestration.run_queue import (DERIVE_POOL, PRIORITY_TAG, 
                                                      derive_priority_tags)
 
 from ..orchestration.rawfixtures import write_raw
-from ..orchestration.test_sensors import _add_run, _evaluate, _origin
+from ..orchestration.test_sensors import _add_run, _apply, _evaluate, _origin
 from .conftest import PG_YAML, SQLITE_YAML
 
 NOON = dt.datetime(2024, 7, 20, 12, tzinfo=dt.timezone.utc).timestamp()
@@ -166,8 +166,9 @@ def test_sensors_on_postgres(pg_instance, tmp_path, monkeypatch):
     for var in ("SYMBOLS", "CAPTURE_SYMBOL_GROUPS", "DATA_DIR"):
         monkeypatch.delenv(var, raising=False)
     harvest = HarvestSettings(data_dir=str(tmp_path / "data"))
-    first = _evaluate(sensors.capture_sensor, pg_instance, harvest)
+    first = _apply(pg_instance, _evaluate(sensors.capture_sensor, pg_instance, harvest))
     assert [r.tags[GROUP_TAG] for r in first.run_requests] == ["BTCUSDT-ETHUSDT"]
+    assert pg_instance.get_dynamic_partitions("symbol") == ["BTCUSDT", "ETHUSDT"]
     run = _add_run(pg_instance, "capture_job", dg.DagsterRunStatus.STARTED,
                    capture_run_tags(("BTCUSDT", "ETHUSDT"), 3600))
     again = _evaluate(sensors.capture_sensor, pg_instance, harvest)

@@ -8,7 +8,7 @@ import time
 import pyarrow as pa
 
 from ofi_cvd_harvest import schemas
-from ofi_cvd_harvest.orchestration.raw_assets import latest_raw_age_sec, scan_raw
+from ofi_cvd_harvest.orchestration.raw_assets import latest_raw_age_sec, raw_symbols, scan_raw
 from ofi_cvd_harvest.orchestration.resources import HarvestSettings
 from ofi_cvd_harvest.orchestration.sensors import _raw_mtime
 from ofi_cvd_harvest.storage import layout
@@ -50,6 +50,12 @@ def test_resource_and_raw_scan_on_s3(lake):
     assert _raw_mtime(storage, today, "BTCUSDT") is not None
     assert _raw_mtime(storage, old, "ETHUSDT") is None
     assert 0 <= latest_raw_age_sec(storage, today, ["BTCUSDT"], time.time() + 5) < 120
+    # the raw sensor's new symbols: today's prefixes, valid names only (old days not listed)
+    storage.write_parquet(layout.raw_file(today, "SOLUSDT", "ops", ms, 1), _ops(1, ms))
+    storage.write_parquet(f"raw/date={today}/symbol=bad|x/stream=ops/part-1-000001.parquet",
+                          _ops(1, ms))
+    storage.write_parquet(layout.raw_file(old, "XRPUSDT", "ops", ms, 1), _ops(1, ms))
+    assert raw_symbols(storage, now) == {"BTCUSDT", "SOLUSDT"}
 
 
 def test_replay_reads_a_recording_from_the_store(simulator, lake, tmp_path):
