@@ -15,7 +15,7 @@ from ofi_cvd_harvest.sim.listings import Listings
 from ofi_cvd_harvest.universe.market import fetch_universe
 from ofi_cvd_harvest.universe.plan import ShardPlan, plan_shards
 
-from .test_sensors import _evaluate, _origin, instance  # noqa: F401  (the fixture too)
+from .test_sensors import _evaluate, _origin
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "NEWUSDT"]
 ENV = ("SYMBOLS", "CAPTURE_SYMBOL_GROUPS", "DATA_DIR", "CAPTURE_UNIVERSE", "CAPTURE_SHARDS",
