@@ -2,12 +2,12 @@
 against the original guide's 2-5 GB estimate.
 
 1. Capture: the real capture against the simulator (BTCUSDT + ETHUSDT at their calibrated
-   calm-hour rates, SPEC section 2) at ``--speed`` for ``--seconds`` of wall time, with the file
+   calm-hour rates, docs/simulator.md) at ``--speed`` for ``--seconds`` of wall time, with the file
    rotation scaled by the speed factor so every raw file holds one *simulated* minute, as in
    production (Parquet compresses per file, so file size matters).
 2. Derivation: ``derive_all`` + ``write_kind`` on the captured dates.
 3. Bytes per row of each raw and derived table -> bytes per symbol-day at the captured rate
-   and at the SPEC's "about 2 million aggTrades per day" (plus 864,000 depth10 rows), and the
+   and at the original guide's "about 2 million aggTrades per day" (plus 864,000 depth10 rows), and the
    72 h BTCUSDT + ETHUSDT total. ``--busy`` scales rows for busy days (rates "several times
    higher").
 
@@ -106,7 +106,7 @@ def main() -> int:
         print(f"| {sym} | {name} | {v['rows']:,} | {v['files']} | {v['bytes']:,} | {b:.1f} | "
               f"{rate_day:,.0f} | {mb_day:.1f} |")
     print()
-    # normalised day: 2 M aggTrades (SPEC), 864,000 book rows (10/s), derived rows in proportion
+    # normalised day: 2 M aggTrades (the guide), 864,000 book rows (10/s), derived rows in proportion
     print("| symbol | raw MB/day | derived MB/day | total MB/day | at 2 M trades/day: raw / "
           "derived / total MB |")
     print("|---|---|---|---|---|")

@@ -73,7 +73,8 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    from ..universe.local import shard_local
+    settings = shard_local(settings_from_args(args))   # the op's rule: artifacts/shards/<shard>
     from .lease import LeaseLost, ShardHeld
     if args.precheck_only:   # an application flow above capture, gate and dq (docs/dq.md, "Precheck")
         from ..precheck import run_precheck

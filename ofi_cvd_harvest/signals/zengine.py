@@ -1,7 +1,7 @@
 """Robust z-score engine (docs/signals.md) on irregular time (shared by CVD, OFI and fusion).
 
 Every statistic used for row i comes from rows strictly before i, so appending future rows
-never changes a past z. EW means use the weight 2^(−Δt/h) of the SPEC literally, as the ratio
+never changes a past z. EW means use the weight 2^(−Δt/h) of docs/signals.md literally, as the ratio
 of two polars ``ewm_sum_by`` sums (Σ w·|x| / Σ w). ``ewm_mean_by`` itself is not used because
 its recursion gives an observation weight α = 1 − 2^(−Δt_prev/h), i.e. *zero* to a row with the
 same timestamp as the previous one — bursts of trades in one millisecond would be ignored.

@@ -1,4 +1,4 @@
-"""Convert the hftbacktest USDⓈ-M recordings (SPEC realdata/) into raw-like tables.
+"""Convert the hftbacktest USDⓈ-M recordings (../shared/realdata/) into raw-like tables.
 
 ``@trade`` lines (raw trades) become ``agg_trade`` rows with ``agg_trade_id = t``; the
 ``@depth@0ms`` diff stream is applied to the REST snapshot of the 18th file (docs/book_and_replay.md sync)

@@ -15,7 +15,7 @@ from .helpers import D0, book_table
 
 
 def seq_machine(t, z, thr, rearm, rearm_ms, cooldown_ms, direction):
-    """The SPEC's event state machine, row by row: fire when past the threshold while armed;
+    """The event state machine of docs/signals.md, row by row: fire when past the threshold while armed;
     re-arm once |z| < rearm has held for rearm_ms (from the first row of the below-run) and
     cooldown_ms have passed since the last fire; null z changes nothing."""
     armed, last_fire, below_since, out = True, None, None, []
