@@ -297,7 +297,7 @@ def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
     """Derive runs due at time ``t``: refreshes of today, finals of closed days.
 
     Cursor: ``{"refresh": {pk: {"t": requested_at, "m": raw_mtime}}, "final": [pk, …],
-    "backoff": {pk: retry_not_before}}``.
+    "backoff": {pk: retry_not_before}}`` (``final``: the last two days' finalised keys).
     ``busy`` holds partition keys with a derive run already queued or running (skipped).
     Returns (requests, new cursor, notes for the tick text).
     """
@@ -309,6 +309,7 @@ def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
     yesterday = _utc_date(t - 86400)
     out: list[DeriveRequest] = []
     notes: list[str] = []
+    idle: list[str] = []   # no raw data today (e.g. delisted symbols): one note for all
     for symbol in symbols:
         # finals: yesterday (if it had data) and any closed day we refreshed but never finalised
         closed = {pk.split("|")[0] for pk in refresh if pk.endswith(f"|{symbol}")} | {yesterday}
@@ -336,7 +337,7 @@ def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
         mtime = _raw_mtime(storage, today, symbol)
         prev = refresh.get(pk)
         if mtime is None:
-            notes.append(f"{pk}: no raw data")
+            idle.append(symbol)
         elif pk in busy:
             notes.append(f"{pk}: derive run in progress")
         elif (held := quarantine_backoff(storage, today, symbol)) and t < held[0]:
@@ -351,7 +352,12 @@ def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
             slot = int(t // REFRESH_INTERVAL_SEC)
             out.append(DeriveRequest(pk, f"derive-refresh:{pk}:{slot}", "refresh"))
             refresh[pk] = {"t": t, "m": mtime}
-    state = {"refresh": refresh, "final": final[-200:], "backoff": backoff}
+    if idle:
+        more = f" and {len(idle) - 5} more" if len(idle) > 5 else ""
+        notes.append(f"{today}: no raw data for {', '.join(idle[:5])}{more}")
+    # finals of the last two days, however many symbols (a universe has hundreds a day)
+    final = [pk for pk in final if pk.split("|")[0] >= _utc_date(t - 2 * 86400)]
+    state = {"refresh": refresh, "final": final, "backoff": backoff}
     return out, json.dumps(state, sort_keys=True), notes
 
 

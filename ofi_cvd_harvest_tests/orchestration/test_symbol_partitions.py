@@ -119,3 +119,24 @@ def test_raw_tree_symbols_join_valid_names_only(instance, tmp_path, monkeypatch)
     # adding is idempotent and refuses what is not a symbol
     assert register_symbols(instance, ["XRPUSDT", "BTC|USDT", "../x", ""]) == []
     assert known_symbols(instance) == ["XRPUSDT"]
+
+
+def test_a_universe_day_is_finalised_once_per_symbol(tmp_path):
+    """derive_sensor over every member: a closed day of hundreds of symbols gets one final
+    each, and the cursor remembers all of them (not only the last 200)."""
+    from ofi_cvd_harvest.storage.fs import Storage
+
+    data = tmp_path / "data"
+    universe = [f"S{i:03d}USDT" for i in range(260)]
+    for sym in universe:
+        (data / "raw" / "date=2024-07-19" / f"symbol={sym}" / "stream=agg_trade").mkdir(parents=True)
+    t = dt.datetime(2024, 7, 20, 1, tzinfo=dt.timezone.utc).timestamp()
+    reqs, cursor, notes = sensors.plan_derive(Storage(data), universe, t, None)
+    assert sorted(r.partition_key for r in reqs) == [f"2024-07-19|{s}" for s in universe]
+    assert all(r.trigger == "final" for r in reqs)
+    assert notes == ["2024-07-20: no raw data for S000USDT, S001USDT, S002USDT, S003USDT, "
+                     "S004USDT and 255 more"]                 # one note, not 260
+    again, cursor, _ = sensors.plan_derive(Storage(data), universe, t + 60, cursor)
+    assert again == []
+    later, _, _ = sensors.plan_derive(Storage(data), universe, t + 3 * 86400, cursor)
+    assert later == []                # days later: yesterday is another day, nothing re-final
