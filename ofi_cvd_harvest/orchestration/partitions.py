@@ -65,10 +65,16 @@ def add_symbols_requests(instance: dg.DagsterInstance, symbols: Iterable[str]
 
 
 def register_symbols(instance: dg.DagsterInstance, symbols: Iterable[str]) -> list[str]:
-    """Add the missing ``symbols`` now (CLI paths, tests); returns those added."""
+    """Add the missing ``symbols`` now (code load, the capture op, CLI paths, tests); returns
+    those added."""
     new = missing_symbols(instance, symbols)
     if new:
-        instance.add_dynamic_partitions(SYMBOL_DIMENSION, new)
+        try:
+            instance.add_dynamic_partitions(SYMBOL_DIMENSION, new)
+        except Exception:   # noqa: BLE001 — another process added one first (a unique index)
+            still = missing_symbols(instance, new)
+            if still:
+                instance.add_dynamic_partitions(SYMBOL_DIMENSION, still)
     return new
 
 
