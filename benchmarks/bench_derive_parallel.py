@@ -153,9 +153,10 @@ def main() -> int:
     home = tempfile.mkdtemp(prefix="bench_dagster_home_")
     env = dict(os.environ, DAGSTER_HOME=home, DATA_DIR=root, SYMBOLS=",".join(syms),
                PARTITIONS_START_DATE="2025-01-01")
-    # create the instance's SQLite storage once (concurrent first runs would race on it)
-    subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get()"],
-                   env=env, check=True)
+    # create the instance's SQLite storage once (concurrent first runs would race on it) and
+    # its symbol partitions (dynamic: docs/dagster.md "Partitions"), as definitions.py does
+    subprocess.run([sys.executable, "-c", "from ofi_cvd_harvest.orchestration.partitions import "
+                    "register_configured_symbols as r; r()"], env=env, check=True)
     keys = [f"{args.date}|{s}" for s in syms]
     print(f"{len(keys)} partitions, {args.concurrent} runs at a time; {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.2f}")
