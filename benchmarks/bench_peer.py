@@ -2,9 +2,9 @@
 ``json.loads`` consumer -- same simulator, same seed, same symbols, diff-depth books -- in CPU-µs
 per message received.
 
-Three consumers, each in a fresh process pinned to one core, each against a fresh simulator
-(``universe_harness.serve``: the live seeded synthetic market, seed 7, ``symbols_for(n)``, at
-``--speed``; pinned to the other core), streams ``<sym>@aggTrade`` + ``<sym>@depth@100ms``:
+Three consumers (cryptofeed on two loops), each in a fresh process pinned to one core, each
+against a fresh simulator (``universe_harness.serve``: the live seeded synthetic market, seed 7,
+``symbols_for(n)``, at ``--speed``; pinned to the other core), streams ``<sym>@aggTrade`` + ``<sym>@depth@100ms``:
 
 * ``bare``       -- the project's ``WsFeed`` connections (``plan_connections``), each frame
   ``json.loads``-ed and dropped: what receiving alone costs at this rate;
@@ -13,7 +13,9 @@ Three consumers, each in a fresh process pinned to one core, each against a fres
   Parquet rotation); its files are checked at the end;
 * ``cryptofeed`` -- cryptofeed's ``BinanceFutures`` feed (TRADES + L2_BOOK, ``depth@100ms`` on a
   REST snapshot, its default uvloop), callbacks that only count (``peer_cryptofeed.py``, run by
-  ``--cryptofeed-python``; the adapter that points it at the loopback simulator lives there).
+  ``--cryptofeed-python``; the adapter that points it at the loopback simulator lives there);
+* ``cryptofeed-asyncio`` -- the same on the stdlib asyncio loop, which the other two use: what
+  cryptofeed's own code costs, apart from the faster loop it installs by default.
 
 Each consumer counts frames and its process CPU (user + system, all threads) over ``--seconds``
 after ``--warmup`` s (connect, exchangeInfo, snapshots, imports excluded) with one function
@@ -49,11 +51,11 @@ sys.path.insert(0, str(HERE.parent))
 from peer_cryptofeed import measure  # noqa: E402  (one measurement window for all consumers)
 from universe_harness import symbols_for  # noqa: E402  (one symbol set for all benchmarks)
 
-KINDS = ("bare", "capture", "cryptofeed")
+KINDS = ("bare", "capture", "cryptofeed", "cryptofeed-asyncio")
 
 
 def streams_for(n: int) -> list[str]:
-    """What all three subscribe to: aggTrade + diff depth at 100 ms (cryptofeed's L2_BOOK)."""
+    """What every consumer subscribes to: aggTrade + diff depth at 100 ms (cryptofeed's L2_BOOK)."""
     syms = [s.lower() for s in symbols_for(n)]
     return [f"{s}@aggTrade" for s in syms] + [f"{s}@depth@100ms" for s in syms]
 
@@ -165,9 +167,10 @@ def one_run(kind: str, args, cf_py: str | None) -> dict:
                     break
                 time.sleep(0.1)
             ws = f"ws://127.0.0.1:{json.loads(Path(portfile).read_text())['port']}"
-            if kind == "cryptofeed":
+            if kind.startswith("cryptofeed"):
                 cmd = [cf_py, str(HERE.parent / "peer_cryptofeed.py"), ws,
-                       ",".join(symbols_for(args.symbols)), str(args.warmup), str(args.seconds)]
+                       ",".join(symbols_for(args.symbols)), str(args.warmup), str(args.seconds),
+                       "asyncio" if kind.endswith("asyncio") else "uvloop"]
             else:
                 cmd = [sys.executable, str(HERE), "--consume", kind, str(args.symbols), ws,
                        str(args.warmup), str(args.seconds)]
@@ -202,7 +205,8 @@ def table(runs: dict[str, list[dict]]) -> str:
              "(median; min–max) | × bare | RSS MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     names = {"bare": "bare `json.loads` consumer", "capture": "this capture (`--book-source diff`)",
-             "cryptofeed": "cryptofeed (BinanceFutures, TRADES + L2_BOOK)"}
+             "cryptofeed": "cryptofeed 2.4 (BinanceFutures, TRADES + L2_BOOK; uvloop, its default)",
+             "cryptofeed-asyncio": "cryptofeed 2.4, same, on the stdlib asyncio loop"}
     for kind, rs in runs.items():
         if not rs:
             continue
@@ -241,9 +245,11 @@ def main() -> int:
         return 0
     cf_py, cf_info = cryptofeed_python(args.cryptofeed_python)
     kinds = [k for k in KINDS if (not args.only or k in args.only)
-             and (k != "cryptofeed" or cf_py)]
+             and (not k.startswith("cryptofeed") or cf_py)]
     if cf_py is None:
         print(cf_info)
+    if not kinds:
+        return 0
     print(f"{args.symbols} symbols ({','.join(symbols_for(args.symbols)[:3])}…) x (aggTrade + "
           f"depth@100ms), simulator seed 7 at speed {args.speed:g}; window {args.seconds:g} s after "
           f"{args.warmup:g} s warm-up; {args.repeats} rounds, order alternating; "
@@ -259,10 +265,10 @@ def main() -> int:
                 extra = (f"  trades {r['trades']:,} book rows {r['book_rows']:,} gaps "
                          f"{r['book_gaps']} errors {r['errors']} files "
                          f"{'ok' if r['files_ok'] else 'ROW MISMATCH'}")
-            elif kind == "cryptofeed":
+            elif kind.startswith("cryptofeed"):
                 extra = (f"  trades {r['trades']:,} book updates {r['books']:,} "
                          f"resets {r['resets']} loop {r['loop']}")
-            print(f"round {rnd + 1} {kind:10s} {r['messages']:8,d} msg in {r['seconds']:.1f} s "
+            print(f"round {rnd + 1} {kind:18s} {r['messages']:8,d} msg in {r['seconds']:.1f} s "
                   f"({r['messages'] / r['seconds']:7,.0f}/s)  CPU {r['cpu_s']:6.2f} s = "
                   f"{r['us_per_msg']:6.1f} µs/msg  RSS {r['rss_mb']:4.0f} MB  load "
                   f"{r['load']:.2f}  sim backlog max {r['sim_backlog_max']} gen lag max "

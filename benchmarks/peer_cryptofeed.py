@@ -7,7 +7,8 @@ Runs under cryptofeed's own interpreter (not a project dependency; docs/performa
 side with cryptofeed"):
 
     python3 -m venv /work/cfvenv && /work/cfvenv/bin/pip install 'cryptofeed>=2.4,<2.5'
-    /work/cfvenv/bin/python benchmarks/peer_cryptofeed.py ws://127.0.0.1:PORT BTCUSDT,ETHUSDT 10 30
+    /work/cfvenv/bin/python benchmarks/peer_cryptofeed.py ws://127.0.0.1:PORT BTCUSDT,ETHUSDT 10 30 \
+        [uvloop|asyncio]
 
 The adapter (benchmark only, nothing in the product): cryptofeed 2.4 hard-codes
 ``wss://fstream.binance.com`` / ``https://fapi.binance.com`` and refuses any WebSocket address that
@@ -17,7 +18,8 @@ for ``ws://`` / ``http://127.0.0.1:PORT`` (same REST routes), and ``WSAsyncConn`
 ``cryptofeed.feed`` by a subclass that passes the ``wss://`` check and then connects to the
 plain ``ws://`` address. Everything else -- URL building (``/stream?streams=…``), JSON decoding
 (yapic, ``Decimal`` prices), snapshot + ``U``/``u``/``pu`` sequencing, the order book, uvloop (its
-default config) -- is cryptofeed's own code.
+default config; ``asyncio`` as 5th argument runs it on the stdlib loop the other two use) -- is
+cryptofeed's own code.
 
 Stdlib only at import time, so the project's interpreter can import ``measure`` from here.
 """
@@ -49,7 +51,7 @@ async def measure(counter, warmup: float, seconds: float) -> dict:
             "load": os.getloadavg()[0]}
 
 
-def main(ws: str, symbols: list[str], warmup: float, seconds: float) -> None:
+def main(ws: str, symbols: list[str], warmup: float, seconds: float, uvloop: bool = True) -> None:
     from cryptofeed import FeedHandler, feed as cf_feed
     from cryptofeed.connection import RestEndpoint, WSAsyncConn, WebsocketEndpoint
     from cryptofeed.defines import L2_BOOK, TRADES
@@ -94,10 +96,10 @@ def main(ws: str, symbols: list[str], warmup: float, seconds: float) -> None:
         counts["books"] += 1
 
     std = [f"{s[:-4]}-USDT-PERP" for s in symbols]
-    fh = FeedHandler(config={"uvloop": True, "log": {"disabled": True}})
+    fh = FeedHandler(config={"uvloop": uvloop, "log": {"disabled": True}})
     fh.add_feed(SimBinanceFutures(symbols=std, channels=[TRADES, L2_BOOK],
                                   callbacks={TRADES: on_trade, L2_BOOK: on_book}))
-    loop = asyncio.new_event_loop()   # uvloop's policy (set by FeedHandler) makes none implicitly
+    loop = asyncio.new_event_loop()   # uvloop's policy (FeedHandler sets it) makes none implicitly
     asyncio.set_event_loop(loop)
     fh.run(start_loop=False, install_signal_handlers=False)
     out = loop.run_until_complete(measure(lambda: counts["frames"], warmup, seconds))
@@ -111,4 +113,5 @@ def main(ws: str, symbols: list[str], warmup: float, seconds: float) -> None:
 
 if __name__ == "__main__":
     ws_, syms, warm, secs = sys.argv[1:5]
-    main(ws_, syms.split(","), float(warm), float(secs))
+    main(ws_, syms.split(","), float(warm), float(secs),
+         uvloop=(sys.argv[5] if len(sys.argv) > 5 else "uvloop") == "uvloop")
