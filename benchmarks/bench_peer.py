@@ -267,7 +267,8 @@ def main() -> int:
                          f"{'ok' if r['files_ok'] else 'ROW MISMATCH'}")
             elif kind.startswith("cryptofeed"):
                 extra = (f"  trades {r['trades']:,} book updates {r['books']:,} "
-                         f"resets {r['resets']} loop {r['loop']}")
+                         f"resets {r['resets']} books {'ok' if r['books_ok'] else 'BAD'} "
+                         f"loop {r['loop']}")
             print(f"round {rnd + 1} {kind:18s} {r['messages']:8,d} msg in {r['seconds']:.1f} s "
                   f"({r['messages'] / r['seconds']:7,.0f}/s)  CPU {r['cpu_s']:6.2f} s = "
                   f"{r['us_per_msg']:6.1f} µs/msg  RSS {r['rss_mb']:4.0f} MB  load "

@@ -104,6 +104,10 @@ def main(ws: str, symbols: list[str], warmup: float, seconds: float, uvloop: boo
     fh.run(start_loop=False, install_signal_handlers=False)
     out = loop.run_until_complete(measure(lambda: counts["frames"], warmup, seconds))
     out.update(counts)
+    feed = fh.feeds[0]   # the books cryptofeed built: present, both sides, never crossed
+    books = [feed._l2_book[p].book for p in std if p in feed._l2_book]
+    out["books_ok"] = len(books) == len(std) and all(
+        len(b.bids) and len(b.asks) and b.bids.index(0)[0] < b.asks.index(0)[0] for b in books)
     from importlib.metadata import version
     out["version"] = version("cryptofeed")
     out["loop"] = type(loop).__module__
