@@ -205,10 +205,11 @@ def test_write_errors_retry_keep_rows_and_recover(ex, tmp_path):
     unblocked_ms: list[int] = []
 
     def unblock():
-        # the disk comes back once two writes of trades have failed (not after a fixed time: on
-        # a loaded machine the first rotation came after the unblock and nothing failed)
+        # the disk comes back once every symbol's trades failed both attempts (retries=1) of a
+        # rotation — not after a fixed time: on a loaded machine the first rotation came after
+        # the unblock and nothing failed
         deadline = time.monotonic() + 20
-        while (metric("write_errors_total", table="agg_trade") - before < 2
+        while (metric("write_errors_total", table="agg_trade") - before < 2 * len(SYMS)
                and time.monotonic() < deadline):
             time.sleep(0.05)
         unblocked_ms.append(time.time_ns() // 1_000_000)
