@@ -131,7 +131,7 @@ def _monotonic_metric(kind: str) -> Callable[[Evaluation], MetricResult]:
         per_col = ev.scope.one(base + f"SELECT {counts} FROM t")
         gated = [i for i, (_, g) in enumerate(rules) if g]
         where = " OR ".join(bad[i] for i in gated)
-        first = ev.scope.sql(base + f"SELECT file_index, file_row_number, "
+        first = ev.scope.sql(base + "SELECT file_index, file_row_number, "
                              + ", ".join(f"p{i}, c{i}" for i in gated)
                              + f" FROM t WHERE {where} ORDER BY file_index, file_row_number LIMIT {MAX_OFFENDERS}")
         files = ev.scope.views[kind]

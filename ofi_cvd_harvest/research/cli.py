@@ -58,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"{len(res.table)} rows in {res.seconds:.2f} s"
           + (f"; wrote {res.path} and {res.chart_path}" if res.path else " (dry run)")
-          + ("" if res.has_next_day else f"; no data for the next day: horizons past midnight are null"))
+          + ("" if res.has_next_day else "; no data for the next day: horizons past midnight are null"))
     return 0

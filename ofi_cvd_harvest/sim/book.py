@@ -143,7 +143,6 @@ class BandBook:
         """A top-of-book quote event moving the price ``up`` or down (or resizing the top):
         ``kind`` < 0.35 cancels the best level on the far side (price moves), < 0.7 improves
         inside the spread if there is room, else changes the top size."""
-        r = self.rng
         if kind < 0.35:
             if up:
                 self.ask[self.a] = 0
