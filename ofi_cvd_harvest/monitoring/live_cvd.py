@@ -42,10 +42,14 @@ from ..settings import Settings
 from ..signals.cvdstream import DAY_MS, CvdStream  # noqa: F401 (DAY_MS re-exported)
 from ..signals.eventstream import DivergenceMachine, ThresholdMachine
 from . import metrics
+from .chunked import chunk_into
 
 log = logging.getLogger(__name__)
 BINS_PER_OCTAVE = 128
 _INF = math.inf
+_NAN = math.nan
+STAGE_ROWS = 1024       # a symbol's staged trades go through the engine at this many ...
+CHUNK_ROWS = 128        # ... and in numpy from this many (fewer: row by row); docs/performance.md §7
 SIGNAL_TYPES = ("cvd_extreme", "divergence_bullish", "divergence_bearish")
 
 
@@ -82,7 +86,7 @@ class _Symbol:
     """One symbol's engine, event machines and window counts."""
 
     __slots__ = ("cvd", "up", "down", "div", "key", "buckets", "cur", "rows", "hits", "hist",
-                 "trades", "last_z", "fires")
+                 "trades", "last_z", "fires", "bt", "bq", "bm", "bp")
 
     def __init__(self, s: Settings, counters: list):
         sig = s.signals
@@ -101,6 +105,11 @@ class _Symbol:
         self.trades = 0
         self.last_z: float | None = None
         self.fires = counters                       # counter children, SIGNAL_TYPES order
+        # staged trades, not yet through the engine (``add`` appends, ``_flush`` drains)
+        self.bt: list[int] = []
+        self.bq: list[float] = []
+        self.bm: list[bool] = []
+        self.bp: list[float] = []                   # NaN: no price
 
 
 class LiveCvd:
@@ -108,7 +117,8 @@ class LiveCvd:
 
     def __init__(self, settings: Settings, *, report_sec: float = 300.0, bucket_sec: float = 10.0,
                  recompute_sec: float = 10.0, clock: Callable[[], float] = time.monotonic,
-                 z_symbols: tuple[str, ...] | None = None):
+                 z_symbols: tuple[str, ...] | None = None, stage_rows: int = STAGE_ROWS,
+                 chunk_rows: int = CHUNK_ROWS):
         n = report_sec / bucket_sec if bucket_sec > 0 else 0
         if report_sec <= 0 or bucket_sec <= 0 or n != int(n) or recompute_sec < 0:
             raise ValueError("LiveCvd: report_sec > 0 and a whole number of bucket_sec > 0 "
@@ -118,6 +128,8 @@ class LiveCvd:
         self.bucket_ms = int(bucket_sec * 1000)
         self.n_buckets = int(n)
         self.recompute_sec = float(recompute_sec)
+        self.stage_rows = max(1, int(stage_rows))
+        self.chunk_rows = max(2, int(chunk_rows))
         self.z_symbols = frozenset(settings.live_z_symbols if z_symbols is None else z_symbols)
         self._clock = clock
         self._lock = threading.Lock()
@@ -172,62 +184,116 @@ class LiveCvd:
 
     def add(self, symbol: str, event_ts_ms: int, qty: float, is_buyer_maker: bool,
             price: float | None = None) -> None:
-        """One unique trade (after dedup, in arrival order). Without ``price`` the divergence
-        machines are not fed. A non-finite or negative quantity or event time is skipped (it
-        would poison the symbol's state for good), and nothing raises into the capture."""
+        """One unique trade (after dedup, in arrival order), staged: it goes through the engine
+        when the symbol has ``stage_rows`` staged, or at the next ``compute``/``update_gauges``
+        (docs/monitoring.md "Live CVD"). Without ``price`` the divergence machines are not fed.
+        A non-finite or negative quantity or event time is skipped (it would poison the
+        symbol's state for good), and nothing raises into the capture.
+
+        No lock here: the four appends are each atomic under the GIL and the price goes last,
+        so a drain in another thread that takes ``len(bp)`` rows only sees complete trades."""
         try:
             if not (0.0 <= qty < _INF and type(event_ts_ms) is int):
                 return
-            if price is not None and not -_INF < price < _INF:
-                price = None
-            self._add(symbol, event_ts_ms, qty, is_buyer_maker, price)
+            if price is None or not -_INF < price < _INF:
+                price = _NAN
+            st = self._syms.get(symbol) or self._state(symbol)
+            st.bt.append(event_ts_ms)
+            st.bq.append(qty)
+            st.bm.append(is_buyer_maker)
+            bp = st.bp
+            bp.append(price)
+            if len(bp) >= self.stage_rows:
+                with self._lock:
+                    self._flush(st)
         except Exception:  # a monitoring failure must never reach the capture
-            self.errors += 1
-            if self.errors <= 3:
-                log.exception("live CVD: trade of %s skipped", symbol)
+            self._failed(symbol)
 
-    def _add(self, symbol: str, event_ts_ms: int, qty: float, is_buyer_maker: bool,
-             price: float | None) -> None:
-        st = self._syms.get(symbol) or self._state(symbol)
+    def _failed(self, symbol: str) -> None:
+        self.errors += 1
+        if self.errors <= 3:
+            log.exception("live CVD: trade(s) of %s skipped", symbol)
+
+    def _flush(self, st: _Symbol) -> None:
+        """Run the staged trades through the engine (lock held): large chunks in numpy, small
+        ones (and a symbol's first ``floor_window`` rows, and a chunk crossing midnight) row by
+        row. A trade that fails is counted in ``errors`` and dropped."""
+        n = len(st.bp)
+        if not n:
+            return
+        ts, qty, ibm, px = st.bt[:n], st.bq[:n], st.bm[:n], st.bp[:n]
+        del st.bt[:n], st.bq[:n], st.bm[:n], st.bp[:n]
+        if n >= self.chunk_rows:
+            ring = st.cvd.engine.mad.ring if st.cvd.engine is not None else None
+            head = 0 if ring is None else min(n, st.cvd.engine.mad.w - len(ring))
+            for i in range(head):
+                self._row(st, ts[i], qty[i], ibm[i], px[i])
+            if head < n:
+                try:
+                    ok = chunk_into(self, st, ts[head:], qty[head:], ibm[head:], px[head:])
+                except Exception:
+                    self._failed("(chunk)")
+                    return
+                if ok:
+                    return
+            ts, qty, ibm, px = ts[head:], qty[head:], ibm[head:], px[head:]
+        for a, b, c, d in zip(ts, qty, ibm, px):
+            try:
+                self._row(st, a, b, c, d)
+            except Exception:
+                self._failed("(row)")
+
+    def flush(self) -> None:
+        """Run every symbol's staged trades through the engine now."""
         with self._lock:
-            t, delta, _, _, z, scale, _, floor_used = st.cvd.update(event_ts_ms, qty, is_buyer_maker)
-            st.trades += 1
-            key = t // self.bucket_ms
-            if key != st.key:
-                self._roll(st, key)
-            if z is not None:
-                cur = st.cur
-                b = math.floor(math.log2(scale) * BINS_PER_OCTAVE)    # scale_bin, inlined
-                cur[1] += 1
-                st.rows += 1
-                if floor_used:
-                    cur[2] += 1
-                    st.hits += 1
-                h = cur[3]
-                h[b] = h.get(b, 0) + 1
-                h = st.hist
-                h[b] = h.get(b, 0) + 1
-                st.last_z = z
-                if st.up.update(t, z):
-                    st.fires[0].inc()
-                if st.down.update(t, z):
-                    st.fires[0].inc()
-            if price is not None:
-                bull, bear = st.div.update(t, price, delta)
-                if bull:
-                    st.fires[1].inc()
-                if bear:
-                    st.fires[2].inc()
+            for st in self._syms.values():
+                if st.bp:
+                    self._flush(st)
+
+    def _row(self, st: _Symbol, event_ts_ms: int, qty: float, is_buyer_maker: bool,
+             price: float) -> None:
+        """One trade through the per-row (streaming) form."""
+        t, delta, _, _, z, scale, _, floor_used = st.cvd.update(event_ts_ms, qty, is_buyer_maker)
+        st.trades += 1
+        key = t // self.bucket_ms
+        if key != st.key:
+            self._roll(st, key)
+        if z is not None:
+            cur = st.cur
+            b = math.floor(math.log2(scale) * BINS_PER_OCTAVE)    # scale_bin, inlined
+            cur[1] += 1
+            st.rows += 1
+            if floor_used:
+                cur[2] += 1
+                st.hits += 1
+            h = cur[3]
+            h[b] = h.get(b, 0) + 1
+            h = st.hist
+            h[b] = h.get(b, 0) + 1
+            st.last_z = z
+            if st.up.update(t, z):
+                st.fires[0].inc()
+            if st.down.update(t, z):
+                st.fires[0].inc()
+        if price == price:
+            bull, bear = st.div.update(t, price, delta)
+            if bull:
+                st.fires[1].inc()
+            if bear:
+                st.fires[2].inc()
 
     def compute(self, symbols: list[str] | None = None) -> dict[str, CvdStats]:
-        """The window statistics of ``symbols`` (default: all) now (no gauge update). A symbol
-        without a warm row in its window has NaN statistics (no alert fires on NaN)."""
+        """The window statistics of ``symbols`` (default: all) now, staged trades included (no
+        gauge update). A symbol without a warm row in its window has NaN statistics (no alert
+        fires on NaN)."""
         out = {}
         with self._lock:
             for sym in (list(self._syms) if symbols is None else symbols):
                 st = self._syms.get(sym)
                 if st is None:
                     continue
+                if st.bp:
+                    self._flush(st)
                 if st.rows:
                     out[sym] = CvdStats(hist_median(st.hist, st.rows), st.hits / st.rows,
                                         st.rows, st.trades)
