@@ -61,7 +61,7 @@ def threshold_chunk(m: ThresholdMachine, t: np.ndarray, z: np.ndarray) -> list[i
 
 
 def _range_extreme(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, op) -> np.ndarray:
-    """``op``-reduce (np.minimum / np.maximum) of ``v[lo:hi]`` per query; NaN where empty.
+    """``op``-reduce (np.fmin / np.fmax) of ``v[lo:hi]`` per query; NaN where empty.
     A sparse table: level j holds the extreme of each run of 2^j values."""
     length = hi - lo
     out = np.full(len(lo), np.nan)
@@ -87,13 +87,29 @@ def _window(q: deque, base_t: np.ndarray, base_v: np.ndarray, t: np.ndarray, win
             op, strict_better) -> tuple[np.ndarray, deque]:
     """Per chunk row, the extreme over rows at times in ``[t − window, t)`` of the deque ``q``
     plus the base rows (the pending rows and the chunk); and the deque after the chunk (rows at
-    the last time stay pending, rows older than the last window leave)."""
-    qt = np.fromiter((e[0] for e in q), np.int64, len(q))
-    qv = np.fromiter((e[1] for e in q), np.float64, len(q))
+    the last time stay pending, rows older than the last window leave). ``op`` is np.fmin or
+    np.fmax (NaN: no row).
+
+    A window that starts in the deque is a suffix of the deque plus a prefix of the base rows:
+    two accumulates. Only a window starting inside the base rows (a chunk longer than the
+    window) takes the sparse table."""
+    m0 = len(q)
+    qt = np.fromiter((e[0] for e in q), np.int64, m0)
+    qv = np.fromiter((e[1] for e in q), np.float64, m0)
     T = np.concatenate((qt, base_t))
+    lo = np.searchsorted(T, t - window_ms, "left")
+    nb = np.searchsorted(T, t, "left") - m0               # base rows before each row's time
+    ext = np.full(len(t), np.nan)
+    if m0:
+        in_q = lo < m0
+        ext[in_q] = op.accumulate(qv[::-1])[::-1][lo[in_q]]
+    simple = lo <= m0
+    take = simple & (nb > 0)
+    ext[take] = op(ext[take], op.accumulate(base_v)[nb[take] - 1])
+    if not simple.all():
+        rest = ~simple
+        ext[rest] = _range_extreme(base_v, lo[rest] - m0, nb[rest], op)
     V = np.concatenate((qv, base_v))
-    ext = _range_extreme(V, np.searchsorted(T, t - window_ms, "left"),
-                         np.searchsorted(T, t, "left"), op)
     t_last = int(t[-1])
     pushed = int(np.searchsorted(T, t_last, "left"))
     Tp, Vp = T[:pushed], V[:pushed]
@@ -122,10 +138,10 @@ def divergence_chunk(m: DivergenceMachine, t: np.ndarray, price: np.ndarray,
     base_p = np.concatenate((np.array([p for p, _ in m.pending], dtype=np.float64), price))
     base_c = np.concatenate((np.array([c for _, c in m.pending], dtype=np.float64), cum))
     w = m.window_ms
-    p_lo, m.p_lo = _window(m.p_lo, base_t, base_p, t, w, np.minimum, np.less)
-    p_hi, m.p_hi = _window(m.p_hi, base_t, base_p, t, w, np.maximum, np.greater)
-    c_lo, m.c_lo = _window(m.c_lo, base_t, base_c, t, w, np.minimum, np.less)
-    c_hi, m.c_hi = _window(m.c_hi, base_t, base_c, t, w, np.maximum, np.greater)
+    p_lo, m.p_lo = _window(m.p_lo, base_t, base_p, t, w, np.fmin, np.less)
+    p_hi, m.p_hi = _window(m.p_hi, base_t, base_p, t, w, np.fmax, np.greater)
+    c_lo, m.c_lo = _window(m.c_lo, base_t, base_c, t, w, np.fmin, np.less)
+    c_hi, m.c_hi = _window(m.c_hi, base_t, base_c, t, w, np.fmax, np.greater)
     ok = (t >= m.ready_t) & ~np.isnan(p_lo)
     bull = ok & (price < p_lo) & (cum >= c_lo)
     bear = ok & (price > p_hi) & (cum <= c_hi)
