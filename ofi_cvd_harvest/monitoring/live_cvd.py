@@ -137,6 +137,7 @@ class LiveCvd:
         self._last_compute: float | None = None
         self.stats: dict[str, CvdStats] = {}
         self.errors = 0
+        self.chunked_rows = 0               # trades that went through the numpy form
         for sym in settings.symbols:                # series exist (at 0) from the start
             self._state(sym)
 
@@ -235,6 +236,7 @@ class LiveCvd:
                     self._failed("(chunk)")
                     return
                 if ok:
+                    self.chunked_rows += n - head
                     return
             ts, qty, ibm, px = ts[head:], qty[head:], ibm[head:], px[head:]
         for a, b, c, d in zip(ts, qty, ibm, px):

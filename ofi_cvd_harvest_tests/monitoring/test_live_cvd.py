@@ -166,6 +166,7 @@ def test_live_events_equal_the_events_tables_for_the_same_trades():
     price = 100 + np.cumsum(rng.normal(0, 0.05, len(ts)))
     live = LiveCvd(s)
     feed(live, "LIVEEVUSDT", ts, qty, ibm, price)
+    live.flush()                       # staged trades count at the flush (docs/monitoring.md)
     frame = table_frame(ts, qty, ibm, s).with_columns(pl.Series("price", price))
     sig = s.signals
     want = {"cvd_extreme": sum(len(threshold_fires(frame["t"], frame["z_cvd"], sig.extreme_threshold,
