@@ -78,9 +78,9 @@ def chunk_into(live, st, ts: list, qty: list, ibm: list, px: list) -> bool:
     priced = ~np.isnan(p)
     if priced.any():
         if priced.all():
-            bull, bear = divergence_chunk(st.div, t, p, delta)
+            bull, bear = divergence_chunk(st.div, t, p, delta, st.cache)
         else:
-            bull, bear = divergence_chunk(st.div, t[priced], p[priced], delta[priced])
+            bull, bear = divergence_chunk(st.div, t[priced], p[priced], delta[priced], st.cache)
         if bull:
             st.fires[1].inc(len(bull))
         if bear:

@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 BINS_PER_OCTAVE = 128
 _INF = math.inf
 _NAN = math.nan
-STAGE_ROWS = 1024       # a symbol's staged trades go through the engine at this many ...
-CHUNK_ROWS = 128        # ... and in numpy from this many (fewer: row by row); docs/performance.md §7
+STAGE_ROWS = 4096       # a symbol's staged trades go through the engine at this many ...
+CHUNK_ROWS = 256        # ... in numpy from this many (fewer: row by row; the measured crossover
+MAX_CHUNK = 4096        # is ~220) in chunks of at most this many; docs/performance.md §7
 SIGNAL_TYPES = ("cvd_extreme", "divergence_bullish", "divergence_bearish")
 
 
@@ -86,7 +87,7 @@ class _Symbol:
     """One symbol's engine, event machines and window counts."""
 
     __slots__ = ("cvd", "up", "down", "div", "key", "buckets", "cur", "rows", "hits", "hist",
-                 "trades", "last_z", "fires", "bt", "bq", "bm", "bp")
+                 "trades", "last_z", "fires", "bt", "bq", "bm", "bp", "cache")
 
     def __init__(self, s: Settings, counters: list):
         sig = s.signals
@@ -110,6 +111,7 @@ class _Symbol:
         self.bq: list[float] = []
         self.bm: list[bool] = []
         self.bp: list[float] = []                   # NaN: no price
+        self.cache: dict = {}                       # the chunk form's arrays (eventchunk)
 
 
 class LiveCvd:
@@ -224,22 +226,23 @@ class LiveCvd:
             return
         ts, qty, ibm, px = st.bt[:n], st.bq[:n], st.bm[:n], st.bp[:n]
         del st.bt[:n], st.bq[:n], st.bm[:n], st.bp[:n]
-        if n >= self.chunk_rows:
-            ring = st.cvd.engine.mad.ring if st.cvd.engine is not None else None
-            head = 0 if ring is None else min(n, st.cvd.engine.mad.w - len(ring))
-            for i in range(head):
-                self._row(st, ts[i], qty[i], ibm[i], px[i])
-            if head < n:
+        i = 0
+        eng = st.cvd.engine
+        if n >= self.chunk_rows and eng is not None:
+            i = min(n, eng.mad.w - len(eng.mad.ring))      # a cold engine: rows until warm
+            for k in range(i):
+                self._row(st, ts[k], qty[k], ibm[k], px[k])
+            while n - i >= self.chunk_rows:
+                j = n if n - i <= MAX_CHUNK + self.chunk_rows else i + MAX_CHUNK
                 try:
-                    ok = chunk_into(self, st, ts[head:], qty[head:], ibm[head:], px[head:])
+                    if not chunk_into(self, st, ts[i:j], qty[i:j], ibm[i:j], px[i:j]):
+                        break                               # e.g. midnight: per row below
                 except Exception:
                     self._failed("(chunk)")
                     return
-                if ok:
-                    self.chunked_rows += n - head
-                    return
-            ts, qty, ibm, px = ts[head:], qty[head:], ibm[head:], px[head:]
-        for a, b, c, d in zip(ts, qty, ibm, px):
+                self.chunked_rows += j - i
+                i = j
+        for a, b, c, d in zip(ts[i:], qty[i:], ibm[i:], px[i:]):
             try:
                 self._row(st, a, b, c, d)
             except Exception:

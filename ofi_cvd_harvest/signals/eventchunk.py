@@ -83,19 +83,32 @@ def _range_extreme(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, op) -> np.ndar
     return out
 
 
+def _deque_arrays(q: deque, cache: dict | None, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The deque's times and values as arrays: from ``cache`` if the deque is as the last
+    chunk left it, else converted. (len, first, last) identify it: a per-row push appends an
+    entry later than any the chunk left (those at its last time stayed pending) and a front
+    pop changes the first entry, whose value no other entry has (values strictly monotone)."""
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None and hit[0] == (len(q), q[0] if q else None, q[-1] if q else None):
+            return hit[1], hit[2]
+    m0 = len(q)
+    return (np.fromiter((e[0] for e in q), np.int64, m0),
+            np.fromiter((e[1] for e in q), np.float64, m0))
+
+
 def _window(q: deque, base_t: np.ndarray, base_v: np.ndarray, t: np.ndarray, window_ms: int,
-            op, strict_better) -> tuple[np.ndarray, deque]:
+            op, strict_better, cache: dict | None, key: str) -> np.ndarray:
     """Per chunk row, the extreme over rows at times in ``[t − window, t)`` of the deque ``q``
-    plus the base rows (the pending rows and the chunk); and the deque after the chunk (rows at
-    the last time stay pending, rows older than the last window leave). ``op`` is np.fmin or
-    np.fmax (NaN: no row).
+    plus the base rows (the pending rows and the chunk); ``q`` is then updated in place as the
+    per-row pushes would leave it (rows at the last time stay pending; rows older than the last
+    window leave). ``op`` is np.fmin or np.fmax (NaN: no row).
 
     A window that starts in the deque is a suffix of the deque plus a prefix of the base rows:
     two accumulates. Only a window starting inside the base rows (a chunk longer than the
     window) takes the sparse table."""
-    m0 = len(q)
-    qt = np.fromiter((e[0] for e in q), np.int64, m0)
-    qv = np.fromiter((e[1] for e in q), np.float64, m0)
+    qt, qv = _deque_arrays(q, cache, key)
+    m0 = len(qt)
     T = np.concatenate((qt, base_t))
     lo = np.searchsorted(T, t - window_ms, "left")
     nb = np.searchsorted(T, t, "left") - m0               # base rows before each row's time
@@ -109,23 +122,36 @@ def _window(q: deque, base_t: np.ndarray, base_v: np.ndarray, t: np.ndarray, win
     if not simple.all():
         rest = ~simple
         ext[rest] = _range_extreme(base_v, lo[rest] - m0, nb[rest], op)
-    V = np.concatenate((qv, base_v))
+    # the pushes: base rows before the last time, each dropping the entries it dominates
     t_last = int(t[-1])
-    pushed = int(np.searchsorted(T, t_last, "left"))
-    Tp, Vp = T[:pushed], V[:pushed]
-    if pushed:
-        later = op.accumulate(Vp[::-1])[::-1]                 # extreme of rows j.. (inclusive)
-        keep = np.ones(pushed, dtype=bool)
-        keep[:-1] = strict_better(Vp[:-1], later[1:])       # not dominated by a later row
-        keep &= Tp >= t_last - window_ms
-        Tp, Vp = Tp[keep], Vp[keep]
-    return ext, deque(zip(Tp.tolist(), Vp.tolist()))
+    n_new = int(np.searchsorted(base_t, t_last, "left"))
+    if n_new:
+        nt, nv = base_t[:n_new], base_v[:n_new]
+        later = op.accumulate(nv[::-1])[::-1]                 # extreme of new rows j.. (incl.)
+        keep = np.ones(n_new, dtype=bool)
+        keep[:-1] = strict_better(nv[:-1], later[1:])
+        nt, nv = nt[keep], nv[keep]
+        # old entries survive while strictly better than every new row: a prefix (monotone)
+        alive = int(np.count_nonzero(strict_better(qv, later[0]))) if m0 else 0
+        for _ in range(m0 - alive):
+            q.pop()
+        q.extend(zip(nt.tolist(), nv.tolist()))
+        qt = np.concatenate((qt[:alive], nt))
+        qv = np.concatenate((qv[:alive], nv))
+    stale = int(np.searchsorted(qt, t_last - window_ms, "left"))
+    for _ in range(stale):
+        q.popleft()
+    qt, qv = qt[stale:], qv[stale:]
+    if cache is not None:
+        cache[key] = ((len(q), q[0] if q else None, q[-1] if q else None), qt, qv)
+    return ext
 
 
 def divergence_chunk(m: DivergenceMachine, t: np.ndarray, price: np.ndarray,
-                     delta: np.ndarray) -> tuple[list[int], list[int]]:
+                     delta: np.ndarray, cache: dict | None = None) -> tuple[list[int], list[int]]:
     """Indices of the rows that fire bullish and bearish (rows with a finite price only, as
-    the per-row machine is fed)."""
+    the per-row machine is fed). ``cache``: a dict kept with the machine between chunks (the
+    deques as arrays, so a long window is not converted per chunk)."""
     n = len(t)
     if not n:
         return [], []
@@ -138,10 +164,10 @@ def divergence_chunk(m: DivergenceMachine, t: np.ndarray, price: np.ndarray,
     base_p = np.concatenate((np.array([p for p, _ in m.pending], dtype=np.float64), price))
     base_c = np.concatenate((np.array([c for _, c in m.pending], dtype=np.float64), cum))
     w = m.window_ms
-    p_lo, m.p_lo = _window(m.p_lo, base_t, base_p, t, w, np.fmin, np.less)
-    p_hi, m.p_hi = _window(m.p_hi, base_t, base_p, t, w, np.fmax, np.greater)
-    c_lo, m.c_lo = _window(m.c_lo, base_t, base_c, t, w, np.fmin, np.less)
-    c_hi, m.c_hi = _window(m.c_hi, base_t, base_c, t, w, np.fmax, np.greater)
+    p_lo = _window(m.p_lo, base_t, base_p, t, w, np.fmin, np.less, cache, "p_lo")
+    p_hi = _window(m.p_hi, base_t, base_p, t, w, np.fmax, np.greater, cache, "p_hi")
+    c_lo = _window(m.c_lo, base_t, base_c, t, w, np.fmin, np.less, cache, "c_lo")
+    c_hi = _window(m.c_hi, base_t, base_c, t, w, np.fmax, np.greater, cache, "c_hi")
     ok = (t >= m.ready_t) & ~np.isnan(p_lo)
     bull = ok & (price < p_lo) & (cum >= c_lo)
     bear = ok & (price > p_hi) & (cum <= c_hi)

@@ -93,13 +93,15 @@ def z_chunk(zs: ZStream, t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, ...]
         floor_used = floor >= mix
     warm = zs.warm
     idx = np.arange(n)
-    dts = np.diff(t, prepend=np.int64(warm.prev_t))
+    dts = np.empty(n, dtype=np.int64)
+    dts[0] = int(t[0]) - warm.prev_t
+    np.subtract(t[1:], t[:-1], out=dts[1:])
     last_sil = np.maximum.accumulate(np.where(dts > warm.silence_ms, idx, -1))
     left = np.where(last_sil >= 0, warm.silence_rows - (idx - last_sil), warm.left - idx)
     null = (warm.rows + idx < warm.need) | (left > 0)
     z_raw = x / scale
     z_raw[null] = np.nan
-    z = np.clip(z_raw, -zs.limit, zs.limit)
+    z = np.minimum(np.maximum(z_raw, -zs.limit), zs.limit)     # NaN stays NaN
     warm.rows += n
     warm.left = max(int(left[-1]) - 1, 0)
     warm.prev_t = int(t[-1])

@@ -216,7 +216,8 @@ def _traced_bytes(fn) -> int:
 
 def test_memory_per_symbol_is_constant_not_proportional_to_trades():
     """A symbol's state after 20 000 trades is the size it has after 2 000 (the 200-value MAD
-    window, ~30 buckets of a few histogram bins): no per-trade history is kept."""
+    window, ~30 buckets of a few histogram bins): no per-trade history is kept beyond the
+    staged trades (fewer than ``stage_rows``, measured after a flush)."""
     s = Settings()
     ts, qty, ibm = synthetic_trades(2000, 10, seed=13)
     price = np.full(len(ts), 100.0)
@@ -227,6 +228,8 @@ def test_memory_per_symbol_is_constant_not_proportional_to_trades():
 
         def run(live=live, n=n):
             feed(live, "MEMUSDT", ts[200:n], qty[200:n], ibm[200:n], price[200:n])
+            assert len(live._syms["MEMUSDT"].bp) < live.stage_rows     # staging is bounded
+            live.flush()
         sizes[n] = _traced_bytes(run)
     assert sizes[20_000] < sizes[2000] + 16_384, sizes
     assert sizes[20_000] < 200_000, sizes
@@ -239,6 +242,7 @@ def test_a_burst_gives_its_memory_back_once_out_of_the_window():
     feed(live, "ETHUSDT", *burst)
     quiet = synthetic_trades(600, 2, seed=32, t0=int(burst[0][-1]))
     feed(live, "ETHUSDT", *quiet)
+    live.flush()
     st = live._syms["ETHUSDT"]
     assert len(st.buckets) <= 6 and sum(st.hist.values()) == st.rows < 200
 

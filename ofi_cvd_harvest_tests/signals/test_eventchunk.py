@@ -50,10 +50,12 @@ def test_threshold_chunks_fire_on_the_same_rows(rows, rearm_sec, cooldown_sec, d
 
 def divergence_mixed(m: DivergenceMachine, rows: list, cuts: list[int], every: int) -> list:
     fires = []
+    cache: dict = {}
     for j, (a, b) in enumerate(pieces(len(rows), cuts)):
         if j % 2 == every:
             t, p, d = (np.array(c) for c in zip(*rows[a:b]))
-            bull, bear = divergence_chunk(m, t.astype(np.int64), p.astype(float), d.astype(float))
+            bull, bear = divergence_chunk(m, t.astype(np.int64), p.astype(float), d.astype(float),
+                                          cache if every else None)
             fires += sorted([(a + k, "bull") for k in bull] + [(a + k, "bear") for k in bear])
         else:
             for i in range(a, b):
