@@ -1,5 +1,6 @@
 """A symbol's staged trades through :class:`~.live_cvd.LiveCvd` as one vectorised chunk
-(docs/monitoring.md "Live CVD", docs/signals.md "Three forms, one engine").
+(docs/monitoring.md "CVD scale metrics and live signal events", docs/signals.md "Three forms,
+one engine: the chunked form").
 
 Why: at thousands of trades a second per symbol the per-row form's ≈ 6 µs of Python per trade
 is the capture's largest cost (docs/performance.md §7). The chunk runs the CVD z engine

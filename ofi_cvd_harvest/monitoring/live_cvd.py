@@ -1,11 +1,18 @@
 """Live CVD monitor: ``cvd_scale_median``, ``cvd_floor_hit_rate``, ``signal_events_total`` and
-``signal_z`` per symbol, updated trade by trade (docs/monitoring.md "Live CVD").
+``signal_z`` per symbol, from the streaming engine run over every trade (docs/monitoring.md
+"CVD scale metrics and live signal events").
 
 Why streaming: recomputing the batch engine over trailing windows with polars took ≈ 37 % of
 the capture's CPU at 300 symbols (issue 15). Each symbol now keeps the streaming form of the
 very engine the ``cvd`` table uses (:mod:`ofi_cvd_harvest.signals.cvdstream`, whose parity with
-the batch tables is tested row for row; docs/signals.md "Two forms, one engine"), so a trade
-costs a few µs and a symbol's memory is a constant (the 200-value MAD window, ~30 buckets):
+the batch tables is tested row for row; docs/signals.md "Two forms, one engine"), so a symbol's
+memory is a constant (the 200-value MAD window, ~30 buckets, a bounded stage):
+
+* staging (issue 15): ``add`` appends the trade to its symbol's stage (~0.3 µs); the stage
+  goes through the engine at ``stage_rows`` trades, at every ``compute``/``update_gauges``
+  recompute and at ``flush`` — in numpy chunks (:mod:`.chunked`, the chunked form of the same
+  engine, equal to the per-row path) when ≥ ``chunk_rows``, row by row otherwise. Counters and
+  statistics therefore move at those points, at most ``recompute_sec`` after the trade.
 
 * the reported window is the last ``report_sec`` of the symbol's engine clock, in
   ``bucket_sec`` buckets (the current bucket plus the ``report_sec / bucket_sec − 1`` before
@@ -24,8 +31,9 @@ costs a few µs and a symbol's memory is a constant (the 200-value MAD window, ~
 * ``signal_z{symbol,signal="cvd"}``: the last warm z, only for ``monitoring.live_z_symbols``
   (one series per symbol — kept out of the hundreds of symbols on purpose).
 
-Everything runs in the caller's thread (``add`` from the capture loop; ``update_gauges`` is a
-cheap O(symbols × bins) read); a lock makes ``add`` and reads from other threads consistent.
+Everything runs in the caller's thread (``add`` from the capture loop; ``update_gauges``
+processes the stages, then an O(symbols × bins) read); a lock makes the processing and reads
+from other threads consistent.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ log = logging.getLogger(__name__)
 BINS_PER_OCTAVE = 128
 _INF = math.inf
 _NAN = math.nan
+_MAX_TS = 1 << 62       # an event time the chunk form's int64 arrays hold
 STAGE_ROWS = 4096       # a symbol's staged trades go through the engine at this many ...
 CHUNK_ROWS = 256        # ... in numpy from this many (fewer: row by row; the measured crossover
 MAX_CHUNK = 4096        # is ~220) in chunks of at most this many; docs/performance.md §7
@@ -87,7 +96,7 @@ class _Symbol:
     """One symbol's engine, event machines and window counts."""
 
     __slots__ = ("cvd", "up", "down", "div", "key", "buckets", "cur", "rows", "hits", "hist",
-                 "trades", "last_z", "fires", "bt", "bq", "bm", "bp", "cache")
+                 "trades", "last_z", "fires", "bt", "bq", "bm", "bp", "cache", "direct", "mark")
 
     def __init__(self, s: Settings, counters: list):
         sig = s.signals
@@ -112,6 +121,8 @@ class _Symbol:
         self.bm: list[bool] = []
         self.bp: list[float] = []                   # NaN: no price
         self.cache: dict = {}                       # the chunk form's arrays (eventchunk)
+        self.direct = False                         # quiet symbol: each trade through at once
+        self.mark = 0                               # trades at the last gauge tick
 
 
 class LiveCvd:
@@ -189,18 +200,23 @@ class LiveCvd:
             price: float | None = None) -> None:
         """One unique trade (after dedup, in arrival order), staged: it goes through the engine
         when the symbol has ``stage_rows`` staged, or at the next ``compute``/``update_gauges``
-        (docs/monitoring.md "Live CVD"). Without ``price`` the divergence machines are not fed.
-        A non-finite or negative quantity or event time is skipped (it would poison the
-        symbol's state for good), and nothing raises into the capture.
+        (docs/monitoring.md "CVD scale metrics and live signal events"). Without ``price`` the
+        divergence machines are not fed. A non-finite or negative quantity or event time is
+        skipped (it would poison the symbol's state for good), and nothing raises into the
+        capture.
 
         No lock here: the four appends are each atomic under the GIL and the price goes last,
         so a drain in another thread that takes ``len(bp)`` rows only sees complete trades."""
         try:
-            if not (0.0 <= qty < _INF and type(event_ts_ms) is int):
+            if not (0.0 <= qty < _INF and type(event_ts_ms) is int and 0 <= event_ts_ms < _MAX_TS):
                 return
             if price is None or not -_INF < price < _INF:
                 price = _NAN
             st = self._syms.get(symbol) or self._state(symbol)
+            if st.direct:
+                with self._lock:
+                    self._row(st, event_ts_ms, qty, is_buyer_maker, price)
+                return
             st.bt.append(event_ts_ms)
             st.bq.append(qty)
             st.bm.append(is_buyer_maker)
@@ -287,7 +303,7 @@ class LiveCvd:
             if bear:
                 st.fires[2].inc()
 
-    def compute(self, symbols: list[str] | None = None) -> dict[str, CvdStats]:
+    def compute(self, symbols: list[str] | None = None, *, _tick: bool = False) -> dict[str, CvdStats]:
         """The window statistics of ``symbols`` (default: all) now, staged trades included (no
         gauge update). A symbol without a warm row in its window has NaN statistics (no alert
         fires on NaN)."""
@@ -299,6 +315,9 @@ class LiveCvd:
                     continue
                 if st.bp:
                     self._flush(st)
+                if _tick:       # fewer trades than a chunk since the last tick: no staging
+                    st.direct = st.trades - st.mark < self.chunk_rows
+                    st.mark = st.trades
                 if st.rows:
                     out[sym] = CvdStats(hist_median(st.hist, st.rows), st.hits / st.rows,
                                         st.rows, st.trades)
@@ -313,7 +332,7 @@ class LiveCvd:
         if not (force or self._last_compute is None or now - self._last_compute >= self.recompute_sec):
             return self.stats
         self._last_compute = now
-        stats = self.compute()
+        stats = self.compute(_tick=True)
         for sym, s in stats.items():
             metrics.cvd_scale_median.labels(symbol=sym).set(s.scale_median)
             metrics.cvd_floor_hit_rate.labels(symbol=sym).set(s.floor_hit_rate)

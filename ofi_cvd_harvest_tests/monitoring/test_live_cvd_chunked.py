@@ -1,7 +1,7 @@
 """LiveCvd's chunked path (staged trades through the numpy form, monitoring/chunked.py) against
 its per-row path (``stage_rows=1``): the same window statistics, trade counts, event counters
 and last z, on synthetic flows, property-tested cuts and a real recording (docs/monitoring.md
-"Live CVD", docs/signals.md "Three forms, one engine")."""
+"CVD scale metrics and live signal events", docs/signals.md "Three forms, one engine")."""
 
 from __future__ import annotations
 
@@ -178,3 +178,37 @@ def test_scale_bins_equal_the_per_row_binning_next_to_bin_edges():
     v = np.concatenate((edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf),
                         np.exp(rng.normal(0, 10, 20_000)), [1e-9, 1.0, 2.0, 0.5]))
     assert scale_bins(v).tolist() == [scale_bin(x) for x in v.tolist()]
+
+
+def test_quiet_symbols_go_direct_busy_ones_stay_staged_and_both_equal_per_row():
+    """At each gauge tick a symbol with fewer trades than a chunk since the last tick stops
+    staging (its trades go through at once: no delay, no burst of per-row work at the tick);
+    one that gets busy again stages."""
+    s = event_settings()
+    now = [0.0]
+    ref = LiveCvd(s, stage_rows=1)
+    live = LiveCvd(s, clock=lambda: now[0], recompute_sec=10)
+    busy = synthetic_trades(120, 60, seed=29)
+    quiet = synthetic_trades(120, 1, seed=30)
+    rows = sorted([("TICKBUSY", *r) for r in zip(*(a.tolist() for a in busy))]
+                  + [("TICKQUIET", *r) for r in zip(*(a.tolist() for a in quiet))],
+                  key=lambda r: r[1])
+    t0 = rows[0][1]
+    for sym, a, b, c in rows:
+        now[0] = (a - t0) / 1000.0
+        live.update_gauges()
+        live.add(sym, a, b, c, 100.0)
+        ref.add("REF" + sym, a, b, c, 100.0)
+    assert live._syms["TICKQUIET"].direct and not live._syms["TICKQUIET"].bp
+    assert not live._syms["TICKBUSY"].direct
+    assert live.chunked_rows > 0
+    for sym in ("TICKBUSY", "TICKQUIET"):
+        assert_same_outputs(outputs(ref, "REF" + sym), outputs(live, sym))
+    late = synthetic_trades(30, 40, seed=31, t0=rows[-1][1])      # the quiet one gets busy
+    for a, b, c in zip(*(x.tolist() for x in late)):
+        now[0] = (a - t0) / 1000.0
+        live.update_gauges()
+        live.add("TICKQUIET", a, b, c, 100.0)
+        ref.add("REFTICKQUIET", a, b, c, 100.0)
+    assert not live._syms["TICKQUIET"].direct
+    assert_same_outputs(outputs(ref, "REFTICKQUIET"), outputs(live, "TICKQUIET"))
