@@ -315,8 +315,10 @@ class LiveCvd:
                     continue
                 if st.bp:
                     self._flush(st)
-                if _tick:       # fewer trades than a chunk since the last tick: no staging
-                    st.direct = st.trades - st.mark < self.chunk_rows
+                if _tick:       # fewer trades than a chunk since the last tick (or the
+                    #               level mode, never chunked): no staging
+                    st.direct = (st.trades - st.mark < self.chunk_rows
+                                 or st.cvd.engine is None)
                     st.mark = st.trades
                 if st.rows:
                     out[sym] = CvdStats(hist_median(st.hist, st.rows), st.hits / st.rows,
