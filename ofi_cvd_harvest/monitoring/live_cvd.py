@@ -200,7 +200,9 @@ class LiveCvd:
             price: float | None = None) -> None:
         """One unique trade (after dedup, in arrival order), staged: it goes through the engine
         when the symbol has ``stage_rows`` staged, or at the next ``compute``/``update_gauges``
-        (docs/monitoring.md "CVD scale metrics and live signal events"). Without ``price`` the
+        (docs/monitoring.md "CVD scale metrics and live signal events"); a symbol that had
+        fewer than ``chunk_rows`` trades between the last two gauge ticks is not staged (its
+        trades go through at once, row by row). Without ``price`` the
         divergence machines are not fed. A non-finite or negative quantity or event time is
         skipped (it would poison the symbol's state for good), and nothing raises into the
         capture.
@@ -303,10 +305,11 @@ class LiveCvd:
             if bear:
                 st.fires[2].inc()
 
-    def compute(self, symbols: list[str] | None = None, *, _tick: bool = False) -> dict[str, CvdStats]:
+    def compute(self, symbols: list[str] | None = None, *,
+                _tick: bool = False) -> dict[str, CvdStats]:
         """The window statistics of ``symbols`` (default: all) now, staged trades included (no
-        gauge update). A symbol without a warm row in its window has NaN statistics (no alert
-        fires on NaN)."""
+        gauge update; ``_tick``: the gauge tick, which also sets which symbols stage). A symbol
+        without a warm row in its window has NaN statistics (no alert fires on NaN)."""
         out = {}
         with self._lock:
             for sym in (list(self._syms) if symbols is None else symbols):
