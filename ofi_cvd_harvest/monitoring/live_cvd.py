@@ -121,7 +121,7 @@ class _Symbol:
         self.bm: list[bool] = []
         self.bp: list[float] = []                   # NaN: no price
         self.cache: dict = {}                       # the chunk form's arrays (eventchunk)
-        self.direct = False                         # quiet symbol: each trade through at once
+        self.direct = True                          # quiet symbol: each trade through at once
         self.mark = 0                               # trades at the last gauge tick
 
 
@@ -200,9 +200,10 @@ class LiveCvd:
             price: float | None = None) -> None:
         """One unique trade (after dedup, in arrival order), staged: it goes through the engine
         when the symbol has ``stage_rows`` staged, or at the next ``compute``/``update_gauges``
-        (docs/monitoring.md "CVD scale metrics and live signal events"); a symbol that had
-        fewer than ``chunk_rows`` trades between the last two gauge ticks is not staged (its
-        trades go through at once, row by row). Without ``price`` the
+        (docs/monitoring.md "CVD scale metrics and live signal events"). A quiet symbol — a
+        new one, or one with fewer than ``chunk_rows`` trades between the last two gauge
+        ticks — is not staged (its trades go through at once, row by row) until it has
+        ``chunk_rows`` trades since the last tick. Without ``price`` the
         divergence machines are not fed. A non-finite or negative quantity or event time is
         skipped (it would poison the symbol's state for good), and nothing raises into the
         capture.
@@ -218,6 +219,8 @@ class LiveCvd:
             if st.direct:
                 with self._lock:
                     self._row(st, event_ts_ms, qty, is_buyer_maker, price)
+                    if st.trades - st.mark >= self.chunk_rows and st.cvd.engine is not None:
+                        st.direct = False           # busy since the last tick: stage
                 return
             st.bt.append(event_ts_ms)
             st.bq.append(qty)

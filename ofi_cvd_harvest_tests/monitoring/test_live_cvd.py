@@ -217,8 +217,12 @@ def _traced_bytes(fn) -> int:
 def test_memory_per_symbol_is_constant_not_proportional_to_trades():
     """A symbol's state after 20 000 trades is the size it has after 2 000 (the 200-value MAD
     window, ~30 buckets of a few histogram bins): no per-trade history is kept beyond the
-    staged trades (fewer than ``stage_rows``, measured after a flush)."""
+    staged trades (fewer than ``stage_rows``, measured after a flush). The divergence window
+    is 60 s here: its monotonic deques are bounded by the window, not by the trades, but with
+    the default 15 minutes their length still differs by ~150 entries (~17 kB) between these
+    two runs of the cum-delta random walk."""
     s = Settings()
+    s = s.replace(signals=dataclasses.replace(s.signals, divergence_window_sec=60.0))
     ts, qty, ibm = synthetic_trades(2000, 10, seed=13)
     price = np.full(len(ts), 100.0)
     sizes = {}

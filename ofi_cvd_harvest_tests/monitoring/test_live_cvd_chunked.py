@@ -152,20 +152,26 @@ def test_real_recording_chunked_equals_per_row():
 
 
 def test_staged_trades_count_at_the_flush_not_before():
-    """Counters and statistics move when a symbol's stage fills, at compute/update_gauges and
-    at flush: the delay docs/monitoring.md states."""
+    """A new symbol goes direct until it has ``chunk_rows`` trades; then counters and
+    statistics move when its stage fills, at compute/update_gauges and at flush: the delay
+    docs/monitoring.md states."""
     s = event_settings()
     ts, qty, ibm = synthetic_trades(300, 10, seed=27)
     live = LiveCvd(s, stage_rows=500, recompute_sec=0)
-    feed(live, "STAGEUSDT", ts[:499], qty[:499], ibm[:499])
+    feed(live, "STAGEUSDT", ts[:255], qty[:255], ibm[:255])
     st = live._syms["STAGEUSDT"]
-    assert st.trades == 0 and len(st.bp) == 499
-    feed(live, "STAGEUSDT", ts[499:500], qty[499:500], ibm[499:500])      # the stage is full
-    assert st.trades == 500 and not st.bp
-    feed(live, "STAGEUSDT", ts[500:700], qty[500:700], ibm[500:700])
-    assert st.trades == 500
-    assert live.update_gauges()["STAGEUSDT"].trades == 700 and not st.bp
-    feed(live, "STAGEUSDT", ts[700:], qty[700:], ibm[700:])
+    assert st.trades == 255 and st.direct and not st.bp                  # direct: at once
+    feed(live, "STAGEUSDT", ts[255:256], qty[255:256], ibm[255:256])
+    assert st.trades == 256 and not st.direct                            # busy: stages now
+    feed(live, "STAGEUSDT", ts[256:755], qty[256:755], ibm[256:755])
+    assert st.trades == 256 and len(st.bp) == 499
+    feed(live, "STAGEUSDT", ts[755:756], qty[755:756], ibm[755:756])      # the stage is full
+    assert st.trades == 756 and not st.bp
+    feed(live, "STAGEUSDT", ts[756:956], qty[756:956], ibm[756:956])
+    assert st.trades == 756
+    assert live.update_gauges()["STAGEUSDT"].trades == 956 and not st.bp
+    assert not st.direct                                  # 956 trades since the start: busy
+    feed(live, "STAGEUSDT", ts[956:], qty[956:], ibm[956:])
     live.flush()
     assert st.trades == len(ts)
 
