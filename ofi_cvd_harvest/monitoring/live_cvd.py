@@ -251,8 +251,7 @@ class LiveCvd:
         eng = st.cvd.engine
         if n >= self.chunk_rows and eng is not None:
             i = min(n, eng.mad.w - len(eng.mad.ring))      # a cold engine: rows until warm
-            for k in range(i):
-                self._row(st, ts[k], qty[k], ibm[k], px[k])
+            self._rows(st, ts[:i], qty[:i], ibm[:i], px[:i])
             while n - i >= self.chunk_rows:
                 j = n if n - i <= MAX_CHUNK + self.chunk_rows else i + MAX_CHUNK
                 try:
@@ -263,7 +262,10 @@ class LiveCvd:
                     return
                 self.chunked_rows += j - i
                 i = j
-        for a, b, c, d in zip(ts[i:], qty[i:], ibm[i:], px[i:]):
+        self._rows(st, ts[i:], qty[i:], ibm[i:], px[i:])
+
+    def _rows(self, st: _Symbol, ts: list, qty: list, ibm: list, px: list) -> None:
+        for a, b, c, d in zip(ts, qty, ibm, px):
             try:
                 self._row(st, a, b, c, d)
             except Exception:
