@@ -6,10 +6,10 @@ trading thousands of times a second is cheaper in vectorised chunks (docs/perfor
 The chunk reads the carried state (EW sums, the MAD ring, the warm-up counters) and leaves it
 as the streaming form would have, so the two forms can alternate row for row.
 
-* EW sums ``y_i = v_i + λ_i·y_{i−1}``: the closed form ``y_i = (λ_a·y_{a−1} + Σ_{a≤j≤i} v_j·A_j)
-  / A_i`` with ``A_j = 2^((t_j − t_a)/h)``, in segments whose ``ln A`` stays ≤ ``EXP_SPAN``
-  (no overflow, and A's relative error ≤ ~1e-14); the terms are non-negative, so the sums are
-  exact to ~n·ε. Not bit for bit the recursion: ≈ 1e-13 relative (contract: 1e-9).
+* EW sums ``y_i = v_i + λ_i·y_{i−1}``: the closed form
+  ``y_i = (λ_a·y_{a−1} + Σ_{a≤j≤i} v_j·A_j) / A_i`` with ``A_j = 2^((t_j − t_a)/h)``, in
+  segments whose ``ln A`` stays ≤ ``EXP_SPAN`` (no overflow, and A's relative error ≤ ~1e-14);
+  the terms are non-negative, so the sums are exact to ~n·ε. Not bit for bit the recursion: ≈ 1e-13 relative (contract: 1e-9).
 * MAD floor: the ring (oldest first) prepended to the chunk, every ``floor_window`` window
   sorted and read by :func:`.rollmad.mad_sorted` — bit for bit the streaming MAD.
 * warm-up: the row index and the last silence before each row, vectorised.

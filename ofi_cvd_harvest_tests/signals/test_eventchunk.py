@@ -20,7 +20,8 @@ def pieces(n: int, cuts: list[int]):
     return zip(bounds[:-1], bounds[1:])
 
 
-def threshold_mixed(m: ThresholdMachine, t: list[int], z: list, cuts: list[int], every: int) -> list[int]:
+def threshold_mixed(m: ThresholdMachine, t: list[int], z: list, cuts: list[int],
+                    every: int) -> list[int]:
     """Pieces alternate: chunk, per-row, chunk, ... (``every``: which parity is chunked)."""
     fires = []
     for j, (a, b) in enumerate(pieces(len(t), cuts)):
@@ -36,9 +37,10 @@ def threshold_mixed(m: ThresholdMachine, t: list[int], z: list, cuts: list[int],
 
 @hsettings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([0, 1, 500, 2000, 6000]), Z), min_size=1, max_size=80),
-       st.sampled_from([0.0, 1.0, 5.0]), st.sampled_from([0.0, 2.0, 10.0]), st.sampled_from([1, -1]),
-       st.lists(st.integers(0, 80), max_size=8), st.integers(0, 1))
-def test_threshold_chunks_fire_on_the_same_rows(rows, rearm_sec, cooldown_sec, direction, cuts, every):
+       st.sampled_from([0.0, 1.0, 5.0]), st.sampled_from([0.0, 2.0, 10.0]),
+       st.sampled_from([1, -1]), st.lists(st.integers(0, 80), max_size=8), st.integers(0, 1))
+def test_threshold_chunks_fire_on_the_same_rows(rows, rearm_sec, cooldown_sec, direction, cuts,
+                                                every):
     t = np.cumsum([r[0] for r in rows]).tolist()
     z = [r[1] for r in rows]
     ref = ThresholdMachine(2.0, 1.0, rearm_sec, cooldown_sec, direction)
@@ -137,4 +139,5 @@ def test_threshold_chunk_rearms_exactly_at_rearm_sec_and_cooldown():
         for cut in range(len(t)):
             for every in (0, 1):
                 m = ThresholdMachine(2.0, 1.0, rearm_sec, cooldown_sec, 1)
-                assert threshold_mixed(m, t, z, [cut], every) == want, (rearm_sec, cooldown_sec, cut)
+                got = threshold_mixed(m, t, z, [cut], every)
+                assert got == want, (rearm_sec, cooldown_sec, cut)
