@@ -1,18 +1,22 @@
 """Benchmark (issues 8.2, 15): LiveCvd alone -- µs per ``add`` and memory over time with N symbols.
 
-Feeds ``--symbols`` symbols of synthetic trades (Poisson arrivals at 1-15 trades/s per symbol,
-as the simulator's universe; Pareto sizes; random side; a random-walk price) into
+Feeds ``--symbols`` symbols of synthetic trades (Poisson arrivals at ``--rate`` trades/s per
+symbol, default 1-15 as the simulator's universe; Pareto sizes; random side; a random-walk
+price) into
 :class:`LiveCvd` as the capture does: one ``add`` per trade with Python ints/floats/bools (and
 the price, when the implementation takes it), ``update_gauges()`` once a simulated second. Simulated time runs ``--speed`` times faster than the wall clock (the feeding itself is
 as fast as it goes; the pace is kept by sleeping between simulated seconds), so a long horizon
 can be reached in a few minutes. Every ``--every`` simulated seconds it prints the process RSS,
 the rows and bytes LiveCvd holds, and the µs per ``add`` over that stretch.
 
-Two figures for ``add``: ``--isolated`` first times ``add`` alone (a fresh instance) over
-``--isolated-rows`` trades; the run then reports the µs per ``add`` measured while the gauges
-are refreshed (for the old implementation: its refresh thread, GIL contention included).
+Per-trade figures: first, for each ``--stage-rows`` (1 = the per-row path; 1024 = the default
+staging, large chunks in numpy, issue 15 / docs/performance.md §7), ``add`` plus the engine
+work it causes (the flushes at ``update_gauges``, once a simulated second, included) over
+``--isolated-rows`` trades, best of 3, nothing else running; the paced run then reports the µs
+per ``add`` (wall, staged trades flushed by ``update_gauges`` outside that figure).
 
     .venv/bin/python benchmarks/bench_live_cvd_memory.py [--symbols 300] [--sim-minutes 10] [--speed 10]
+    .venv/bin/python benchmarks/bench_live_cvd_memory.py --symbols 2 --rate 2000,4000 --sim-minutes 0
 """
 
 from __future__ import annotations
@@ -51,10 +55,10 @@ def rss_mb() -> float:
 class Market:
     """One simulated second of trades at a time for all symbols, in event-time order."""
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, rate: tuple[float, float] = (1.0, 15.0)) -> None:
         self.rng = np.random.default_rng(seed)
         self.syms = np.array([f"S{i:03d}USDT" for i in range(n)], dtype=object)
-        self.rate = self.rng.uniform(1.0, 15.0, n)
+        self.rate = self.rng.uniform(rate[0], rate[1], n)
         self.px = np.full(n, 100.0)
 
     def second(self, sec: int) -> tuple[list, list, list, list, list]:
@@ -80,42 +84,46 @@ def _adder(live):
     return lambda a, b, c, d, e, add=live.add: add(a, b, c, d)
 
 
-def isolated_add_us(LiveCvd, settings, n: int, rows: int, repeat: int = 3) -> tuple[float, float]:
-    """µs per ``add`` with nothing else running (best of ``repeat``), and -- for an
-    implementation that stages rows (``stage_rows``) -- the µs per row its drain costs, which
-    the refresh thread pays, not the caller of ``add``."""
-    mk = Market(n, seed=1)
+def isolated_add_us(LiveCvd, settings, n: int, rows: int, rate: tuple[float, float],
+                    repeat: int = 3, **kw) -> float:
+    """CPU-µs per trade (thread CPU time, so other load on a shared machine does not count;
+    best of ``repeat``): ``add`` for every trade plus the engine work it
+    causes, with ``update_gauges`` once a simulated second (it recomputes -- and, for the
+    staging monitor, flushes -- every ``recompute_sec`` of the simulated clock), so staged
+    trades are paid for inside the figure. ``kw``: constructor arguments (e.g. ``stage_rows=1``:
+    the per-row path)."""
+    mk = Market(n, seed=1, rate=rate)
     batches, have, sec = [], 0, 0
     while have < rows:
         b = mk.second(sec)
         batches.append(b)
         have += len(b[0])
         sec += 1
-    best_add = best_drain = float("inf")
+    best = float("inf")
     for _ in range(repeat):
-        try:   # staging larger than the run: the hot path alone; the drain is timed apart
-            live = LiveCvd(settings, background=False, stage_rows=have + 1)
-        except TypeError:
-            live = LiveCvd(settings)
+        sim = [0.0]
+        try:
+            live = LiveCvd(settings, clock=lambda: sim[0], **kw)
+        except TypeError:          # an implementation without these arguments
+            live = LiveCvd(settings, clock=lambda: sim[0])
         add = _adder(live)
-        t = time.perf_counter()
-        for syms, ts, qty, ibm, px in batches:
+        gauges = live.update_gauges
+        t = time.thread_time()
+        for i, (syms, ts, qty, ibm, px) in enumerate(batches):
             for a, b, c, d, e in zip(syms, ts, qty, ibm, px):
                 add(a, b, c, d, e)
-        el = time.perf_counter() - t
-        t = time.perf_counter()
+            sim[0] = i + 1.0
+            gauges()
+        live.update_gauges(force=True)
+        el = time.thread_time() - t
+        t = time.thread_time()
         for syms, ts, qty, ibm, px in batches:   # the loop itself, to subtract
             for a, b, c, d, e in zip(syms, ts, qty, ibm, px):
                 pass
-        el -= time.perf_counter() - t
-        best_add = min(best_add, el / have * 1e6)
-        drain = getattr(live, "_drain", None)
-        if drain is not None:
-            t = time.perf_counter()
-            drain()
-            best_drain = min(best_drain, (time.perf_counter() - t) / have * 1e6)
+        el -= time.thread_time() - t
+        best = min(best, el / have * 1e6)
         del live
-    return best_add, best_drain
+    return best
 
 
 def main() -> int:
@@ -127,7 +135,11 @@ def main() -> int:
     ap.add_argument("--isolated-rows", type=int, default=500_000)
     ap.add_argument("--no-isolated", action="store_true")
     ap.add_argument("--impl", help="path of another live_cvd.py to measure (before/after)")
+    ap.add_argument("--rate", default="1,15", help="trades/s per symbol: uniform LO,HI")
+    ap.add_argument("--stage-rows", default="1,1024",
+                    help="isolated figure per staging size (1 = the per-row path)")
     args = ap.parse_args()
+    rate = tuple(float(v) for v in args.rate.split(","))
 
     from ofi_cvd_harvest.settings import Settings
     LiveCvd = load_impl(args.impl)
@@ -136,14 +148,16 @@ def main() -> int:
           f"impl {args.impl or 'ofi_cvd_harvest.monitoring.live_cvd'}; load "
           f"{os.getloadavg()[0]:.2f}; RSS at start {rss_mb():.0f} MB", flush=True)
     if not args.no_isolated:
-        a_us, d_us = isolated_add_us(LiveCvd, s, args.symbols, args.isolated_rows)
-        print(f"add alone: {a_us:.3f} µs per add (best of 3 x {args.isolated_rows:,} trades, no "
-              f"refresh thread)" + (f"; drain {d_us:.3f} µs per row (paid by the refresh thread)"
-                                    if d_us < float("inf") else ""), flush=True)
+        for n_stage in (int(v) for v in args.stage_rows.split(",")):
+            us = isolated_add_us(LiveCvd, s, args.symbols, args.isolated_rows, rate,
+                                 stage_rows=n_stage)
+            print(f"add + engine, stage_rows={n_stage}: {us:.3f} CPU-µs per trade (best of 3 x "
+                  f"{args.isolated_rows:,} trades at {args.rate}/s per symbol, gauges each "
+                  f"simulated s; load {os.getloadavg()[0]:.2f})", flush=True)
 
     sim_now = [0.0]
     live = LiveCvd(s, clock=lambda: sim_now[0])
-    mk = Market(args.symbols, seed=2)
+    mk = Market(args.symbols, seed=2, rate=rate)
     held = getattr(live, "rows_held", None)
     nbytes = getattr(live, "bytes_held", None)
     add = _adder(live)

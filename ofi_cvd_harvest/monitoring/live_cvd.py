@@ -1,11 +1,18 @@
 """Live CVD monitor: ``cvd_scale_median``, ``cvd_floor_hit_rate``, ``signal_events_total`` and
-``signal_z`` per symbol, updated trade by trade (docs/monitoring.md "Live CVD").
+``signal_z`` per symbol, from the streaming engine run over every trade (docs/monitoring.md
+"CVD scale metrics and live signal events").
 
 Why streaming: recomputing the batch engine over trailing windows with polars took ≈ 37 % of
 the capture's CPU at 300 symbols (issue 15). Each symbol now keeps the streaming form of the
 very engine the ``cvd`` table uses (:mod:`ofi_cvd_harvest.signals.cvdstream`, whose parity with
-the batch tables is tested row for row; docs/signals.md "Two forms, one engine"), so a trade
-costs a few µs and a symbol's memory is a constant (the 200-value MAD window, ~30 buckets):
+the batch tables is tested row for row; docs/signals.md "Two forms, one engine"), so a symbol's
+memory is a constant (the 200-value MAD window, ~30 buckets, a bounded stage):
+
+* staging (issue 15): ``add`` appends the trade to its symbol's stage (~0.3 µs); the stage
+  goes through the engine at ``stage_rows`` trades, at every ``compute``/``update_gauges``
+  recompute and at ``flush`` — in numpy chunks (:mod:`.chunked`, the chunked form of the same
+  engine, equal to the per-row path) when ≥ ``chunk_rows``, row by row otherwise. Counters and
+  statistics therefore move at those points, at most ``recompute_sec`` after the trade.
 
 * the reported window is the last ``report_sec`` of the symbol's engine clock, in
   ``bucket_sec`` buckets (the current bucket plus the ``report_sec / bucket_sec − 1`` before
@@ -24,8 +31,9 @@ costs a few µs and a symbol's memory is a constant (the 200-value MAD window, ~
 * ``signal_z{symbol,signal="cvd"}``: the last warm z, only for ``monitoring.live_z_symbols``
   (one series per symbol — kept out of the hundreds of symbols on purpose).
 
-Everything runs in the caller's thread (``add`` from the capture loop; ``update_gauges`` is a
-cheap O(symbols × bins) read); a lock makes ``add`` and reads from other threads consistent.
+Everything runs in the caller's thread (``add`` from the capture loop; ``update_gauges``
+processes the stages, then an O(symbols × bins) read); a lock makes the processing and reads
+from other threads consistent.
 """
 
 from __future__ import annotations
@@ -42,10 +50,16 @@ from ..settings import Settings
 from ..signals.cvdstream import DAY_MS, CvdStream  # noqa: F401 (DAY_MS re-exported)
 from ..signals.eventstream import DivergenceMachine, ThresholdMachine
 from . import metrics
+from .chunked import chunk_into
 
 log = logging.getLogger(__name__)
 BINS_PER_OCTAVE = 128
 _INF = math.inf
+_NAN = math.nan
+_MAX_TS = 1 << 62       # an event time the chunk form's int64 arrays hold
+STAGE_ROWS = 4096       # a symbol's staged trades go through the engine at this many ...
+CHUNK_ROWS = 256        # ... in numpy from this many (fewer: row by row; the measured crossover
+MAX_CHUNK = 4096        # is ~220) in chunks of at most this many; docs/performance.md §7
 SIGNAL_TYPES = ("cvd_extreme", "divergence_bullish", "divergence_bearish")
 
 
@@ -82,7 +96,7 @@ class _Symbol:
     """One symbol's engine, event machines and window counts."""
 
     __slots__ = ("cvd", "up", "down", "div", "key", "buckets", "cur", "rows", "hits", "hist",
-                 "trades", "last_z", "fires")
+                 "trades", "last_z", "fires", "bt", "bq", "bm", "bp", "cache", "direct", "mark")
 
     def __init__(self, s: Settings, counters: list):
         sig = s.signals
@@ -101,6 +115,14 @@ class _Symbol:
         self.trades = 0
         self.last_z: float | None = None
         self.fires = counters                       # counter children, SIGNAL_TYPES order
+        # staged trades, not yet through the engine (``add`` appends, ``_flush`` drains)
+        self.bt: list[int] = []
+        self.bq: list[float] = []
+        self.bm: list[bool] = []
+        self.bp: list[float] = []                   # NaN: no price
+        self.cache: dict = {}                       # the chunk form's arrays (eventchunk)
+        self.direct = True                          # quiet symbol: each trade through at once
+        self.mark = 0                               # trades at the last gauge tick
 
 
 class LiveCvd:
@@ -108,7 +130,8 @@ class LiveCvd:
 
     def __init__(self, settings: Settings, *, report_sec: float = 300.0, bucket_sec: float = 10.0,
                  recompute_sec: float = 10.0, clock: Callable[[], float] = time.monotonic,
-                 z_symbols: tuple[str, ...] | None = None):
+                 z_symbols: tuple[str, ...] | None = None, stage_rows: int = STAGE_ROWS,
+                 chunk_rows: int = CHUNK_ROWS):
         n = report_sec / bucket_sec if bucket_sec > 0 else 0
         if report_sec <= 0 or bucket_sec <= 0 or n != int(n) or recompute_sec < 0:
             raise ValueError("LiveCvd: report_sec > 0 and a whole number of bucket_sec > 0 "
@@ -118,6 +141,8 @@ class LiveCvd:
         self.bucket_ms = int(bucket_sec * 1000)
         self.n_buckets = int(n)
         self.recompute_sec = float(recompute_sec)
+        self.stage_rows = max(1, int(stage_rows))
+        self.chunk_rows = max(2, int(chunk_rows))
         self.z_symbols = frozenset(settings.live_z_symbols if z_symbols is None else z_symbols)
         self._clock = clock
         self._lock = threading.Lock()
@@ -125,6 +150,7 @@ class LiveCvd:
         self._last_compute: float | None = None
         self.stats: dict[str, CvdStats] = {}
         self.errors = 0
+        self.chunked_rows = 0               # trades that went through the numpy form
         for sym in settings.symbols:                # series exist (at 0) from the start
             self._state(sym)
 
@@ -172,55 +198,122 @@ class LiveCvd:
 
     def add(self, symbol: str, event_ts_ms: int, qty: float, is_buyer_maker: bool,
             price: float | None = None) -> None:
-        """One unique trade (after dedup, in arrival order). Without ``price`` the divergence
-        machines are not fed. A non-finite or negative quantity or event time is skipped (it
-        would poison the symbol's state for good), and nothing raises into the capture."""
+        """One unique trade (after dedup, in arrival order), staged: it goes through the engine
+        when the symbol has ``stage_rows`` staged, or at the next ``compute``/``update_gauges``
+        (docs/monitoring.md "CVD scale metrics and live signal events"). A quiet symbol — a
+        new one, or one with fewer than ``chunk_rows`` trades between the last two gauge
+        ticks — is not staged (its trades go through at once, row by row) until it has
+        ``chunk_rows`` trades since the last tick. Without ``price`` the
+        divergence machines are not fed. A non-finite or negative quantity or event time is
+        skipped (it would poison the symbol's state for good), and nothing raises into the
+        capture.
+
+        No lock here: the four appends are each atomic under the GIL and the price goes last,
+        so a drain in another thread that takes ``len(bp)`` rows only sees complete trades."""
         try:
-            if not (0.0 <= qty < _INF and type(event_ts_ms) is int):
+            if not (0.0 <= qty < _INF and type(event_ts_ms) is int and 0 <= event_ts_ms < _MAX_TS):
                 return
-            if price is not None and not -_INF < price < _INF:
-                price = None
-            self._add(symbol, event_ts_ms, qty, is_buyer_maker, price)
+            if price is None or not -_INF < price < _INF:
+                price = _NAN
+            st = self._syms.get(symbol) or self._state(symbol)
+            if st.direct:
+                with self._lock:
+                    self._row(st, event_ts_ms, qty, is_buyer_maker, price)
+                    if st.trades - st.mark >= self.chunk_rows and st.cvd.engine is not None:
+                        st.direct = False           # busy since the last tick: stage
+                return
+            st.bt.append(event_ts_ms)
+            st.bq.append(qty)
+            st.bm.append(is_buyer_maker)
+            bp = st.bp
+            bp.append(price)
+            if len(bp) >= self.stage_rows:
+                with self._lock:
+                    self._flush(st)
         except Exception:  # a monitoring failure must never reach the capture
-            self.errors += 1
-            if self.errors <= 3:
-                log.exception("live CVD: trade of %s skipped", symbol)
+            self._failed(symbol)
 
-    def _add(self, symbol: str, event_ts_ms: int, qty: float, is_buyer_maker: bool,
-             price: float | None) -> None:
-        st = self._syms.get(symbol) or self._state(symbol)
+    def _failed(self, symbol: str) -> None:
+        self.errors += 1
+        if self.errors <= 3:
+            log.exception("live CVD: trade(s) of %s skipped", symbol)
+
+    def _flush(self, st: _Symbol) -> None:
+        """Run the staged trades through the engine (lock held): large chunks in numpy, small
+        ones (and a symbol's first ``floor_window`` rows, and a chunk crossing midnight) row by
+        row. A trade that fails is counted in ``errors`` and dropped."""
+        n = len(st.bp)
+        if not n:
+            return
+        ts, qty, ibm, px = st.bt[:n], st.bq[:n], st.bm[:n], st.bp[:n]
+        del st.bt[:n], st.bq[:n], st.bm[:n], st.bp[:n]
+        i = 0
+        eng = st.cvd.engine
+        if n >= self.chunk_rows and eng is not None:
+            i = min(n, eng.mad.w - len(eng.mad.ring))      # a cold engine: rows until warm
+            self._rows(st, ts[:i], qty[:i], ibm[:i], px[:i])
+            while n - i >= self.chunk_rows:
+                j = n if n - i <= MAX_CHUNK + self.chunk_rows else i + MAX_CHUNK
+                try:
+                    if not chunk_into(self, st, ts[i:j], qty[i:j], ibm[i:j], px[i:j]):
+                        break                               # e.g. midnight: per row below
+                except Exception:
+                    self._failed("(chunk)")
+                    return
+                self.chunked_rows += j - i
+                i = j
+        self._rows(st, ts[i:], qty[i:], ibm[i:], px[i:])
+
+    def _rows(self, st: _Symbol, ts: list, qty: list, ibm: list, px: list) -> None:
+        for a, b, c, d in zip(ts, qty, ibm, px):
+            try:
+                self._row(st, a, b, c, d)
+            except Exception:
+                self._failed("(row)")
+
+    def flush(self) -> None:
+        """Run every symbol's staged trades through the engine now."""
         with self._lock:
-            t, delta, _, _, z, scale, _, floor_used = st.cvd.update(event_ts_ms, qty, is_buyer_maker)
-            st.trades += 1
-            key = t // self.bucket_ms
-            if key != st.key:
-                self._roll(st, key)
-            if z is not None:
-                cur = st.cur
-                b = math.floor(math.log2(scale) * BINS_PER_OCTAVE)    # scale_bin, inlined
-                cur[1] += 1
-                st.rows += 1
-                if floor_used:
-                    cur[2] += 1
-                    st.hits += 1
-                h = cur[3]
-                h[b] = h.get(b, 0) + 1
-                h = st.hist
-                h[b] = h.get(b, 0) + 1
-                st.last_z = z
-                if st.up.update(t, z):
-                    st.fires[0].inc()
-                if st.down.update(t, z):
-                    st.fires[0].inc()
-            if price is not None:
-                bull, bear = st.div.update(t, price, delta)
-                if bull:
-                    st.fires[1].inc()
-                if bear:
-                    st.fires[2].inc()
+            for st in self._syms.values():
+                if st.bp:
+                    self._flush(st)
 
-    def compute(self, symbols: list[str] | None = None) -> dict[str, CvdStats]:
-        """The window statistics of ``symbols`` (default: all) now (no gauge update). A symbol
+    def _row(self, st: _Symbol, event_ts_ms: int, qty: float, is_buyer_maker: bool,
+             price: float) -> None:
+        """One trade through the per-row (streaming) form."""
+        t, delta, _, _, z, scale, _, floor_used = st.cvd.update(event_ts_ms, qty, is_buyer_maker)
+        st.trades += 1
+        key = t // self.bucket_ms
+        if key != st.key:
+            self._roll(st, key)
+        if z is not None:
+            cur = st.cur
+            b = math.floor(math.log2(scale) * BINS_PER_OCTAVE)    # scale_bin, inlined
+            cur[1] += 1
+            st.rows += 1
+            if floor_used:
+                cur[2] += 1
+                st.hits += 1
+            h = cur[3]
+            h[b] = h.get(b, 0) + 1
+            h = st.hist
+            h[b] = h.get(b, 0) + 1
+            st.last_z = z
+            if st.up.update(t, z):
+                st.fires[0].inc()
+            if st.down.update(t, z):
+                st.fires[0].inc()
+        if price == price:
+            bull, bear = st.div.update(t, price, delta)
+            if bull:
+                st.fires[1].inc()
+            if bear:
+                st.fires[2].inc()
+
+    def compute(self, symbols: list[str] | None = None, *,
+                _tick: bool = False) -> dict[str, CvdStats]:
+        """The window statistics of ``symbols`` (default: all) now, staged trades included (no
+        gauge update; ``_tick``: the gauge tick, which also sets which symbols stage). A symbol
         without a warm row in its window has NaN statistics (no alert fires on NaN)."""
         out = {}
         with self._lock:
@@ -228,6 +321,13 @@ class LiveCvd:
                 st = self._syms.get(sym)
                 if st is None:
                     continue
+                if st.bp:
+                    self._flush(st)
+                if _tick:       # fewer trades than a chunk since the last tick (or the
+                    #               level mode, never chunked): no staging
+                    st.direct = (st.trades - st.mark < self.chunk_rows
+                                 or st.cvd.engine is None)
+                    st.mark = st.trades
                 if st.rows:
                     out[sym] = CvdStats(hist_median(st.hist, st.rows), st.hits / st.rows,
                                         st.rows, st.trades)
@@ -242,7 +342,7 @@ class LiveCvd:
         if not (force or self._last_compute is None or now - self._last_compute >= self.recompute_sec):
             return self.stats
         self._last_compute = now
-        stats = self.compute()
+        stats = self.compute(_tick=True)
         for sym, s in stats.items():
             metrics.cvd_scale_median.labels(symbol=sym).set(s.scale_median)
             metrics.cvd_floor_hit_rate.labels(symbol=sym).set(s.floor_hit_rate)
