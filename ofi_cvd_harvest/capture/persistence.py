@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from itertools import chain
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -20,12 +22,13 @@ import pyarrow.parquet as pq
 from ..protocol.tradegaps import DUPLICATE, id_intervals, merge_intervals
 from ..storage import layout
 from . import checkpoint as ckpt, resume
-from .buffers import Batch, RawBuffers, Swapped, build
+from .buffers import Batch, RawBuffers, Swapped, build_spans
 from .lease.guard import leased
 from .memory import trim_heap
 from .ops import OpsRecorder
 from .publisher import open_raw_store
 from .segments import SegmentLog, recover as recover_segments
+from .staging import StagingArea
 from .symstate import now_ms as _now_ms
 from .writer import RawWriter
 
@@ -38,6 +41,12 @@ def next_rotation(rotate_sec: float, now: float) -> float:
     """Every ``parquet_rotate_sec``, and exactly at the next UTC midnight."""
     midnight = (int(now * 1000) // _DAY_MS + 1) * _DAY_MS / 1000 + 0.05
     return min(now + rotate_sec, midnight)
+
+
+def _popping(items: list) -> Iterator:
+    """``items`` from the last, each dropped from the list as it is handed out."""
+    while items:
+        yield items.pop()
 
 
 def _row_keys(stream: str, table: pa.Table) -> list:
@@ -69,7 +78,7 @@ class Persistence:
         self._io = ThreadPoolExecutor(1, thread_name_prefix="capture-io")
         self._io_errors: list[str] = []
         # rows drained from the buffers every segment_flush_sec, waiting for the rotation
-        self.staged: dict[tuple[str, str, str], list[Batch]] = {}
+        self.staging = StagingArea()
         self.segments = (SegmentLog(self.storage.path("raw"), f"{os.getpid()}x{_now_ms()}")
                          if self.storage.local else None)
         self.durable_max: dict[str, int | None] = {s: None for s in settings.symbols}
@@ -128,9 +137,11 @@ class Persistence:
         cp = ckpt.Checkpoint()
         # trade ids received but not yet in a final file, per symbol (one pass, any universe)
         held: dict[str, list[int]] = {k: list(v) for k, v in (held_extra or {}).items()}
-        for b in self.pending + [p for ps in self.staged.values() for p in ps]:
+        for b in self.pending:
             if b.stream == "agg_trade":
                 held.setdefault(b.symbol, []).extend(b.trade_ids)
+        for sym, ids in self.staging.trade_ids():
+            held.setdefault(sym, []).extend(ids)
         for sym, (tracker_gaps, last_event, last_u) in snaps.items():
             dmax = self.durable_max[sym]
             gaps: list[list[int]] = []
@@ -165,47 +176,27 @@ class Persistence:
             self._io_errors.append(f"io job failed: {exc!r}")
 
     def _stage_io(self, sw: Swapped) -> None:
-        for b in build(sw):
-            key = (b.stream, b.date, b.symbol)
+        for span in build_spans(sw):
+            path = None
             if self.segments is not None:
                 try:
-                    path = self.segments.append(key, b.table)
-                    if path not in b.segment_paths:
-                        b.segment_paths.append(path)
+                    path = self.segments.append((span.stream, span.date, span.symbol),
+                                                span.slice())
                 except (OSError, pa.ArrowException) as exc:
                     self.log.warning("segment append failed (%s); rows stay in memory", exc)
-            self.staged.setdefault(key, []).append(b)
-
-    def _take_staged(self) -> list[Batch]:
-        """One batch per (stream, date, symbol) out of the staging area (a new generation of
-        segment files starts)."""
-        staged, self.staged = self.staged, {}
-        seg_paths = self.segments.roll() if self.segments is not None else {}
-        out = []
-        # popped one key at a time, so the staged parts (a minute of Arrow slices and id lists)
-        # are freed in small pieces between which the event loop can take the GIL: freed all at
-        # once, their deallocation held the GIL for ~150 ms at 300 symbols (docs/performance.md)
-        for key in list(staged):
-            parts = staged.pop(key)
-            stream, date, sym = key
-            table = parts[0].table if len(parts) == 1 else pa.concat_tables([p.table for p in parts])
-            ids = [i for p in parts for i in p.trade_ids]
-            paths = sorted({q for p in parts for q in p.segment_paths} |
-                           ({seg_paths[key]} if key in seg_paths else set()))
-            out.append(Batch(stream, date, sym, table, min(p.first_recv_ms for p in parts), ids,
-                             segment_paths=paths))
-        return out
+            self.staging.add(span, path)
 
     def _rotate_io(self, sw: Swapped, snaps: dict) -> None:
         """Stage the last rows, write one file per partition, then the checkpoint (io thread,
         or exclusively at shutdown)."""
         self._stage_io(sw)
-        batches = self.pending + self._take_staged()
-        self.pending = []
-        batches.reverse()
+        pending, self.pending = self.pending, []
+        pending.reverse()
+        # one batch per (stream, date, symbol); a new generation of segment files starts
+        staged = self.staging.take(self.segments.roll() if self.segments is not None else {})
         written: list[tuple[list[str], str]] = []
-        while batches:   # each batch is freed once written, not all at the end (see above)
-            b = batches.pop()
+        # each batch is made when its turn comes and freed once written, not all at the end
+        for b in chain(_popping(pending), staged):
             path = self.writer.write(b)
             if path is None:
                 self.pending.append(b)   # kept (and its segment) for the next rotation
@@ -215,6 +206,7 @@ class Persistence:
                 mx = max(b.trade_ids)
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = mx if cur is None else max(cur, mx)
+            del b
         # the checkpoint (with the owed ranges below the new files' ids) is durable before the
         # segments go: a kill in between recovers the segments against the final files and
         # re-derives the holes, instead of finding files, no segments and an older checkpoint
