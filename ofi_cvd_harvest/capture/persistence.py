@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any, Callable
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from ..protocol.tradegaps import DUPLICATE, id_intervals, merge_intervals
 from ..storage import layout
 from . import checkpoint as ckpt, resume
-from .buffers import Batch, RawBuffers, Swapped, build_spans
+from .buffers import Batch, RawBuffers, Span, Swapped, build_spans
 from .lease.guard import leased
 from .memory import trim_heap
 from .ops import OpsRecorder
@@ -76,6 +76,9 @@ class Persistence:
                                     (b.stream, b.date, b.symbol, a, f"{type(e).__name__}: {e}")))
         self.pending: list[Batch] = []
         self._io = ThreadPoolExecutor(1, thread_name_prefix="capture-io")
+        # the hand-overs' Python lists -> Arrow (build_spans), ahead of the io thread's queue:
+        # rows received while a rotation writes are compacted at once (see ``rotate``)
+        self._build = ThreadPoolExecutor(1, thread_name_prefix="capture-build")
         self._io_errors: list[str] = []
         # rows drained from the buffers every segment_flush_sec, waiting for the rotation
         self.staging = StagingArea()
@@ -86,6 +89,7 @@ class Persistence:
 
     def shutdown_io(self) -> None:
         """In-flight hand-overs and rotations complete first (then the loop may write)."""
+        self._build.shutdown(wait=True)   # its jobs hand their rows on to the io thread
         self._io.shutdown(wait=True)
 
     def restore(self) -> None:
@@ -121,10 +125,13 @@ class Persistence:
 
     # -- checkpoint / staging / rotation ------------------------------------------------------
     # Threading: the event loop owns the buffers, trackers and ops; one "capture-io" worker
-    # thread owns ``staged``, ``pending``, the segments and the writes (jobs run in FIFO order).
+    # thread owns ``staging``, ``pending``, the segments and the writes (jobs run in FIFO order).
     # The loop hands work over with ``RawBuffers.swap`` (O(1)) plus a snapshot of what the
     # checkpoint needs, so Arrow conversion, segment appends, Parquet writes and fsyncs never
-    # block message handling. Start-up recovery and the final flush run while no job is live.
+    # block message handling. Every hand-over (a rotation's too) goes through the one
+    # "capture-build" thread, which converts it to Arrow and then queues it for the io thread,
+    # so the io thread sees them in the loop's order. Start-up recovery and the final flush run
+    # while no job is live.
 
     def snapshots(self) -> dict[str, tuple[list[list[int]], int | None, int | None]]:
         """What the checkpoint needs from loop-owned state (taken on the loop)."""
@@ -163,11 +170,23 @@ class Persistence:
         return True
 
     def stage(self) -> None:
-        """Every ``segment_flush_sec`` (on the loop): hand the buffered rows to the io thread,
-        which appends them to the crash-safe segments, so a hard kill loses at most that."""
+        """Every ``segment_flush_sec`` (on the loop): hand the buffered rows over; the io thread
+        appends them to the crash-safe segments, so a hard kill loses at most that."""
         sw = self.buffers.swap()
         if sw.trades or sw.book or sw.ops:
-            self._io.submit(self._stage_io, sw).add_done_callback(self._io_done)
+            self._build.submit(self._hand_on, sw, None).add_done_callback(self._io_done)
+
+    def _hand_on(self, sw: Swapped, snaps: dict | None) -> Future:
+        """(build thread) Python lists -> Arrow, then to the io thread: staging, or with
+        ``snaps`` the rotation. Arrow holds a book row in ~420 bytes, the lists in ~1.5 KB."""
+        spans = build_spans(sw)
+        del sw
+        if snaps is None:
+            fut = self._io.submit(self._stage_io, spans)
+        else:
+            fut = self._io.submit(self._rotate_io, spans, snaps)
+        fut.add_done_callback(self._io_done)
+        return fut
 
     def _io_done(self, fut) -> None:
         exc = fut.exception()
@@ -175,8 +194,8 @@ class Persistence:
             self.log.error("capture io job failed: %r", exc)
             self._io_errors.append(f"io job failed: {exc!r}")
 
-    def _stage_io(self, sw: Swapped) -> None:
-        for span in build_spans(sw):
+    def _stage_io(self, spans: list[Span]) -> None:
+        for span in spans:
             path = None
             if self.segments is not None:
                 try:
@@ -186,10 +205,11 @@ class Persistence:
                     self.log.warning("segment append failed (%s); rows stay in memory", exc)
             self.staging.add(span, path)
 
-    def _rotate_io(self, sw: Swapped, snaps: dict) -> None:
+    def _rotate_io(self, spans: list[Span], snaps: dict) -> None:
         """Stage the last rows, write one file per partition, then the checkpoint (io thread,
         or exclusively at shutdown)."""
-        self._stage_io(sw)
+        self._stage_io(spans)
+        del spans
         pending, self.pending = self.pending, []
         pending.reverse()
         # one batch per (stream, date, symbol); a new generation of segment files starts
@@ -232,15 +252,32 @@ class Persistence:
         return self.buffers.swap(), self.snapshots()
 
     async def rotate(self) -> None:
+        """Hand the rotation over and wait for it, handing the rows that arrive meanwhile over
+        every ``segment_flush_sec`` as well: at 300 symbols a rotation takes seconds, and rows
+        left in the loop's buffers that long are held as Python objects at ~4x their Arrow size
+        (docs/performance.md "Where a minute of staged rows went")."""
         sw, snaps = self.pre_rotate()
-        await asyncio.get_running_loop().run_in_executor(self._io, self._rotate_io, sw, snaps)
+        built = asyncio.wrap_future(self._build.submit(self._hand_on, sw, snaps))
+        del sw
+        written: asyncio.Future | None = None   # the rotation itself, once queued for io
+        tick = min(1.0, self.settings.segment_flush_sec)
+        while True:   # a cancelled caller leaves the jobs running (shutdown_io waits for them)
+            fut = written or built
+            done, _ = await asyncio.wait({fut}, timeout=tick)
+            if not done:
+                self.stage()
+            elif written is None:
+                written = asyncio.wrap_future(built.result())
+            else:
+                written.result()
+                break
         self.report_write_failures()
 
     def rotate_final(self) -> None:
         """Synchronous: only once the io thread has finished (it completes even inside a
         cancelled task)."""
         sw, snaps = self.pre_rotate()
-        self._rotate_io(sw, snaps)
+        self._rotate_io(build_spans(sw), snaps)
         self.report_write_failures()
 
     def _already_final(self, stream: str, date: str, symbol: str, table: pa.Table) -> set:
