@@ -181,10 +181,9 @@ class Persistence:
         ``snaps`` the rotation. Arrow holds a book row in ~420 bytes, the lists in ~1.5 KB."""
         spans = build_spans(sw)
         del sw
-        if snaps is None:
-            fut = self._io.submit(self._stage_io, spans)
-        else:
-            fut = self._io.submit(self._rotate_io, spans, snaps)
+        if snaps is not None:   # awaited by ``rotate``, which raises what it raises
+            return self._io.submit(self._rotate_io, spans, snaps)
+        fut = self._io.submit(self._stage_io, spans)
         fut.add_done_callback(self._io_done)
         return fut
 
