@@ -156,3 +156,53 @@ def test_staging_holds_its_rows_not_a_table_per_partition_and_hand_over():
     # the measurement sees the difference: the slices' heap is many times their rows
     grown_sliced, _ = _held_bytes(sliced)
     assert grown_sliced > 5 * grown, (grown_sliced, grown)
+
+
+def test_rows_arriving_during_a_slow_rotation_are_handed_over_and_go_to_the_next_file(tmp_path):
+    """A rotation at 300 symbols takes seconds (tens under load): the loop keeps handing rows
+    over meanwhile, so they wait as Arrow, not as its Python lists, and land in the next file."""
+    import asyncio
+    import threading
+    import time
+
+    from ofi_cvd_harvest.capture.runner import Capture
+    from ofi_cvd_harvest.settings import load_settings
+
+    s = load_settings(env={}, symbols=("AUSDT",), ws_base_url="ws://127.0.0.1:1",
+                      rest_base_url="http://127.0.0.1:1", data_dir=tmp_path / "data",
+                      artifacts_dir=tmp_path / "art", prometheus_port=0)
+    cap = Capture(s)
+    store = cap.store
+    disk = threading.Event()           # a slow disk: the rotation's writes wait for it
+    real_write = store.writer.write
+    store.writer.write = lambda b: (disk.wait(30), real_write(b))[1]
+    now = int(time.time() * 1000)
+
+    def trades(ids):
+        for i in ids:
+            cap.buffers.add_trade(now + i, AggTrade(now + i, "AUSDT", i, 1.5, 0.25, i, i, now + i,
+                                                    False), "ws", 1)
+
+    async def run():
+        trades(range(1, 6))
+        store.stage()
+        rotation = asyncio.create_task(store.rotate())
+        await asyncio.sleep(0.2)
+        trades(range(6, 11))             # received while the rotation writes
+        await asyncio.sleep(1.6)          # > segment_flush_sec
+        held_in_loop = cap.buffers.pending_rows()
+        disk.set()
+        await rotation
+        await store.rotate()
+        return held_in_loop
+
+    try:
+        held_in_loop = asyncio.run(run())
+    finally:
+        disk.set()
+        store.shutdown_io()
+    assert held_in_loop == 0
+    files = sorted((tmp_path / "data" / "raw").rglob("stream=agg_trade/*.parquet"),
+                   key=lambda p: int(p.stem.split("-")[2]))
+    assert [pq.read_table(f).column("agg_trade_id").to_pylist() for f in files] == [
+        [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
