@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any, Callable
@@ -76,9 +76,10 @@ class Persistence:
                                     (b.stream, b.date, b.symbol, a, f"{type(e).__name__}: {e}")))
         self.pending: list[Batch] = []
         self._io = ThreadPoolExecutor(1, thread_name_prefix="capture-io")
-        # the hand-overs' Python lists -> Arrow (build_spans), ahead of the io thread's queue:
-        # rows received while a rotation writes are compacted at once (see ``rotate``)
+        # while a rotation writes, the hand-overs' Python lists -> Arrow (build_spans) ahead of
+        # the io thread's queue, so those rows wait compacted (see ``rotate``)
         self._build = ThreadPoolExecutor(1, thread_name_prefix="capture-build")
+        self._rotating = False
         self._io_errors: list[str] = []
         # rows drained from the buffers every segment_flush_sec, waiting for the rotation
         self.staging = StagingArea()
@@ -128,10 +129,11 @@ class Persistence:
     # thread owns ``staging``, ``pending``, the segments and the writes (jobs run in FIFO order).
     # The loop hands work over with ``RawBuffers.swap`` (O(1)) plus a snapshot of what the
     # checkpoint needs, so Arrow conversion, segment appends, Parquet writes and fsyncs never
-    # block message handling. Every hand-over (a rotation's too) goes through the one
-    # "capture-build" thread, which converts it to Arrow and then queues it for the io thread,
-    # so the io thread sees them in the loop's order. Start-up recovery and the final flush run
-    # while no job is live.
+    # block message handling. While a rotation runs, hand-overs go through the "capture-build"
+    # thread, which converts them to Arrow and then queues them for the io thread (behind the
+    # rotation); ``rotate`` returns only once that thread is idle again, so the io thread sees
+    # every hand-over in the loop's order. Start-up recovery and the final flush run while no
+    # job is live.
 
     def snapshots(self) -> dict[str, tuple[list[list[int]], int | None, int | None]]:
         """What the checkpoint needs from loop-owned state (taken on the loop)."""
@@ -174,18 +176,22 @@ class Persistence:
         appends them to the crash-safe segments, so a hard kill loses at most that."""
         sw = self.buffers.swap()
         if sw.trades or sw.book or sw.ops:
-            self._build.submit(self._hand_on, sw, None).add_done_callback(self._io_done)
+            if self._rotating:
+                self._build.submit(self._hand_on, sw).add_done_callback(self._io_done)
+            else:
+                self._io.submit(self._build_stage_io, sw).add_done_callback(self._io_done)
 
-    def _hand_on(self, sw: Swapped, snaps: dict | None) -> Future:
-        """(build thread) Python lists -> Arrow, then to the io thread: staging, or with
-        ``snaps`` the rotation. Arrow holds a book row in ~420 bytes, the lists in ~1.5 KB."""
+    def _hand_on(self, sw: Swapped) -> None:
+        """(build thread) Python lists -> Arrow, then to the io thread. Arrow holds a book row
+        in ~420 bytes, the lists in ~1.5 KB."""
         spans = build_spans(sw)
         del sw
-        if snaps is not None:   # awaited by ``rotate``, which raises what it raises
-            return self._io.submit(self._rotate_io, spans, snaps)
-        fut = self._io.submit(self._stage_io, spans)
-        fut.add_done_callback(self._io_done)
-        return fut
+        self._io.submit(self._stage_io, spans).add_done_callback(self._io_done)
+
+    def _build_stage_io(self, sw: Swapped) -> None:
+        spans = build_spans(sw)
+        del sw
+        self._stage_io(spans)
 
     def _io_done(self, fut) -> None:
         exc = fut.exception()
@@ -204,9 +210,11 @@ class Persistence:
                     self.log.warning("segment append failed (%s); rows stay in memory", exc)
             self.staging.add(span, path)
 
-    def _rotate_io(self, spans: list[Span], snaps: dict) -> None:
+    def _build_rotate_io(self, sw: Swapped, snaps: dict) -> None:
         """Stage the last rows, write one file per partition, then the checkpoint (io thread,
         or exclusively at shutdown)."""
+        spans = build_spans(sw)
+        del sw
         self._stage_io(spans)
         del spans
         pending, self.pending = self.pending, []
@@ -251,32 +259,32 @@ class Persistence:
         return self.buffers.swap(), self.snapshots()
 
     async def rotate(self) -> None:
-        """Hand the rotation over and wait for it, handing the rows that arrive meanwhile over
-        every ``segment_flush_sec`` as well: at 300 symbols a rotation takes seconds, and rows
-        left in the loop's buffers that long are held as Python objects at ~4x their Arrow size
-        (docs/performance.md "Where a minute of staged rows went")."""
+        """Write the rotation and wait for it, handing the rows that arrive meanwhile over every
+        ``segment_flush_sec`` as well: at 300 symbols a rotation takes seconds (tens under
+        load), and rows left in the loop's buffers that long are held as Python objects at ~4x
+        their Arrow size (docs/performance.md "Where a minute of staged rows went")."""
         sw, snaps = self.pre_rotate()
-        built = asyncio.wrap_future(self._build.submit(self._hand_on, sw, snaps))
+        loop = asyncio.get_running_loop()
+        written = asyncio.wrap_future(self._io.submit(self._build_rotate_io, sw, snaps))
         del sw
-        written: asyncio.Future | None = None   # the rotation itself, once queued for io
-        tick = min(1.0, self.settings.segment_flush_sec)
-        while True:   # a cancelled caller leaves the jobs running (shutdown_io waits for them)
-            fut = written or built
-            done, _ = await asyncio.wait({fut}, timeout=tick)
-            if not done:
+        self._rotating = True
+        try:
+            tick = min(1.0, self.settings.segment_flush_sec)
+            # a cancelled caller leaves the jobs running (shutdown_io waits for them)
+            while not (await asyncio.wait({written}, timeout=tick))[0]:
                 self.stage()
-            elif written is None:
-                written = asyncio.wrap_future(built.result())
-            else:
-                written.result()
-                break
+            # the build thread's hand-overs are queued for io before any later one
+            await loop.run_in_executor(self._build, lambda: None)
+        finally:
+            self._rotating = False
+        written.result()
         self.report_write_failures()
 
     def rotate_final(self) -> None:
         """Synchronous: only once the io thread has finished (it completes even inside a
         cancelled task)."""
         sw, snaps = self.pre_rotate()
-        self._rotate_io(build_spans(sw), snaps)
+        self._build_rotate_io(sw, snaps)
         self.report_write_failures()
 
     def _already_final(self, stream: str, date: str, symbol: str, table: pa.Table) -> set:
