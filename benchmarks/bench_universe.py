@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 from bench_throughput import _pin  # noqa: E402  (one CPU-pinning helper for both benchmarks)
 from universe_harness import (START_MS, Hist, bare, mem_diag, msg_per_cpu_s,  # noqa: E402
-                              pregen_block, serve, symbols_for)
+                              pregen_block, rss_trend, serve, symbols_for)
 
 
 def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmup: float,
@@ -374,6 +374,9 @@ def main() -> int:
           f"({res['msg_s'] / args.speed:,.0f} msg/s per real-time second); "
           f"capture CPU {res['cpu_pct']:.1f} % of one core; RSS first/max/last "
           f"{res['rss_first_mb']:.0f}/{res['rss_max_mb']:.0f}/{res['rss_last_mb']:.0f} MB")
+    trend = rss_trend(rows, args.speed)
+    print(f"RSS slope {trend['slope_mb_per_sim_min']:+.1f} MB per simulated minute; highest RSS "
+          f"per 60 s of wall time (a rotation period): {trend['period_max_mb']} MB")
     print(f"receipt->buffered: trades p50/p99/p99.9 {res['trade_us']['0.5']:.0f}/"
           f"{res['trade_us']['0.99']:.0f}/{res['trade_us']['0.999']:.0f} us; book rows "
           f"{res['book_us']['0.5']:.0f}/{res['book_us']['0.99']:.0f}/{res['book_us']['0.999']:.0f} us;"

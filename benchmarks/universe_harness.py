@@ -102,6 +102,26 @@ def mem_diag(cap) -> dict:
     return out
 
 
+def rss_trend(rows: list[dict], speed: float, period_s: float = 60.0) -> dict:
+    """Is the RSS flat? The least-squares slope of the interval samples (MB per simulated
+    minute) and the highest sample of each rotation period (``parquet_rotate_sec`` of wall
+    time): the capture's RSS is a sawtooth over a rotation, so its peaks are what must not
+    climb."""
+    pts = [(r["t"], r["rss_mb"]) for r in rows]
+    if len(pts) < 2:
+        return {"slope_mb_per_sim_min": float("nan"), "period_max_mb": []}
+    n = len(pts)
+    mt, mr = sum(t for t, _ in pts) / n, sum(r for _, r in pts) / n
+    var = sum((t - mt) ** 2 for t, _ in pts) or 1.0
+    slope = sum((t - mt) * (r - mr) for t, r in pts) / var   # MB per wall second
+    peaks: dict[int, float] = {}
+    for t, r in pts:
+        k = int(t // period_s)
+        peaks[k] = max(peaks.get(k, 0.0), r)
+    return {"slope_mb_per_sim_min": slope * 60 / speed,
+            "period_max_mb": [round(peaks[k]) for k in sorted(peaks)]}
+
+
 def pct(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")

@@ -11,6 +11,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -222,26 +223,52 @@ class Swapped:
         return out
 
 
-def build(sw: Swapped) -> list[Batch]:
-    """Swapped columns -> one Arrow table (exact raw schema) per (stream, date, symbol).
+class Span(NamedTuple):
+    """One partition's rows inside a stream's table of a hand-over: rows ``offset`` to
+    ``offset + rows`` of ``table`` (a view: no copy, no Arrow object of its own)."""
+    stream: str
+    date: str
+    symbol: str
+    table: pa.Table
+    offset: int
+    rows: int
+    first_recv_ms: int
+    trade_ids: list[int]
+
+    def slice(self) -> pa.Table:
+        return self.table.slice(self.offset, self.rows)
+
+
+def build_spans(sw: Swapped) -> list[Span]:
+    """Swapped columns -> one Arrow table (exact raw schema) per stream, and each (stream,
+    date, symbol) partition's span of rows in it.
 
     Each stream's partitions become one table built column by column straight from the
-    Python lists (``np.fromiter`` over the chained lists: no merged copy, ~15 ns a value),
-    then zero-copy slices per partition -- a dozen Arrow builds per second whether the
-    universe has 2 symbols or 300."""
-    out: list[Batch] = []
+    Python lists (``np.fromiter`` over the chained lists: no merged copy, ~15 ns a value) --
+    a dozen Arrow builds per second whether the universe has 2 symbols or 300. A span is
+    sliced only when it is used: kept as a table, each partition's slice costs ~6 KB of Arrow
+    metadata (a table, its chunked arrays and array data), at 300 symbols more than the rows
+    themselves (docs/performance.md "Where a minute of staged rows went")."""
+    out: list[Span] = []
     trades = [(k, c) for k, c in sw.trades.items() if len(c)]
     if trades:
-        out += _sliced("agg_trade", trades, _trade_table(trades))
+        out += _spans("agg_trade", trades, _trade_table(trades))
     books = [(k, c) for k, c in sw.book.items() if len(c)]
     if books:
-        out += _sliced("book", books, _book_table(books))
+        out += _spans("book", books, _book_table(books))
     for (date, sym), c in sw.ops.items():
         if len(c):
             t = pa.table({"recv_ts_ms": c.recv, "symbol": c.symbol, "event_type": c.event_type,
                           "meta_json": c.meta_json}, schema=schemas.OPS)
-            out.append(Batch("ops", date, sym, t, min(c.recv)))
+            out.append(Span("ops", date, sym, t, 0, len(c), min(c.recv), []))
     return out
+
+
+def build(sw: Swapped) -> list[Batch]:
+    """Swapped columns -> one batch per (stream, date, symbol): zero-copy slices of the
+    stream's table (:func:`build_spans`)."""
+    return [Batch(s.stream, s.date, s.symbol, s.slice(), s.first_recv_ms, s.trade_ids)
+            for s in build_spans(sw)]
 
 
 _NP = {pa.int64(): np.int64, pa.float64(): np.float64, pa.bool_(): np.bool_}
@@ -313,13 +340,13 @@ def _book_table(parts: list) -> pa.Table:
     return pa.table(cols, schema=schemas.BOOK)
 
 
-def _sliced(stream: str, parts: list, table: pa.Table) -> list[Batch]:
-    """One batch per partition: zero-copy slices of the stream's ``table`` (same row order)."""
+def _spans(stream: str, parts: list, table: pa.Table) -> list[Span]:
+    """One span per partition, in ``table``'s row order."""
     out, off = [], 0
     for (date, sym), c in parts:
         n = len(c)
         recv = c.recv if stream == "agg_trade" else c.recv_ts_ms
         ids = c.agg_id if stream == "agg_trade" else []
-        out.append(Batch(stream, date, sym, table.slice(off, n), min(recv), ids))
+        out.append(Span(stream, date, sym, table, off, n, min(recv), ids))
         off += n
     return out

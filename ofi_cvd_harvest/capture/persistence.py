@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from itertools import chain
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -20,12 +22,13 @@ import pyarrow.parquet as pq
 from ..protocol.tradegaps import DUPLICATE, id_intervals, merge_intervals
 from ..storage import layout
 from . import checkpoint as ckpt, resume
-from .buffers import Batch, RawBuffers, Swapped, build
+from .buffers import Batch, RawBuffers, Span, Swapped, build_spans
 from .lease.guard import leased
 from .memory import trim_heap
 from .ops import OpsRecorder
 from .publisher import open_raw_store
 from .segments import SegmentLog, recover as recover_segments
+from .staging import StagingArea
 from .symstate import now_ms as _now_ms
 from .writer import RawWriter
 
@@ -38,6 +41,12 @@ def next_rotation(rotate_sec: float, now: float) -> float:
     """Every ``parquet_rotate_sec``, and exactly at the next UTC midnight."""
     midnight = (int(now * 1000) // _DAY_MS + 1) * _DAY_MS / 1000 + 0.05
     return min(now + rotate_sec, midnight)
+
+
+def _popping(items: list) -> Iterator:
+    """``items`` from the last, each dropped from the list as it is handed out."""
+    while items:
+        yield items.pop()
 
 
 def _row_keys(stream: str, table: pa.Table) -> list:
@@ -67,9 +76,13 @@ class Persistence:
                                     (b.stream, b.date, b.symbol, a, f"{type(e).__name__}: {e}")))
         self.pending: list[Batch] = []
         self._io = ThreadPoolExecutor(1, thread_name_prefix="capture-io")
+        # while a rotation writes, the hand-overs' Python lists -> Arrow (build_spans) ahead of
+        # the io thread's queue, so those rows wait compacted (see ``rotate``)
+        self._build = ThreadPoolExecutor(1, thread_name_prefix="capture-build")
+        self._rotating = False
         self._io_errors: list[str] = []
         # rows drained from the buffers every segment_flush_sec, waiting for the rotation
-        self.staged: dict[tuple[str, str, str], list[Batch]] = {}
+        self.staging = StagingArea()
         self.segments = (SegmentLog(self.storage.path("raw"), f"{os.getpid()}x{_now_ms()}")
                          if self.storage.local else None)
         self.durable_max: dict[str, int | None] = {s: None for s in settings.symbols}
@@ -77,6 +90,7 @@ class Persistence:
 
     def shutdown_io(self) -> None:
         """In-flight hand-overs and rotations complete first (then the loop may write)."""
+        self._build.shutdown(wait=True)   # its jobs hand their rows on to the io thread
         self._io.shutdown(wait=True)
 
     def restore(self) -> None:
@@ -112,10 +126,14 @@ class Persistence:
 
     # -- checkpoint / staging / rotation ------------------------------------------------------
     # Threading: the event loop owns the buffers, trackers and ops; one "capture-io" worker
-    # thread owns ``staged``, ``pending``, the segments and the writes (jobs run in FIFO order).
+    # thread owns ``staging``, ``pending``, the segments and the writes (jobs run in FIFO order).
     # The loop hands work over with ``RawBuffers.swap`` (O(1)) plus a snapshot of what the
     # checkpoint needs, so Arrow conversion, segment appends, Parquet writes and fsyncs never
-    # block message handling. Start-up recovery and the final flush run while no job is live.
+    # block message handling. While a rotation runs, hand-overs go through the "capture-build"
+    # thread, which converts them to Arrow and then queues them for the io thread (behind the
+    # rotation); ``rotate`` returns only once that thread is idle again, so the io thread sees
+    # every hand-over in the loop's order. Start-up recovery and the final flush run while no
+    # job is live.
 
     def snapshots(self) -> dict[str, tuple[list[list[int]], int | None, int | None]]:
         """What the checkpoint needs from loop-owned state (taken on the loop)."""
@@ -128,9 +146,11 @@ class Persistence:
         cp = ckpt.Checkpoint()
         # trade ids received but not yet in a final file, per symbol (one pass, any universe)
         held: dict[str, list[int]] = {k: list(v) for k, v in (held_extra or {}).items()}
-        for b in self.pending + [p for ps in self.staged.values() for p in ps]:
+        for b in self.pending:
             if b.stream == "agg_trade":
                 held.setdefault(b.symbol, []).extend(b.trade_ids)
+        for sym, ids in self.staging.trade_ids():
+            held.setdefault(sym, []).extend(ids)
         for sym, (tracker_gaps, last_event, last_u) in snaps.items():
             dmax = self.durable_max[sym]
             gaps: list[list[int]] = []
@@ -152,11 +172,26 @@ class Persistence:
         return True
 
     def stage(self) -> None:
-        """Every ``segment_flush_sec`` (on the loop): hand the buffered rows to the io thread,
-        which appends them to the crash-safe segments, so a hard kill loses at most that."""
+        """Every ``segment_flush_sec`` (on the loop): hand the buffered rows over; the io thread
+        appends them to the crash-safe segments, so a hard kill loses at most that."""
         sw = self.buffers.swap()
         if sw.trades or sw.book or sw.ops:
-            self._io.submit(self._stage_io, sw).add_done_callback(self._io_done)
+            if self._rotating:
+                self._build.submit(self._hand_on, sw).add_done_callback(self._io_done)
+            else:
+                self._io.submit(self._build_stage_io, sw).add_done_callback(self._io_done)
+
+    def _hand_on(self, sw: Swapped) -> None:
+        """(build thread) Python lists -> Arrow, then to the io thread. Arrow holds a book row
+        in ~420 bytes, the lists in ~1.5 KB."""
+        spans = build_spans(sw)
+        del sw
+        self._io.submit(self._stage_io, spans).add_done_callback(self._io_done)
+
+    def _build_stage_io(self, sw: Swapped) -> None:
+        spans = build_spans(sw)
+        del sw
+        self._stage_io(spans)
 
     def _io_done(self, fut) -> None:
         exc = fut.exception()
@@ -164,48 +199,31 @@ class Persistence:
             self.log.error("capture io job failed: %r", exc)
             self._io_errors.append(f"io job failed: {exc!r}")
 
-    def _stage_io(self, sw: Swapped) -> None:
-        for b in build(sw):
-            key = (b.stream, b.date, b.symbol)
+    def _stage_io(self, spans: list[Span]) -> None:
+        for span in spans:
+            path = None
             if self.segments is not None:
                 try:
-                    path = self.segments.append(key, b.table)
-                    if path not in b.segment_paths:
-                        b.segment_paths.append(path)
+                    path = self.segments.append((span.stream, span.date, span.symbol),
+                                                span.slice())
                 except (OSError, pa.ArrowException) as exc:
                     self.log.warning("segment append failed (%s); rows stay in memory", exc)
-            self.staged.setdefault(key, []).append(b)
+            self.staging.add(span, path)
 
-    def _take_staged(self) -> list[Batch]:
-        """One batch per (stream, date, symbol) out of the staging area (a new generation of
-        segment files starts)."""
-        staged, self.staged = self.staged, {}
-        seg_paths = self.segments.roll() if self.segments is not None else {}
-        out = []
-        # popped one key at a time, so the staged parts (a minute of Arrow slices and id lists)
-        # are freed in small pieces between which the event loop can take the GIL: freed all at
-        # once, their deallocation held the GIL for ~150 ms at 300 symbols (docs/performance.md)
-        for key in list(staged):
-            parts = staged.pop(key)
-            stream, date, sym = key
-            table = parts[0].table if len(parts) == 1 else pa.concat_tables([p.table for p in parts])
-            ids = [i for p in parts for i in p.trade_ids]
-            paths = sorted({q for p in parts for q in p.segment_paths} |
-                           ({seg_paths[key]} if key in seg_paths else set()))
-            out.append(Batch(stream, date, sym, table, min(p.first_recv_ms for p in parts), ids,
-                             segment_paths=paths))
-        return out
-
-    def _rotate_io(self, sw: Swapped, snaps: dict) -> None:
+    def _build_rotate_io(self, sw: Swapped, snaps: dict) -> None:
         """Stage the last rows, write one file per partition, then the checkpoint (io thread,
         or exclusively at shutdown)."""
-        self._stage_io(sw)
-        batches = self.pending + self._take_staged()
-        self.pending = []
-        batches.reverse()
+        spans = build_spans(sw)
+        del sw
+        self._stage_io(spans)
+        del spans
+        pending, self.pending = self.pending, []
+        pending.reverse()
+        # one batch per (stream, date, symbol); a new generation of segment files starts
+        staged = self.staging.take(self.segments.roll() if self.segments is not None else {})
         written: list[tuple[list[str], str]] = []
-        while batches:   # each batch is freed once written, not all at the end (see above)
-            b = batches.pop()
+        # each batch is made when its turn comes and freed once written, not all at the end
+        for b in chain(_popping(pending), staged):
             path = self.writer.write(b)
             if path is None:
                 self.pending.append(b)   # kept (and its segment) for the next rotation
@@ -215,6 +233,7 @@ class Persistence:
                 mx = max(b.trade_ids)
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = mx if cur is None else max(cur, mx)
+            del b
         # the checkpoint (with the owed ranges below the new files' ids) is durable before the
         # segments go: a kill in between recovers the segments against the final files and
         # re-derives the holes, instead of finding files, no segments and an older checkpoint
@@ -240,15 +259,32 @@ class Persistence:
         return self.buffers.swap(), self.snapshots()
 
     async def rotate(self) -> None:
+        """Write the rotation and wait for it, handing the rows that arrive meanwhile over every
+        ``segment_flush_sec`` as well: at 300 symbols a rotation takes seconds (tens under
+        load), and rows left in the loop's buffers that long are held as Python objects at ~4x
+        their Arrow size (docs/performance.md "Where a minute of staged rows went")."""
         sw, snaps = self.pre_rotate()
-        await asyncio.get_running_loop().run_in_executor(self._io, self._rotate_io, sw, snaps)
+        loop = asyncio.get_running_loop()
+        written = asyncio.wrap_future(self._io.submit(self._build_rotate_io, sw, snaps))
+        del sw
+        self._rotating = True
+        try:
+            tick = min(1.0, self.settings.segment_flush_sec)
+            # a cancelled caller leaves the jobs running (shutdown_io waits for them)
+            while not (await asyncio.wait({written}, timeout=tick))[0]:
+                self.stage()
+            # the build thread's hand-overs are queued for io before any later one
+            await loop.run_in_executor(self._build, lambda: None)
+        finally:
+            self._rotating = False
+        written.result()
         self.report_write_failures()
 
     def rotate_final(self) -> None:
         """Synchronous: only once the io thread has finished (it completes even inside a
         cancelled task)."""
         sw, snaps = self.pre_rotate()
-        self._rotate_io(sw, snaps)
+        self._build_rotate_io(sw, snaps)
         self.report_write_failures()
 
     def _already_final(self, stream: str, date: str, symbol: str, table: pa.Table) -> set:
