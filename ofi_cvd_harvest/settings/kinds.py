@@ -57,6 +57,15 @@ def _number(raw: Any, integer: bool) -> int | float:
     return v if integer else float(v)
 
 
+
+def _stripped(kind: Any, raw: Any) -> str:
+    """A text setting: a string, surrounding blanks dropped, then the kind's ``check``."""
+    if not isinstance(raw, str):
+        raise Invalid()
+    v = raw.strip()
+    kind.check(v)
+    return v
+
 @dataclass(frozen=True)
 class Num:
     """An integer or a finite float within optional bounds (``gt``/``ge``/``lt``/``le``)."""
@@ -154,11 +163,7 @@ class Text:
         return " or ".join(self.schemes) + " URL" if self.schemes else self.what
 
     def parse(self, raw: Any) -> str:
-        if not isinstance(raw, str):
-            raise Invalid()
-        v = raw.strip()
-        self.check(v)
-        return v
+        return _stripped(self, raw)
 
     def check(self, v: Any) -> None:
         if not isinstance(v, str) or not v or any(c.isspace() for c in v):
@@ -217,11 +222,7 @@ class Name:
     allowed: str = "empty, or letters, digits, . _ - (up to 63, a letter or digit first)"
 
     def parse(self, raw: Any) -> str:
-        if not isinstance(raw, str):
-            raise Invalid()
-        v = raw.strip()
-        self.check(v)
-        return v
+        return _stripped(self, raw)
 
     def check(self, v: Any) -> None:
         if not isinstance(v, str) or (v and not NAME_RE.match(v)):
@@ -237,11 +238,7 @@ class LeaseUrl:
     allowed: str = "empty, postgresql+psycopg2://… or s3://bucket/prefix"
 
     def parse(self, raw: Any) -> str:
-        if not isinstance(raw, str):
-            raise Invalid()
-        v = raw.strip()
-        self.check(v)
-        return v
+        return _stripped(self, raw)
 
     def check(self, v: Any) -> None:
         if not isinstance(v, str) or any(c.isspace() for c in v):
@@ -324,9 +321,7 @@ class Day:
         v = raw.isoformat() if hasattr(raw, "isoformat") and not isinstance(raw, str) else raw
         if not isinstance(v, str):
             raise Invalid()
-        v = v.strip()
-        self.check(v)
-        return v
+        return _stripped(self, v)
 
     def check(self, v: Any) -> None:
         import datetime as dt

@@ -4,11 +4,8 @@ contracts in exchangeInfo, a listing changed while the simulator runs."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -17,17 +14,11 @@ from ofi_cvd_harvest.sim.listings import Listings, parse_statuses, quarter_expir
 from ofi_cvd_harvest.sim.symbols import spec_for
 from ofi_cvd_harvest.sim.ticker import day_factor, mean_size
 
+from .test_rest_http import get   # one loopback GET helper for the simulator's REST tests
+
 FIELDS = {"symbol", "priceChange", "priceChangePercent", "weightedAvgPrice", "lastPrice",
           "lastQty", "openPrice", "highPrice", "lowPrice", "volume", "quoteVolume", "openTime",
           "closeTime", "firstId", "lastId", "count"}
-
-
-def get(base: str, path: str) -> tuple[int, dict, object]:
-    try:
-        with urllib.request.urlopen(base + path, timeout=10) as r:
-            return r.status, dict(r.headers), json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), json.loads(e.read())
 
 
 def used(h: dict) -> int:
