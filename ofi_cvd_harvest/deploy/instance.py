@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
+from ..pgurl import SCHEME, printable, redact  # noqa: F401 (redact: part of this module's API)
 from ..settings import SettingsError
 
 URL_ENV = "DAGSTER_POSTGRES_URL"
-SCHEME = "postgresql+psycopg2"
 EXAMPLE = f"{SCHEME}://USER:PASSWORD@HOST:5432/DB"
 WHY = ("SQLAlchemy 2.1 maps postgresql:// to psycopg 3, which dagster-postgres cannot use; "
        "docs/deploy.md")
@@ -28,24 +27,6 @@ WHY = ("SQLAlchemy 2.1 maps postgresql:// to psycopg 3, which dagster-postgres c
 
 class InstanceUrlError(SettingsError):
     """The instance's PostgreSQL URL is missing or unusable; ``str(err)`` is one line."""
-
-
-def _printable(text: str) -> str:
-    """One line whatever the input: control and non-ASCII characters escaped."""
-    return text.encode("unicode_escape").decode("ascii")
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ``***`` (safe for logs and error lines)."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return _printable(url)
-        user = parts.username or ""
-        host = parts.netloc.rsplit("@", 1)[1]
-        return _printable(parts._replace(netloc=f"{user}:***@{host}").geturl())
-    except ValueError:   # e.g. an unclosed IPv6 bracket: show the scheme only
-        return _printable(url.split("://", 1)[0] + "://…")
 
 
 def url_problem(url: str | None, name: str = URL_ENV) -> str | None:
@@ -100,7 +81,7 @@ def instance_problems(home: str | Path | None, env: Mapping[str, str] | None = N
     try:
         config = yaml.safe_load(config_file.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        return [f"{config_file}: unreadable instance config ({_printable(str(exc).splitlines()[0])})"]
+        return [f"{config_file}: unreadable instance config ({printable(str(exc).splitlines()[0])})"]
     problems = []
     for path, value in _postgres_urls(config):
         if isinstance(value, Mapping) and "env" in value:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..pgurl import PREFIX as PG_PREFIX
+
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")   # a shard, a queue: up to 63
 
@@ -233,7 +235,7 @@ class Name:
 class LeaseUrl:
     """Empty (no lease) or where capture leases live (docs/capture.md "Leases")."""
 
-    schemes: tuple[str, ...] = ("postgresql+psycopg2://", "s3://")
+    schemes: tuple[str, ...] = (PG_PREFIX, "s3://")
     type_name: str = "URL"
     allowed: str = "empty, postgresql+psycopg2://… or s3://bucket/prefix"
 
@@ -244,7 +246,7 @@ class LeaseUrl:
         if not isinstance(v, str) or any(c.isspace() for c in v):
             raise Invalid()
         if v.startswith(("postgresql://", "postgres://")):
-            raise Invalid("name the driver: postgresql+psycopg2://")
+            raise Invalid(f"name the driver: {PG_PREFIX}")
         if v and (not v.startswith(self.schemes) or v.endswith("://")):
             raise Invalid()
 

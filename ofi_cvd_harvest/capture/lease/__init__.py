@@ -16,6 +16,8 @@ import os
 import socket
 from typing import Protocol
 
+from ...pgurl import PREFIX as PG_PREFIX
+from ...pgurl import redact
 from ..health import CaptureError
 
 
@@ -51,19 +53,9 @@ def identity(shard: str) -> str:
     return f"ofi-cvd-harvest host={socket.gethostname()} pid={os.getpid()} shard={shard}"
 
 
-def redact(url: str) -> str:
-    """The URL without its password (for logs and ops rows)."""
-    head, sep, rest = url.partition("://")
-    creds, at, where = rest.rpartition("@")
-    if not at:
-        return url
-    user = creds.split(":", 1)[0]
-    return f"{head}{sep}{user}{':***' if ':' in creds else ''}@{where}"
-
-
 def open_lease(url: str, shard: str, ttl_sec: float, renew_sec: float) -> Lease:
     """The backend a lease URL names (settings ``capture.lease_url``)."""
-    if url.startswith("postgresql+psycopg2://"):
+    if url.startswith(PG_PREFIX):
         from .pg import PgLease
         return PgLease(url, shard)
     if url.startswith("s3://"):
