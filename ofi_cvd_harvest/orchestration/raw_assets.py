@@ -13,7 +13,6 @@ changes it) is not listed again, and row counts are read from the footers of new
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 
 from ..schemas import RAW_STREAMS
 from ..settings import SYMBOL_RE, load_settings
+from ..storage import layout
 from ..storage.fs import Storage
 from .columns import column_schema
 from .partitions import PARTITIONS_START_DATE, configured_symbols, date_symbol_partitions
@@ -101,7 +101,7 @@ def _subdirs(fs: pafs.FileSystem, path: str, prefix: str) -> list[pafs.FileInfo]
 
 
 def _today_utc(now: float) -> str:
-    return dt.datetime.fromtimestamp(now, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+    return layout.utc_date(int(now * 1000))
 
 
 def raw_symbols(storage: Storage, now: float) -> set[str]:

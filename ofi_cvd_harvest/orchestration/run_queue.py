@@ -9,8 +9,7 @@ Plain Python: no Dagster import.
 
 from __future__ import annotations
 
-import datetime as dt
-
+from ..storage import layout
 from .tags import PRIORITY_TAG
 
 DERIVE_POOL = "derive"          # pool of the derived multi-asset (orchestration/assets.py)
@@ -23,10 +22,10 @@ YESTERDAY_PRIORITY = 1          # the final derivation of the day that just clos
 def derive_priority(partition_key: str, t: float) -> int:
     """Queue priority of a derive run for ``date|SYMBOL`` requested at time ``t`` (UTC days)."""
     date = partition_key.split("|", 1)[0]
-    today = dt.datetime.fromtimestamp(t, tz=dt.timezone.utc).date()
-    if date == today.isoformat():
+    today = layout.utc_date(int(t * 1000))
+    if date == today:
         return TODAY_PRIORITY
-    if date == (today - dt.timedelta(days=1)).isoformat():
+    if date == layout.previous_date(today):
         return YESTERDAY_PRIORITY
     return 0
 

@@ -27,7 +27,6 @@ instance and a fake clock (``now``).
 """
 
 
-import datetime as dt
 import json
 import socket
 import time
@@ -71,7 +70,7 @@ def _ago(seconds: float) -> str:
 
 
 def _utc_date(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+    return layout.utc_date(int(ts * 1000))   # the sensors' clock is in seconds
 
 
 # --- capture ---------------------------------------------------------------------------------
@@ -318,8 +317,7 @@ def plan_derive(storage: Storage, symbols, t: float, cursor: str | None,
             if pk in final:
                 refresh.pop(pk, None)
                 continue
-            midnight_after = dt.datetime.strptime(date, "%Y-%m-%d").replace(
-                tzinfo=dt.timezone.utc).timestamp() + 86400
+            midnight_after = layout.day_bounds_ms(date)[1] / 1000
             if t < midnight_after + FINAL_GRACE_SEC:
                 notes.append(f"{pk}: finalising after {_ago(midnight_after + FINAL_GRACE_SEC - t)}")
                 continue
