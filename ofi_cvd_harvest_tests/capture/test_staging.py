@@ -97,7 +97,7 @@ def test_checkpoint_sees_staged_trade_ids_and_segment_files():
             # file its rows went to (here two per date, as after a torn file was replaced)
             path = f"/seg/g0n{1 + i % 2}-{span.stream}-{span.date}"
             area.add(span, path)
-            named.setdefault(span.symbol + span.date, set()).add(path)
+            named.setdefault((span.stream, span.date, span.symbol), set()).add(path)
     held = [(sym, list(ids)) for sym, ids in area.trade_ids()]
     assert sum(len(ids) for _, ids in held) > 0
     batches = [b for b in area.take() if b.stream == "agg_trade"]
@@ -105,7 +105,7 @@ def test_checkpoint_sees_staged_trade_ids_and_segment_files():
     assert list(area.trade_ids()) == []
     for b in batches:
         assert b.trade_ids == b.table.column("agg_trade_id").to_pylist()
-        assert b.segment_paths == sorted(named[b.symbol + b.date])
+        assert b.segment_paths == sorted(named[(b.stream, b.date, b.symbol)])
     assert any(len(b.segment_paths) == 2 for b in batches)
 
 
