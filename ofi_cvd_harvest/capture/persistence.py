@@ -69,7 +69,7 @@ class Persistence:
         self.count_error = count_error   # the error budget (capture/health.py)
         # an s3:// lake: files are written to a local spool and published (capture/publisher.py)
         self.storage, self.publisher = open_raw_store(settings, log)
-        # written files (None: a recovered file) and their segments, not yet released
+        # (segment files, the written file holding their rows or None) not yet released
         self._unreleased: list[tuple[list[str], str | None]] = []
         self._write_failures: list[tuple[str, str, str, int, str]] = []
         self.writer = RawWriter(self.storage, settings.write_retries,
@@ -249,12 +249,13 @@ class Persistence:
             self._release()
         trim_heap()   # the rotation's peak of freed buffers back to the OS (capture/memory.py)
 
-    def _release(self) -> None:
+    def _release(self, publish: bool = True) -> None:
         """Once the checkpoint is saved: delete the segment files of the written files, except
         any a pending (unwritten) batch still names. A segment file holds the rows of every
         symbol of its (stream, date), so it goes only when each partition in it is durable; a
         written file is published (s3 lake) only once all its segments are gone, so a
-        restart's recovery still finds it in the spool to dedup against."""
+        restart's recovery still finds it in the spool to dedup against (at start-up,
+        ``publish=False``: the publisher's start queues the released ones, oldest first)."""
         held = {p for b in self.pending for p in b.segment_paths}
         keep = []
         for paths, path in self._unreleased:
@@ -262,9 +263,13 @@ class Persistence:
                 keep.append((paths, path))
                 continue
             SegmentLog.release(paths)
-            if self.publisher is not None and path is not None:
+            if publish and self.publisher is not None and path is not None:
                 self.publisher.ready(path)
         self._unreleased = keep
+
+    def unpublished(self) -> list[str]:
+        """Written files not yet handed to the publisher (their segments are not released)."""
+        return [path for _, path in self._unreleased if path is not None]
 
     def pre_rotate(self) -> tuple[Swapped, dict]:
         self.ops.end_window()
@@ -373,14 +378,15 @@ class Persistence:
             if path is None:
                 self.pending.append(b)   # keeps its files until it is written
                 continue
+            self._unreleased.append((b.segment_paths, path))
             if b.trade_ids:
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = max(b.trade_ids + ([cur] if cur is not None else []))
         self.report_write_failures()
         self.ops.emit("segments_recovered", {"rows": rows, "groups": len(batches)})
-        self._unreleased.extend(([p], None) for p in files)
+        self._unreleased.extend(([p], None) for p in files)   # and those of no written group
         if self.checkpoint():
-            self._release()
+            self._release(publish=False)
 
     def report_write_failures(self) -> None:
         """On the loop (or exclusively): ops events, logs and the error budget for what the io
