@@ -101,8 +101,9 @@ def main() -> None:
             res[name].append(run(stage, hos, args.dir))
     for name, rs in res.items():
         wall, cpu, nfiles, size = min(rs, key=lambda r: r[1])
+        rounds = ", ".join(f"{r[1]:.2f}" for r in rs)
         print(f"{name:>17}: CPU {cpu / len(hos) * 1e3:7.2f} ms a hand-over "
-              f"({cpu / rows * 1e6:5.2f} µs a row; rounds {', '.join(f'{r[1]:.2f}' for r in rs)} s), "
+              f"({cpu / rows * 1e6:5.2f} µs a row; rounds {rounds} s), "
               f"wall {wall / len(hos) * 1e3:7.2f} ms, {nfiles} files, {size / 1e6:.1f} MB")
 
 
