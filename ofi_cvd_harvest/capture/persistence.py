@@ -27,7 +27,7 @@ from .lease.guard import leased
 from .memory import trim_heap
 from .ops import OpsRecorder
 from .publisher import open_raw_store
-from .segments import SegmentLog, recover as recover_segments
+from .segments import SegmentLog, frames, recover as recover_segments
 from .staging import StagingArea
 from .symstate import now_ms as _now_ms
 from .writer import RawWriter
@@ -69,7 +69,8 @@ class Persistence:
         self.count_error = count_error   # the error budget (capture/health.py)
         # an s3:// lake: files are written to a local spool and published (capture/publisher.py)
         self.storage, self.publisher = open_raw_store(settings, log)
-        self._unreleased: list[tuple[list[str], str]] = []   # written files whose segments stay
+        # (segment files, the written file holding their rows or None) not yet released
+        self._unreleased: list[tuple[list[str], str | None]] = []
         self._write_failures: list[tuple[str, str, str, int, str]] = []
         self.writer = RawWriter(self.storage, settings.write_retries,
                                 on_error=lambda b, a, e: self._write_failures.append(
@@ -200,15 +201,16 @@ class Persistence:
             self._io_errors.append(f"io job failed: {exc!r}")
 
     def _stage_io(self, spans: list[Span]) -> None:
-        for span in spans:
-            path = None
-            if self.segments is not None:
+        # one segment append (one write, one flush) per stream and date, for every symbol
+        paths: dict[tuple[str, str], str] = {}
+        if self.segments is not None:
+            for key, table in frames(spans).items():
                 try:
-                    path = self.segments.append((span.stream, span.date, span.symbol),
-                                                span.slice())
+                    paths[key] = self.segments.append(key, table)
                 except (OSError, pa.ArrowException) as exc:
                     self.log.warning("segment append failed (%s); rows stay in memory", exc)
-            self.staging.add(span, path)
+        for span in spans:
+            self.staging.add(span, paths.get((span.stream, span.date)))
 
     def _build_rotate_io(self, sw: Swapped, snaps: dict) -> None:
         """Stage the last rows, write one file per partition, then the checkpoint (io thread,
@@ -220,7 +222,9 @@ class Persistence:
         pending, self.pending = self.pending, []
         pending.reverse()
         # one batch per (stream, date, symbol); a new generation of segment files starts
-        staged = self.staging.take(self.segments.roll() if self.segments is not None else {})
+        if self.segments is not None:
+            self.segments.roll()
+        staged = self.staging.take()
         written: list[tuple[list[str], str]] = []
         # each batch is made when its turn comes and freed once written, not all at the end
         for b in chain(_popping(pending), staged):
@@ -242,12 +246,30 @@ class Persistence:
         # restart's recovery still finds it in the spool (capture/publisher.py)
         self._unreleased.extend(written)
         if self.checkpoint(snaps):   # else the segments stay: the next start recovers them
-            for paths, path in self._unreleased:
-                SegmentLog.release(paths)
-                if self.publisher is not None:
-                    self.publisher.ready(path)
-            self._unreleased = []
+            self._release()
         trim_heap()   # the rotation's peak of freed buffers back to the OS (capture/memory.py)
+
+    def _release(self, publish: bool = True) -> None:
+        """Once the checkpoint is saved: delete the segment files of the written files, except
+        any a pending (unwritten) batch still names. A segment file holds the rows of every
+        symbol of its (stream, date), so it goes only when each partition in it is durable; a
+        written file is published (s3 lake) only once all its segments are gone, so a
+        restart's recovery still finds it in the spool to dedup against (at start-up,
+        ``publish=False``: the publisher's start queues the released ones, oldest first)."""
+        held = {p for b in self.pending for p in b.segment_paths}
+        keep = []
+        for paths, path in self._unreleased:
+            if not held.isdisjoint(paths):
+                keep.append((paths, path))
+                continue
+            SegmentLog.release(paths)
+            if publish and self.publisher is not None and path is not None:
+                self.publisher.ready(path)
+        self._unreleased = keep
+
+    def unpublished(self) -> list[str]:
+        """Written files not yet handed to the publisher (their segments are not released)."""
+        return [path for _, path in self._unreleased if path is not None]
 
     def pre_rotate(self) -> tuple[Swapped, dict]:
         self.ops.end_window()
@@ -344,24 +366,27 @@ class Persistence:
                 batches.append(Batch(r.stream, r.date, r.symbol, table, first, ids,
                                      segment_paths=r.paths))
                 rows += table.num_rows
-            else:
-                SegmentLog.release(r.paths)
+        # the groups share files: a file goes once every group from it is durable (_release)
+        files = sorted({p for r in found for p in r.paths})
         if not batches:
+            SegmentLog.release(files)   # every row of them is in a final file already
             return
         self.log.info("recovering %d rows of a previous run from %d segment groups", rows,
                       len(batches))
         for b in batches:
             path = self.writer.write(b)
             if path is None:
-                self.pending.append(b)
+                self.pending.append(b)   # keeps its files until it is written
                 continue
-            SegmentLog.release(b.segment_paths)
+            self._unreleased.append((b.segment_paths, path))
             if b.trade_ids:
                 cur = self.durable_max[b.symbol]
                 self.durable_max[b.symbol] = max(b.trade_ids + ([cur] if cur is not None else []))
         self.report_write_failures()
         self.ops.emit("segments_recovered", {"rows": rows, "groups": len(batches)})
-        self.checkpoint()
+        self._unreleased.extend(([p], None) for p in files)   # and those of no written group
+        if self.checkpoint():
+            self._release(publish=False)
 
     def report_write_failures(self) -> None:
         """On the loop (or exclusively): ops events, logs and the error budget for what the io

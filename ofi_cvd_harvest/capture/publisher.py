@@ -30,6 +30,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from pathlib import Path
 
 import pyarrow as pa
@@ -132,10 +133,14 @@ class Publisher:
             self._gauges()
             self._cv.notify()
 
-    def start(self) -> None:
+    def start(self, hold: Collection[str] = ()) -> None:
         """Queue what an earlier run left in the spool (oldest first), then start publishing.
-        Call after the segment recovery, so the spool holds every file it may dedup against."""
-        found = [str(p) for p in (self.spool / "raw").glob("date=*/symbol=*/stream=*/*.parquet")]
+        Call after the segment recovery, so the spool holds every file it may dedup against;
+        ``hold``: files whose rows are still in segment files that the recovery could not
+        release (shared with a partition it could not write), handed over once they are."""
+        skip = {os.path.abspath(p) for p in hold}
+        found = [str(p) for p in (self.spool / "raw").glob("date=*/symbol=*/stream=*/*.parquet")
+                 if os.path.abspath(p) not in skip]
         for path in sorted(found, key=_order):
             self.ready(path)
         if found:

@@ -361,7 +361,7 @@ class Capture:
             self.store.restore()
             self.store.recover()
             if self.publisher is not None:
-                self.publisher.start()
+                self.publisher.start(self.store.unpublished())
             metrics.capture_up.set(1)
             self._spawn(self.health.clock_check(), "clock-check")   # REST trouble must not delay WS
             self._spawn(self.health.check_symbols(), "symbol-check")

@@ -2,12 +2,17 @@
 IPC stream files under ``raw/_segments/`` (docs/capture.md: on ``kill -9`` at most about one second
 of book rows may be lost; trades are healed anyway).
 
-A segment file belongs to one (stream, date, symbol) and one rotation generation; once the
-generation's Parquet file is durable the segment is deleted. A process killed mid-run leaves
-its segments behind; the next start :func:`recover`\\s them into Parquet. The files end in
-``.arrows`` and live in a ``_``-prefixed directory, so Parquet globbing readers and
-pyarrow/polars hive discovery never see them. A torn last batch (killed mid-append) is
-ignored. Local data directories only (append is not portable to object stores).
+A segment file belongs to one (stream, date) and one rotation generation, shared by every
+symbol: each hand-over's stream table (one per stream, ``capture/buffers.py`` ``build_spans``)
+is appended whole, one write and one flush per stream a second however many symbols there
+are (issue 15: one file per symbol was 600 small writes a second at 300 symbols). A file is
+deleted only once every partition whose rows it holds is durable (``capture/persistence.py``).
+A process killed mid-run leaves its segments behind; the next start :func:`recover`\\s them,
+split by symbol, into Parquet. The files end in ``.arrows`` and live in a ``_``-prefixed
+directory, so Parquet globbing readers and pyarrow/polars hive discovery never see them. A
+torn last batch (killed mid-append) is ignored. Local data directories only (append is not
+portable to object stores). Files of the previous layout, one per (stream, date, symbol), are
+still recovered (an upgrade after a crash).
 
 Batches are lz4-compressed (Arrow IPC body compression, read back transparently): after a
 full disk the segments of the backlog must fit in what little space was freed (measured in
@@ -19,17 +24,58 @@ segment files behind.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
+
+from .buffers import Span
 
 SUFFIX = ".arrows"
 DIRNAME = "_segments"
 WRITE_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+# ops segments only: the partition an ops row belongs to (its ``symbol`` column is "" for an
+# event copied into every symbol's partition); agg_trade and book rows carry it as ``symbol``
+PARTITION = "_partition"
 
-Key = tuple[str, str, str]   # (stream, date, symbol)
+FileKey = tuple[str, str]    # (stream, date): one file per generation
+Key = tuple[str, str, str]   # (stream, date, symbol): one partition
+# <run_id>-g<gen>n<n>-<stream>-<YYYY-MM-DD>[-<symbol>: the per-symbol files of earlier versions]
+_NAME = re.compile(r"(?P<run>.+)-g(?P<gen>\d+)n(?P<n>\d+)-(?P<stream>[a-z_]+)-"
+                   r"(?P<date>\d{4}-\d{2}-\d{2})(?:-(?P<symbol>[^-]+))?")
+
+
+def frames(spans: Iterable[Span]) -> dict[FileKey, pa.Table]:
+    """One hand-over's rows as one table per (stream, date), each one segment batch.
+
+    Usually the stream's whole table of the hand-over, as built (no copy); a hand-over across
+    UTC midnight holds rows of two dates in one stream table, so each date's rows are picked
+    out. The ops partitions are small tables of their own, concatenated with their partition."""
+    groups: dict[FileKey, list[Span]] = {}
+    for s in spans:
+        groups.setdefault((s.stream, s.date), []).append(s)
+    return {key: _frame(key[0], ss) for key, ss in groups.items()}
+
+
+def _frame(stream: str, spans: list[Span]) -> pa.Table:
+    if stream == "ops":
+        return pa.concat_tables([
+            s.slice().append_column(PARTITION, pa.array([s.symbol] * s.rows, pa.string()))
+            for s in spans]).combine_chunks()
+    table = spans[0].table
+    if any(s.table is not table for s in spans):
+        return pa.concat_tables([s.slice() for s in spans]).combine_chunks()
+    if sum(s.rows for s in spans) == table.num_rows:   # spans never overlap (build_spans)
+        return table
+    mask = np.zeros(table.num_rows, np.bool_)
+    for s in spans:
+        mask[s.offset:s.offset + s.rows] = True
+    return table.filter(pa.array(mask))
 
 
 class SegmentLog:
@@ -38,16 +84,17 @@ class SegmentLog:
         self.run_id = run_id
         self.generation = 0
         self._n = 0
-        self._open: dict[Key, tuple[object, ipc.RecordBatchStreamWriter, str]] = {}
+        self._open: dict[FileKey, tuple[object, ipc.RecordBatchStreamWriter, str]] = {}
 
-    def path_for(self, key: Key) -> str:
-        stream, date, symbol = key
+    def path_for(self, key: FileKey) -> str:
+        stream, date = key
         self._n += 1
-        return str(self.dir / f"{self.run_id}-g{self.generation:06d}n{self._n}-{stream}-{date}-"
-                              f"{symbol}{SUFFIX}")
+        return str(self.dir / f"{self.run_id}-g{self.generation:06d}n{self._n}-{stream}-{date}"
+                              f"{SUFFIX}")
 
-    def append(self, key: Key, table: pa.Table) -> str:
-        """Append ``table`` to the current generation's file of ``key``; returns its path."""
+    def append(self, key: FileKey, table: pa.Table) -> str:
+        """Append ``table`` (a :func:`frames` table) to the current generation's file of
+        ``key``, one write and one flush; returns its path."""
         entry = self._open.get(key)
         fresh = entry is None
         if fresh:
@@ -79,9 +126,9 @@ class SegmentLog:
             raise
         return path
 
-    def roll(self) -> dict[Key, str]:
+    def roll(self) -> dict[FileKey, str]:
         """Close the current generation (at rotation); returns its files by key."""
-        out: dict[Key, str] = {}
+        out: dict[FileKey, str] = {}
         for key, (fh, writer, path) in self._open.items():
             try:
                 writer.close()
@@ -97,7 +144,7 @@ class SegmentLog:
         self.roll()
 
     @staticmethod
-    def release(paths: list[str]) -> None:
+    def release(paths: Iterable[str]) -> None:
         for p in paths:
             try:
                 os.unlink(p)
@@ -122,7 +169,7 @@ class Recovered:
     date: str
     symbol: str
     table: pa.Table
-    paths: list[str]
+    paths: list[str]   # files shared with other groups: release them once all are written
 
 
 def read_segment(path: str | os.PathLike) -> pa.Table | None:
@@ -145,29 +192,54 @@ def read_segment(path: str | os.PathLike) -> pa.Table | None:
     return pa.Table.from_batches(batches, schema)
 
 
+def by_symbol(table: pa.Table) -> list[tuple[str, pa.Table]]:
+    """A shared segment's rows per partition symbol, each in its order of arrival."""
+    col = PARTITION if PARTITION in table.column_names else "symbol"
+    parts = table.column(col).combine_chunks()
+    if col == PARTITION:
+        table = table.drop_columns([PARTITION])
+    if parts.null_count:   # cannot be placed in a partition (never written so)
+        valid = parts.is_valid()
+        table, parts = table.filter(valid), parts.filter(valid)
+    enc = pc.dictionary_encode(parts)
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(idx, kind="stable")
+    counts = np.bincount(idx, minlength=len(enc.dictionary))
+    grouped = table.take(pa.array(order))
+    out, off = [], 0
+    for symbol, n in zip(enc.dictionary.to_pylist(), counts.tolist()):
+        out.append((symbol, grouped.slice(off, n)))
+        off += n
+    return out
+
+
 def recover(raw_dir: str | os.PathLike) -> list[Recovered]:
-    """Segments left by earlier (crashed) processes, grouped by (stream, date, symbol)."""
+    """Segments left by earlier (crashed) processes, grouped by (stream, date, symbol), each
+    group's rows in the order they were appended."""
     d = Path(raw_dir) / DIRNAME
     if not d.exists():
         return []
+    named = []
+    for p in d.glob(f"*{SUFFIX}"):
+        m = _NAME.fullmatch(p.name[: -len(SUFFIX)])
+        if m is not None:
+            named.append(((m["run"], int(m["gen"]), int(m["n"])), str(p), m))
     groups: dict[Key, Recovered] = {}
     empties: list[str] = []
-    for p in sorted(d.glob(f"*{SUFFIX}")):
-        parts = p.name[: -len(SUFFIX)].split("-")
-        # <run_id>-g<gen>-<stream>-<YYYY>-<MM>-<DD>-<symbol>
-        if len(parts) < 7:
-            continue
-        stream, date, symbol = parts[-5], "-".join(parts[-4:-1]), parts[-1]
+    for _, p, m in sorted(named, key=lambda x: x[0]):
         table = read_segment(p)
         if table is None:
-            empties.append(str(p))
+            empties.append(p)
             continue
-        key = (stream, date, symbol)
-        if key in groups:
-            g = groups[key]
-            g.table = pa.concat_tables([g.table, table])
-            g.paths.append(str(p))
-        else:
-            groups[key] = Recovered(stream, date, symbol, table, [str(p)])
+        parts = [(m["symbol"], table)] if m["symbol"] else by_symbol(table)
+        for symbol, t in parts:
+            key = (m["stream"], m["date"], symbol)
+            g = groups.get(key)
+            if g is None:
+                groups[key] = Recovered(*key, t, [p])
+            else:
+                g.table = pa.concat_tables([g.table, t])
+                if p not in g.paths:
+                    g.paths.append(p)
     SegmentLog.release(empties)
     return list(groups.values())

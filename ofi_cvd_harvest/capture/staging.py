@@ -61,15 +61,16 @@ class StagingArea:
             if stream == "agg_trade":
                 yield sym, st.trade_ids
 
-    def take(self, seg_paths: dict[Key, str]) -> Iterator[Batch]:
+    def take(self) -> Iterator[Batch]:
         """Empty the area (now): one batch per partition, in the order partitions first
-        arrived, each made only when the previous one has been taken (a new generation of
-        segment files has started: ``seg_paths`` are the closed generation's files by key)."""
+        arrived, each made only when the previous one has been taken. Each batch names the
+        segment files its rows were appended to (shared with the other symbols of its stream
+        and date; capture/segments.py)."""
         parts, self._parts = self._parts, {}
-        return _batches(parts, seg_paths)
+        return _batches(parts)
 
 
-def _batches(parts: dict[Key, _Staged], seg_paths: dict[Key, str]) -> Iterator[Batch]:
+def _batches(parts: dict[Key, _Staged]) -> Iterator[Batch]:
     # popped one key at a time, so the staged parts are freed in small pieces between which
     # the event loop can take the GIL: freed all at once, their deallocation held the GIL for
     # ~150 ms at 300 symbols (docs/performance.md)
@@ -78,8 +79,7 @@ def _batches(parts: dict[Key, _Staged], seg_paths: dict[Key, str]) -> Iterator[B
         stream, date, sym = key
         slices = [t.slice(off, n) for t, off, n in st.spans]
         table = slices[0] if len(slices) == 1 else pa.concat_tables(slices)
-        paths = sorted(set(st.segment_paths) | ({seg_paths[key]} if key in seg_paths else set()))
         batch = Batch(stream, date, sym, table, st.first_recv_ms, st.trade_ids,
-                      segment_paths=paths)
+                      segment_paths=sorted(st.segment_paths))
         del st, slices, table
         yield batch

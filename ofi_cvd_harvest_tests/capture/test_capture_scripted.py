@@ -298,7 +298,8 @@ def test_segment_of_an_already_final_file_is_not_written_twice(ex, tmp_path):
     """A kill between a file's rename and its segment's deletion leaves both behind."""
     import pyarrow.parquet as pq
 
-    from ofi_cvd_harvest.capture.segments import SegmentLog
+    from ofi_cvd_harvest.capture.buffers import Span
+    from ofi_cvd_harvest.capture.segments import SegmentLog, frames
     from .rawcheck import files
 
     s = capture_settings(tmp_path, ex.ws_url, ex.rest_url)
@@ -307,7 +308,9 @@ def test_segment_of_an_already_final_file_is_not_written_twice(ex, tmp_path):
     for stream in ("agg_trade", "book", "ops"):
         f = files(s.data_dir, stream, "BTCUSDT")[-1]
         date = f.parts[-4].split("=")[1]
-        seg.append((stream, date, "BTCUSDT"), pq.read_table(f))
+        t = pq.read_table(f)
+        for key, table in frames([Span(stream, date, "BTCUSDT", t, 0, t.num_rows, 0, [])]).items():
+            seg.append(key, table)
     seg.close()
     run_capture_sync(s, run_seconds=2.5)
     trades = read(s.data_dir, "agg_trade", "BTCUSDT")

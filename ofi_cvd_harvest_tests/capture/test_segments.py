@@ -3,37 +3,48 @@
 import pyarrow as pa
 
 from ofi_cvd_harvest import schemas
-from ofi_cvd_harvest.capture.segments import SegmentLog, read_segment, recover
+from ofi_cvd_harvest.capture.buffers import Span
+from ofi_cvd_harvest.capture.segments import SegmentLog, frames, read_segment, recover
 
 
-def ops_table(n, start=0):
-    return pa.table({"recv_ts_ms": list(range(start, start + n)), "symbol": ["BTCUSDT"] * n,
+def ops_table(n, start=0, symbol="BTCUSDT"):
+    return pa.table({"recv_ts_ms": list(range(start, start + n)), "symbol": [symbol] * n,
                      "event_type": ["x"] * n, "meta_json": ["{}"] * n}, schema=schemas.OPS)
+
+
+def ops_frame(*parts):
+    """The segment table of one hand-over's ops partitions ``(symbol, table)``."""
+    spans = [Span("ops", "2024-07-19", sym, t, 0, t.num_rows, 0, []) for sym, t in parts]
+    return frames(spans)[("ops", "2024-07-19")]
 
 
 def test_append_roll_recover_release(tmp_path):
     log = SegmentLog(tmp_path / "raw", "123x456")
-    k1 = ("ops", "2024-07-19", "BTCUSDT")
-    k2 = ("ops", "2024-07-19", "ETHUSDT")
-    p1 = log.append(k1, ops_table(3))
-    assert log.append(k1, ops_table(2, 3)) == p1
-    p2 = log.append(k2, ops_table(1))
+    k = ("ops", "2024-07-19")
+    k1, k2 = k + ("BTCUSDT",), k + ("ETHUSDT",)
+    # one file for every symbol; an ops row's symbol column may be "" (a connection event)
+    p1 = log.append(k, ops_frame(("BTCUSDT", ops_table(3)),
+                                 ("ETHUSDT", ops_table(1, symbol=""))))
+    assert log.append(k, ops_frame(("BTCUSDT", ops_table(2, 3)))) == p1
     rolled = log.roll()
-    assert rolled == {k1: p1, k2: p2}
-    p3 = log.append(k1, ops_table(4, 10))                 # next generation, new file
+    assert rolled == {k: p1}
+    p3 = log.append(k, ops_frame(("BTCUSDT", ops_table(4, 10))))   # next generation, new file
     assert p3 != p1
     found = {(r.stream, r.date, r.symbol): r for r in recover(tmp_path / "raw")}
+    assert set(found) == {k1, k2}
     assert found[k1].table.num_rows == 9 and sorted(found[k1].paths) == sorted([p1, p3])
+    assert found[k1].table.column("recv_ts_ms").to_pylist() == [0, 1, 2, 3, 4, 10, 11, 12, 13]
     assert found[k1].table.schema == schemas.OPS
-    assert found[k2].table.column("recv_ts_ms").to_pylist() == [0]
-    SegmentLog.release([p1, p2, p3])
+    assert found[k2].table.equals(ops_table(1, symbol=""))
+    assert found[k2].paths == [p1]
+    SegmentLog.release([p1, p3])
     log.close()
     assert recover(tmp_path / "raw") == []
 
 
 def test_torn_tail_keeps_complete_batches(tmp_path):
     log = SegmentLog(tmp_path / "raw", "1x1")
-    k = ("ops", "2024-07-19", "BTCUSDT")
+    k = ("ops", "2024-07-19")
     p = log.append(k, ops_table(5))
     log.append(k, ops_table(5, 5))
     log.roll()
@@ -60,7 +71,7 @@ log = SegmentLog(sys.argv[1], "9x9")
 fails = 0
 for i in range(20):                                    # a second of rows each, disk full
     try:
-        log.append(("ops", "2024-07-19", "BTCUSDT"), t)
+        log.append(("ops", "2024-07-19"), t)
     except OSError:
         fails += 1
 log.close()
@@ -92,7 +103,7 @@ def test_segments_are_lz4_compressed_and_read_back(tmp_path):
                   "symbol": ["BTCUSDT"] * n, "event_type": rng.choice(["a", "b"], n),
                   "meta_json": ["{}"] * n}, schema=schemas.OPS)
     log = SegmentLog(tmp_path / "raw", "1x2")
-    p = log.append(("ops", "2024-07-19", "BTCUSDT"), t)
+    p = log.append(("ops", "2024-07-19"), t)
     log.roll()
     with open(p, "rb") as fh:
         reader = ipc.open_stream(fh)

@@ -76,7 +76,7 @@ def test_files_are_the_same_to_the_byte_as_concatenated_slices():
         for span in build_spans(sw):
             area.add(span, f"/seg/{span.stream}-{span.symbol}-{span.offset}")
     assert area.rows() == sum(t.num_rows for _, t, _, _ in old)
-    new = list(area.take({}))
+    new = list(area.take())
     assert len(area) == 0
     assert [(b.stream, b.date, b.symbol) for b in new] == [k for k, _, _, _ in old]
     assert {b.date for b in new} == {"2024-07-18", "2024-07-19"}
@@ -88,21 +88,25 @@ def test_files_are_the_same_to_the_byte_as_concatenated_slices():
         assert b.segment_paths == sorted(set(b.segment_paths))
 
 
-def test_checkpoint_sees_staged_trade_ids_and_segment_generations():
+def test_checkpoint_sees_staged_trade_ids_and_segment_files():
     area = StagingArea()
-    for sw in _handovers(3, ["AUSDT", "BUSDT"], seed=5, books=0, trades=3):
+    named: dict = {}
+    for i, sw in enumerate(_handovers(6, ["AUSDT", "BUSDT"], seed=5, books=0, trades=3)):
         for span in build_spans(sw):
-            area.add(span, "/seg/g0-" + span.symbol)
+            # segment files are shared by the symbols of a (stream, date); a batch names every
+            # file its rows went to (here two per date, as after a torn file was replaced)
+            path = f"/seg/g0n{1 + i % 2}-{span.stream}-{span.date}"
+            area.add(span, path)
+            named.setdefault((span.stream, span.date, span.symbol), set()).add(path)
     held = [(sym, list(ids)) for sym, ids in area.trade_ids()]
     assert sum(len(ids) for _, ids in held) > 0
-    closed = {("agg_trade", d, s): f"/seg/g1-{s}" for s in ("AUSDT", "BUSDT")
-              for d in ("2024-07-18", "2024-07-19")}
-    batches = [b for b in area.take(closed) if b.stream == "agg_trade"]
+    batches = [b for b in area.take() if b.stream == "agg_trade"]
     assert [(b.symbol, b.trade_ids) for b in batches] == held
     assert list(area.trade_ids()) == []
     for b in batches:
         assert b.trade_ids == b.table.column("agg_trade_id").to_pylist()
-        assert b.segment_paths == sorted({f"/seg/g0-{b.symbol}", f"/seg/g1-{b.symbol}"})
+        assert b.segment_paths == sorted(named[(b.stream, b.date, b.symbol)])
+    assert any(len(b.segment_paths) == 2 for b in batches)
 
 
 class _MI2(ctypes.Structure):

@@ -101,3 +101,22 @@ def test_spool_full_refuses_the_writer(lake, tmp_path):
     pub.ready(first)
     with pytest.raises(SpoolFull):
         storage.write_parquet("raw/date=2026-01-01/symbol=BTCUSDT/stream=ops/part-2-000002.parquet", t)
+
+
+def test_start_holds_back_files_whose_segments_are_not_released(lake, tmp_path):
+    """A file the start-up recovery wrote from segment files it could not release yet (shared
+    with a partition whose write failed) waits in the spool until they are (issue 15)."""
+    url, _ = lake
+    spool = tmp_path / "spool"
+    held = _spool_file(spool, "part-1000-000001.parquet", b"held")
+    free = _spool_file(spool, "part-1000-000002.parquet", b"free")
+    pub = Publisher(url, spool, 10**9)
+    pub.start(hold=[str(Path(held).parent / ".." / "stream=agg_trade" / Path(held).name)])
+    deadline = time.time() + 10
+    while Path(free).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not Path(free).exists() and Path(held).exists()
+    assert _keys(url) == [pub.key_of(free)]
+    pub.ready(held)                     # its segments released
+    assert pub.stop(10) == 0
+    assert sorted(_keys(url)) == sorted([pub.key_of(free), pub.key_of(held)])
