@@ -17,8 +17,9 @@ memory is a constant (the 200-value MAD window, ~30 buckets, a bounded stage):
 * the reported window is the last ``report_sec`` of the symbol's engine clock, in
   ``bucket_sec`` buckets (the current bucket plus the ``report_sec / bucket_sec − 1`` before
   it). Each bucket counts its warm rows (non-null z), the rows where the floor set the scale,
-  and a histogram of log2(scale) at 1/128 octave; running totals over the window are updated
-  when a row is added and when a bucket leaves, so a refresh is O(bins), not O(rows).
+  and a histogram of log2(scale) at 1/128 octave; running totals over the window's closed
+  buckets are updated when a bucket closes and when one leaves (a row counts into its bucket
+  only), so a refresh is O(bins), not O(rows).
 * ``cvd_floor_hit_rate`` = floor rows / warm rows of the window: exactly the cvd table's share
   over the same rows. ``cvd_scale_median`` = the median read from the histogram: within
   0.28 % (half a bin) of the table's median over the same rows.
@@ -162,13 +163,21 @@ class LiveCvd:
         return st
 
     def _roll(self, st: _Symbol, key: int) -> None:
-        """A new bucket; buckets that left the window leave the totals. Bucket objects are
-        recycled (long-lived small objects made every 10 s per symbol would pin allocator
-        arenas, see ``signals/zstream.RollingMad``)."""
+        """A new bucket: the current one joins the totals, buckets that left the window leave
+        them (the totals cover the closed buckets of the window, so a row only counts into its
+        bucket). Bucket objects are recycled (long-lived small objects made every 10 s per
+        symbol would pin allocator arenas, see ``signals/zstream.RollingMad``)."""
         st.key = key
         buckets = st.buckets
         oldest = key - self.n_buckets
         hist = st.hist
+        cur = st.cur
+        if cur is not None:
+            st.rows += cur[1]
+            st.hits += cur[2]
+            for b, c in cur[3].items():
+                if c:
+                    hist[b] = hist.get(b, 0) + c
         free = None
         while buckets and buckets[0][0] <= oldest:
             free = buckets.popleft()
@@ -290,13 +299,9 @@ class LiveCvd:
             cur = st.cur
             b = math.floor(math.log2(scale) * BINS_PER_OCTAVE)    # scale_bin, inlined
             cur[1] += 1
-            st.rows += 1
             if floor_used:
                 cur[2] += 1
-                st.hits += 1
             h = cur[3]
-            h[b] = h.get(b, 0) + 1
-            h = st.hist
             h[b] = h.get(b, 0) + 1
             st.last_z = z
             if st.up.update(t, z):
@@ -328,9 +333,17 @@ class LiveCvd:
                     st.direct = (st.trades - st.mark < self.chunk_rows
                                  or st.cvd.engine is None)
                     st.mark = st.trades
-                if st.rows:
-                    out[sym] = CvdStats(hist_median(st.hist, st.rows), st.hits / st.rows,
-                                        st.rows, st.trades)
+                cur = st.cur
+                rows = st.rows + (cur[1] if cur else 0)
+                if rows:
+                    hist = st.hist
+                    if cur[1]:                  # the current bucket is not in the totals
+                        hist = dict(hist)
+                        for b, c in cur[3].items():
+                            if c:
+                                hist[b] = hist.get(b, 0) + c
+                    out[sym] = CvdStats(hist_median(hist, rows), (st.hits + cur[2]) / rows,
+                                        rows, st.trades)
                 else:
                     out[sym] = CvdStats(math.nan, math.nan, 0, st.trades)
         return out

@@ -9,7 +9,7 @@
 * :class:`DivergenceMachine` — price sets a new low (high) against the rows of the previous
   ``window_sec`` (strictly earlier engine time) while the cumulative delta does not; an episode
   fires on its first row unless within ``cooldown_sec`` of the last fire of that direction.
-  Window minima/maxima are monotonic deques (amortised O(1) per row).
+  Window minima/maxima are monotonic deques (amortised O(1) per row), one entry per time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import deque
 
 from ..settings import SignalSettings
+
+_INF = float("inf")
 
 
 class ThresholdMachine:
@@ -53,19 +55,31 @@ class ThresholdMachine:
         return False
 
 
-def _front(q: deque, lo: int) -> float | None:
-    """The extreme of a monotonic deque of (time, value) — values improving towards the back,
-    pushed by :meth:`DivergenceMachine.update` — over entries at time >= ``lo`` (older ones
-    leave for good)."""
-    while q and q[0][0] < lo:
-        q.popleft()
-    return q[0][1] if q else None
+def _expire(lo: int, *qs: deque) -> float:
+    """Drop the entries older than ``lo`` from the fronts of the monotonic deques of (time,
+    value); returns the earliest time left at a front (infinity: all empty)."""
+    exp = _INF
+    for q in qs:
+        while q and q[0][0] < lo:
+            q.popleft()
+        if q and q[0][0] < exp:
+            exp = q[0][0]
+    return exp
 
 
 class DivergenceMachine:
-    __slots__ = ("window_ms", "cooldown_ms", "t0", "ready_t", "cum", "pending", "cur_t",
-                 "p_lo", "p_hi", "c_lo", "c_hi", "prev_bull", "prev_bear", "last_bull",
-                 "last_bear")
+    """Window extremes over strictly earlier times, kept as monotonic deques of (time, value)
+    with one entry per time: the rows of the current time are held as their extremes
+    (``pl``/``ph``: price low/high, ``cl``/``ch``: cumulative delta low/high) and pushed when
+    the time moves on — the same window extremes as pushing every row (an entry never wins
+    against a same-time entry it does not beat, and both leave together). Fronts older than
+    the window leave only when the window start passes ``exp`` (≤ every deque's front time),
+    so a row normally costs the four pushes and four front reads: issue 15, the live monitor
+    runs this on every trade of hundreds of symbols."""
+
+    __slots__ = ("window_ms", "cooldown_ms", "t0", "ready_t", "cum", "cur_t", "pl", "ph", "cl",
+                 "ch", "exp", "p_lo", "p_hi", "c_lo", "c_hi", "prev_bull", "prev_bear",
+                 "last_bull", "last_bear")
 
     def __init__(self, sig: SignalSettings):
         self.window_ms = int(sig.divergence_window_sec * 1000)
@@ -73,8 +87,9 @@ class DivergenceMachine:
         self.t0: int | None = None
         self.ready_t = 0
         self.cum = 0.0
-        self.pending: list[tuple[float, float]] = []   # rows at the current time (not yet past)
-        self.cur_t: int | None = None
+        self.cur_t: int | None = None       # time of the rows not yet pushed (held as pl..ch)
+        self.pl = self.ph = self.cl = self.ch = 0.0
+        self.exp = _INF
         # window extremes over strictly earlier times: price low/high, cum-delta low/high
         self.p_lo: deque = deque()
         self.p_hi: deque = deque()
@@ -84,41 +99,62 @@ class DivergenceMachine:
         self.last_bull: int | None = None
         self.last_bear: int | None = None
 
+    @property
+    def pending(self) -> tuple:
+        """The rows at the current time, as their extremes (price low, high, cum low, high)."""
+        return () if self.cur_t is None else (self.pl, self.ph, self.cl, self.ch)
+
     def update(self, t: int, price: float, delta: float) -> tuple[bool, bool]:
         """(bullish fires, bearish fires) for the row at engine time ``t`` (non-decreasing)."""
-        if self.t0 is None:
-            self.t0 = t
-            self.ready_t = t + self.window_ms
         self.cum = cum = self.cum + delta
-        if t != self.cur_t:                 # earlier rows become "strictly earlier in time"
-            ct = self.cur_t
-            p_lo, p_hi, c_lo, c_hi = self.p_lo, self.p_hi, self.c_lo, self.c_hi
-            for p, c in self.pending:       # monotonic pushes, inline (once per trade)
-                while p_lo and p_lo[-1][1] >= p:
-                    p_lo.pop()
-                p_lo.append((ct, p))
-                while p_hi and p_hi[-1][1] <= p:
-                    p_hi.pop()
-                p_hi.append((ct, p))
-                while c_lo and c_lo[-1][1] >= c:
-                    c_lo.pop()
-                c_lo.append((ct, c))
-                while c_hi and c_hi[-1][1] <= c:
-                    c_hi.pop()
-                c_hi.append((ct, c))
-            self.pending.clear()
+        ct = self.cur_t
+        if t != ct:                         # the rows at ct become "strictly earlier in time"
+            if ct is None:
+                self.t0 = t
+                self.ready_t = t + self.window_ms
+            else:                           # monotonic pushes, inline (once per trade)
+                q = self.p_lo
+                v = self.pl
+                while q and q[-1][1] >= v:
+                    q.pop()
+                q.append((ct, v))
+                q = self.p_hi
+                v = self.ph
+                while q and q[-1][1] <= v:
+                    q.pop()
+                q.append((ct, v))
+                q = self.c_lo
+                v = self.cl
+                while q and q[-1][1] >= v:
+                    q.pop()
+                q.append((ct, v))
+                q = self.c_hi
+                v = self.ch
+                while q and q[-1][1] <= v:
+                    q.pop()
+                q.append((ct, v))
+                if ct < self.exp:
+                    self.exp = ct
             self.cur_t = t
-        self.pending.append((price, cum))
+            self.pl = self.ph = price
+            self.cl = self.ch = cum
+        else:
+            if price < self.pl:
+                self.pl = price
+            elif price > self.ph:
+                self.ph = price
+            if cum < self.cl:
+                self.cl = cum
+            elif cum > self.ch:
+                self.ch = cum
         lo = t - self.window_ms
-        p_low = _front(self.p_lo, lo)
-        p_high = _front(self.p_hi, lo)
-        c_low = _front(self.c_lo, lo)
-        c_high = _front(self.c_hi, lo)
-        if t < self.ready_t or p_low is None:
+        if lo > self.exp:                   # a front may have left the window
+            self.exp = _expire(lo, self.p_lo, self.p_hi, self.c_lo, self.c_hi)
+        if t < self.ready_t or self.exp == _INF:
             self.prev_bull = self.prev_bear = False
             return False, False
-        bull = price < p_low and cum >= c_low
-        bear = price > p_high and cum <= c_high
+        bull = price < self.p_lo[0][1] and cum >= self.c_lo[0][1]
+        bear = price > self.p_hi[0][1] and cum <= self.c_hi[0][1]
         fire_bull = fire_bear = False
         if bull and not self.prev_bull and (self.last_bull is None
                                             or t >= self.last_bull + self.cooldown_ms):
