@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from .eventstream import DivergenceMachine, ThresholdMachine, _expire
+from .eventstream import DivergenceMachine, ThresholdMachine
 
 
 def _first(mask: np.ndarray, start: int) -> int:
@@ -194,5 +194,5 @@ def divergence_chunk(m: DivergenceMachine, t: np.ndarray, price: np.ndarray,
     at_last = base_t == m.cur_t
     m.pl, m.ph = float(base_p[at_last].min()), float(base_p[at_last].max())
     m.cl, m.ch = float(base_c[at_last].min()), float(base_c[at_last].max())
-    m.exp = _expire(m.cur_t - w, m.p_lo, m.p_hi, m.c_lo, m.c_hi)
+    m.sync()
     return bull_f, bear_f

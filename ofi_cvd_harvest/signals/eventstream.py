@@ -55,31 +55,22 @@ class ThresholdMachine:
         return False
 
 
-def _expire(lo: int, *qs: deque) -> float:
-    """Drop the entries older than ``lo`` from the fronts of the monotonic deques of (time,
-    value); returns the earliest time left at a front (infinity: all empty)."""
-    exp = _INF
-    for q in qs:
-        while q and q[0][0] < lo:
-            q.popleft()
-        if q and q[0][0] < exp:
-            exp = q[0][0]
-    return exp
-
-
 class DivergenceMachine:
     """Window extremes over strictly earlier times, kept as monotonic deques of (time, value)
     with one entry per time: the rows of the current time are held as their extremes
     (``pl``/``ph``: price low/high, ``cl``/``ch``: cumulative delta low/high) and pushed when
     the time moves on — the same window extremes as pushing every row (an entry never wins
-    against a same-time entry it does not beat, and both leave together). Fronts older than
-    the window leave only when the window start passes ``exp`` (≤ every deque's front time),
-    so a row normally costs the four pushes and four front reads: issue 15, the live monitor
-    runs this on every trade of hundreds of symbols."""
+    against a same-time entry it does not beat, and both leave together). Each deque's front
+    and back values are also kept in slots (``f_*``, ``b_*``; :meth:`sync` sets them from the
+    deques), and fronts older than the window leave only when the window start passes ``exp``
+    (≤ every front's time; infinity: all four empty — they empty together, every push goes to
+    all four). Why: issue 15 — the live monitor runs this on every trade of hundreds of symbols,
+    and reading the deques' old entries was most of its cost."""
 
     __slots__ = ("window_ms", "cooldown_ms", "t0", "ready_t", "cum", "cur_t", "pl", "ph", "cl",
-                 "ch", "exp", "p_lo", "p_hi", "c_lo", "c_hi", "prev_bull", "prev_bear",
-                 "last_bull", "last_bear")
+                 "ch", "exp", "p_lo", "p_hi", "c_lo", "c_hi", "f_pl", "f_ph", "f_cl", "f_ch",
+                 "b_pl", "b_ph", "b_cl", "b_ch", "prev_bull", "prev_bear", "last_bull",
+                 "last_bear")
 
     def __init__(self, sig: SignalSettings):
         self.window_ms = int(sig.divergence_window_sec * 1000)
@@ -89,12 +80,12 @@ class DivergenceMachine:
         self.cum = 0.0
         self.cur_t: int | None = None       # time of the rows not yet pushed (held as pl..ch)
         self.pl = self.ph = self.cl = self.ch = 0.0
-        self.exp = _INF
         # window extremes over strictly earlier times: price low/high, cum-delta low/high
         self.p_lo: deque = deque()
         self.p_hi: deque = deque()
         self.c_lo: deque = deque()
         self.c_hi: deque = deque()
+        self.sync()
         self.prev_bull = self.prev_bear = False
         self.last_bull: int | None = None
         self.last_bear: int | None = None
@@ -103,6 +94,22 @@ class DivergenceMachine:
     def pending(self) -> tuple:
         """The rows at the current time, as their extremes (price low, high, cum low, high)."""
         return () if self.cur_t is None else (self.pl, self.ph, self.cl, self.ch)
+
+    def sync(self) -> None:
+        """Front/back slots and ``exp`` from the deques (after a change made elsewhere, e.g. the
+        chunked form). Empty: backs that pop nothing, fronts unused."""
+        qs = (self.p_lo, self.p_hi, self.c_lo, self.c_hi)
+        self.f_pl, self.f_ph, self.f_cl, self.f_ch = (q[0][1] if q else 0.0 for q in qs)
+        self.b_pl, self.b_ph, self.b_cl, self.b_ch = (q[-1][1] if q else e for q, e in
+                                                      zip(qs, (-_INF, _INF, -_INF, _INF)))
+        self.exp = min((q[0][0] for q in qs if q), default=_INF)
+
+    def _drop(self, lo: int) -> None:
+        """Entries older than ``lo`` leave the fronts."""
+        for q in (self.p_lo, self.p_hi, self.c_lo, self.c_hi):
+            while q and q[0][0] < lo:
+                q.popleft()
+        self.sync()
 
     def update(self, t: int, price: float, delta: float) -> tuple[bool, bool]:
         """(bullish fires, bearish fires) for the row at engine time ``t`` (non-decreasing)."""
@@ -113,27 +120,49 @@ class DivergenceMachine:
                 self.t0 = t
                 self.ready_t = t + self.window_ms
             else:                           # monotonic pushes, inline (once per trade)
-                q = self.p_lo
+                empty = self.exp == _INF
                 v = self.pl
-                while q and q[-1][1] >= v:
+                q = self.p_lo
+                if self.b_pl >= v:
                     q.pop()
+                    while q and q[-1][1] >= v:
+                        q.pop()
+                    if not q:
+                        self.f_pl = v
                 q.append((ct, v))
-                q = self.p_hi
+                self.b_pl = v
                 v = self.ph
-                while q and q[-1][1] <= v:
+                q = self.p_hi
+                if self.b_ph <= v:
                     q.pop()
+                    while q and q[-1][1] <= v:
+                        q.pop()
+                    if not q:
+                        self.f_ph = v
                 q.append((ct, v))
-                q = self.c_lo
+                self.b_ph = v
                 v = self.cl
-                while q and q[-1][1] >= v:
+                q = self.c_lo
+                if self.b_cl >= v:
                     q.pop()
+                    while q and q[-1][1] >= v:
+                        q.pop()
+                    if not q:
+                        self.f_cl = v
                 q.append((ct, v))
-                q = self.c_hi
+                self.b_cl = v
                 v = self.ch
-                while q and q[-1][1] <= v:
+                q = self.c_hi
+                if self.b_ch <= v:
                     q.pop()
+                    while q and q[-1][1] <= v:
+                        q.pop()
+                    if not q:
+                        self.f_ch = v
                 q.append((ct, v))
-                if ct < self.exp:
+                self.b_ch = v
+                if empty:
+                    self.f_pl, self.f_ph, self.f_cl, self.f_ch = self.pl, self.ph, self.cl, self.ch
                     self.exp = ct
             self.cur_t = t
             self.pl = self.ph = price
@@ -147,14 +176,13 @@ class DivergenceMachine:
                 self.cl = cum
             elif cum > self.ch:
                 self.ch = cum
-        lo = t - self.window_ms
-        if lo > self.exp:                   # a front may have left the window
-            self.exp = _expire(lo, self.p_lo, self.p_hi, self.c_lo, self.c_hi)
+        if t - self.window_ms > self.exp:   # a front may have left the window
+            self._drop(t - self.window_ms)
         if t < self.ready_t or self.exp == _INF:
             self.prev_bull = self.prev_bear = False
             return False, False
-        bull = price < self.p_lo[0][1] and cum >= self.c_lo[0][1]
-        bear = price > self.p_hi[0][1] and cum <= self.c_hi[0][1]
+        bull = price < self.f_pl and cum >= self.f_cl
+        bear = price > self.f_ph and cum <= self.f_ch
         fire_bull = fire_bear = False
         if bull and not self.prev_bull and (self.last_bull is None
                                             or t >= self.last_bull + self.cooldown_ms):
