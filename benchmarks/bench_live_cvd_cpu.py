@@ -4,8 +4,9 @@ from a cold start to a warm steady state.
 Feeds ``--symbols`` symbols (Poisson arrivals, ``--rate`` trades/s per symbol, default 1-15 as the
 simulator's universe: every symbol "quiet", i.e. on the per-row path) for ``--sim-minutes``
 simulated minutes through two ``LiveCvd`` implementations in one process: each simulated second's
-trades are generated once and fed to the baseline, then to the current code (the order alternates
-every second), each followed by ``update_gauges()`` (its ``recompute_sec`` of 10 s on the simulated
+trades are generated once and fed to the baseline, then to the current code (the order rotates
+every second; ``--quiet-rows 1,64`` adds the current code with quiet symbols staged), each
+followed by ``update_gauges()`` (its ``recompute_sec`` of 10 s on the simulated
 clock). Only the ``add`` loop and the gauge call are timed, in **thread CPU time** (other load on a
 shared machine does not count); the empty loop over the same trades is subtracted. It prints
 CPU-µs per trade per simulated minute for both, so the cost during warm-up (MAD window filling,
@@ -70,6 +71,8 @@ def main() -> int:
     ap.add_argument("--baseline", default="e3a82ee", help="git revision, or a live_cvd.py file")
     ap.add_argument("--every", type=int, default=60, help="report every N simulated s")
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--quiet-rows", default="1",
+                    help="comma-separated LiveCvd(quiet_rows=...) of the current code (1 = default)")
     args = ap.parse_args()
     rate = tuple(float(v) for v in args.rate.split(","))
 
@@ -78,14 +81,19 @@ def main() -> int:
     Old = load_baseline(args.baseline)
     s = Settings()
     sim = [0.0]
-    impls = {"old": Old(s, clock=lambda: sim[0]), "new": New(s, clock=lambda: sim[0])}
+    impls = {"old": Old(s, clock=lambda: sim[0])}
+    for q in (int(v) for v in args.quiet_rows.split(",")):
+        impls["new" if q == 1 else f"new q={q}"] = New(s, clock=lambda: sim[0], quiet_rows=q)
+    names = list(impls)
+    tick = {k: 0.0 for k in impls}         # the longest update_gauges call (a tick's burst)
     cpu = {k: 0.0 for k in impls}
     total = {k: 0.0 for k in impls}
     mk = Market(args.symbols, seed=args.seed, rate=rate)
     print(f"{args.symbols} symbols at {args.rate} trades/s each, {args.sim_minutes:g} simulated "
           f"min; baseline {args.baseline} vs working tree; load {os.getloadavg()[0]:.2f}",
           flush=True)
-    print(f"{'sim min':>8} {'trades':>10} {'old µs/trade':>13} {'new µs/trade':>13} {'new/old':>8}")
+    print(f"{'sim min':>8} {'trades':>10}" + "".join(f" {k + ' µs/trade':>17}" for k in names)
+          + "".join(f" {k + '/old':>12}" for k in names[1:]))
     n_int = 0
     n_all = 0
     secs = int(args.sim_minutes * 60)
@@ -97,27 +105,33 @@ def main() -> int:
             pass
         empty = time.thread_time() - t
         sim[0] = sec + 1.0
-        order = ("old", "new") if sec % 2 == 0 else ("new", "old")
+        order = names[sec % len(names):] + names[:sec % len(names)]
         for k in order:
             add = impls[k].add
             gauges = impls[k].update_gauges
             t = time.thread_time()
             for a, b, c, d, e in zip(syms, ts, qty, ibm, px):
                 add(a, b, c, d, e)
+            g = time.thread_time()
             gauges()
+            tick[k] = max(tick[k], time.thread_time() - g)
             el = time.thread_time() - t - empty
             cpu[k] += el
             total[k] += el
         n_int += len(syms)
         n_all += len(syms)
         if (sec + 1) % args.every == 0 or sec + 1 == secs:
-            o, n = cpu["old"] / n_int * 1e6, cpu["new"] / n_int * 1e6
-            print(f"{(sec + 1) / 60:8.1f} {n_int:>10,} {o:13.3f} {n:13.3f} {n / o:8.2f}", flush=True)
+            us = [cpu[k] / n_int * 1e6 for k in names]
+            print(f"{(sec + 1) / 60:8.1f} {n_int:>10,}" + "".join(f" {u:17.3f}" for u in us)
+                  + "".join(f" {u / us[0]:12.2f}" for u in us[1:]), flush=True)
             cpu = {k: 0.0 for k in impls}
             n_int = 0
-    o, n = total["old"] / n_all * 1e6, total["new"] / n_all * 1e6
-    print(f"{'all':>8} {n_all:>10,} {o:13.3f} {n:13.3f} {n / o:8.2f}   (errors: old "
-          f"{impls['old'].errors}, new {impls['new'].errors}; load {os.getloadavg()[0]:.2f})")
+    us = [total[k] / n_all * 1e6 for k in names]
+    print(f"{'all':>8} {n_all:>10,}" + "".join(f" {u:17.3f}" for u in us)
+          + "".join(f" {u / us[0]:12.2f}" for u in us[1:]))
+    print("longest update_gauges (CPU ms): " + ", ".join(f"{k} {tick[k] * 1e3:.1f}" for k in names)
+          + "; errors: " + ", ".join(f"{k} {impls[k].errors}" for k in names)
+          + f"; load {os.getloadavg()[0]:.2f}")
     return 0
 
 
