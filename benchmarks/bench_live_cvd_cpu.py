@@ -10,7 +10,9 @@ followed by ``update_gauges()`` (its ``recompute_sec`` of 10 s on the simulated
 clock). Only the ``add`` loop and the gauge call are timed, in **thread CPU time** (other load on a
 shared machine does not count); the empty loop over the same trades is subtracted. It prints
 CPU-µs per trade per simulated minute for both, so the cost during warm-up (MAD window filling,
-divergence window of 15 min not yet ready) and at steady state can be read off.
+divergence window of 15 min not yet ready) and at steady state can be read off; ``--cold-from M``
+adds a cold instance of the current code from minute M, so warm and cold state are compared in
+the same minutes (the "all" line of a late starter covers only its own minutes).
 
 The baseline is a git revision of the whole ``ofi_cvd_harvest`` package (``--baseline REV``,
 default ``e3a82ee``: before this round of per-row work), extracted to a temporary directory and
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -73,6 +76,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--quiet-rows", default="1",
                     help="comma-separated LiveCvd(quiet_rows=...) of the current code (1 = default)")
+    ap.add_argument("--cold-from", type=float, default=None,
+                    help="simulated minute at which a second, cold instance of the current code "
+                         "starts on the same flow: warm vs cold side by side from then on")
     args = ap.parse_args()
     rate = tuple(float(v) for v in args.rate.split(","))
 
@@ -84,10 +90,14 @@ def main() -> int:
     impls = {"old": Old(s, clock=lambda: sim[0])}
     for q in (int(v) for v in args.quiet_rows.split(",")):
         impls["new" if q == 1 else f"new q={q}"] = New(s, clock=lambda: sim[0], quiet_rows=q)
+    if args.cold_from is not None:
+        impls["new cold"] = None                 # created at --cold-from (counted from then)
     names = list(impls)
     tick = {k: 0.0 for k in impls}         # the longest update_gauges call (a tick's burst)
     cpu = {k: 0.0 for k in impls}
     total = {k: 0.0 for k in impls}
+    fed = {k: 0 for k in impls}            # trades fed (per interval), trades fed in all
+    fed_all = {k: 0 for k in impls}
     mk = Market(args.symbols, seed=args.seed, rate=rate)
     print(f"{args.symbols} symbols at {args.rate} trades/s each, {args.sim_minutes:g} simulated "
           f"min; baseline {args.baseline} vs working tree; load {os.getloadavg()[0]:.2f}",
@@ -106,7 +116,11 @@ def main() -> int:
         empty = time.thread_time() - t
         sim[0] = sec + 1.0
         order = names[sec % len(names):] + names[:sec % len(names)]
+        if args.cold_from is not None and sec == int(args.cold_from * 60):
+            impls["new cold"] = New(s, clock=lambda: sim[0])
         for k in order:
+            if impls[k] is None:
+                continue
             add = impls[k].add
             gauges = impls[k].update_gauges
             t = time.thread_time()
@@ -118,19 +132,22 @@ def main() -> int:
             el = time.thread_time() - t - empty
             cpu[k] += el
             total[k] += el
+            fed[k] += len(syms)
+            fed_all[k] += len(syms)
         n_int += len(syms)
         n_all += len(syms)
         if (sec + 1) % args.every == 0 or sec + 1 == secs:
-            us = [cpu[k] / n_int * 1e6 for k in names]
+            us = [cpu[k] / fed[k] * 1e6 if fed[k] else math.nan for k in names]
             print(f"{(sec + 1) / 60:8.1f} {n_int:>10,}" + "".join(f" {u:17.3f}" for u in us)
                   + "".join(f" {u / us[0]:12.2f}" for u in us[1:]), flush=True)
             cpu = {k: 0.0 for k in impls}
+            fed = {k: 0 for k in impls}
             n_int = 0
-    us = [total[k] / n_all * 1e6 for k in names]
+    us = [total[k] / fed_all[k] * 1e6 if fed_all[k] else math.nan for k in names]
     print(f"{'all':>8} {n_all:>10,}" + "".join(f" {u:17.3f}" for u in us)
           + "".join(f" {u / us[0]:12.2f}" for u in us[1:]))
     print("longest update_gauges (CPU ms): " + ", ".join(f"{k} {tick[k] * 1e3:.1f}" for k in names)
-          + "; errors: " + ", ".join(f"{k} {impls[k].errors}" for k in names)
+          + "; errors: " + ", ".join(f"{k} {impls[k].errors}" for k in names if impls[k])
           + f"; load {os.getloadavg()[0]:.2f}")
     return 0
 
