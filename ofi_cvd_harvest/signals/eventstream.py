@@ -40,7 +40,8 @@ class ThresholdMachine:
         """True if the row at engine time ``t`` (non-decreasing) with z ``z`` fires."""
         if z is None or z != z:          # null (warm-up) z: no effect
             return False
-        if abs(z) < self.rearm:
+        r = self.rearm
+        if -r < z < r:                   # |z| < rearm (no abs call: once per trade)
             if self.run_start is None:
                 self.run_start = t
             if (not self.armed and t - self.run_start >= self.rearm_ms

@@ -255,8 +255,10 @@ class ZStream:
         elif mix is None:
             scale = floor if floor > MIN_SCALE else MIN_SCALE
             floor_used = True if mode == "mad" else False
-        else:
-            scale = max(mix, floor, MIN_SCALE)
+        else:                                             # max(mix, floor, MIN_SCALE)
+            scale = mix if mix > floor else floor
+            if scale < MIN_SCALE:
+                scale = MIN_SCALE
             floor_used = floor >= mix
         warm = self.warm                                  # WarmUp.step, inline
         if prev_t is not None and t - prev_t > warm.silence_ms:
