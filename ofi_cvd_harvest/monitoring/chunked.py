@@ -50,7 +50,6 @@ def chunk_into(live, st, ts: list, qty: list, ibm: list, px: list) -> bool:
         bins = scale_bins(scale[warm])
         fu = floor_used[warm]
         cuts = [0, *(np.flatnonzero(kw[1:] != kw[:-1]) + 1).tolist(), len(warm)]
-        hist = st.hist
         for a, b in zip(cuts[:-1], cuts[1:]):
             key = int(kw[a])
             if key != st.key:
@@ -59,13 +58,10 @@ def chunk_into(live, st, ts: list, qty: list, ibm: list, px: list) -> bool:
             hits = int(np.count_nonzero(fu[a:b]))
             cur[1] += b - a
             cur[2] += hits
-            st.rows += b - a
-            st.hits += hits
             vals, counts = np.unique(bins[a:b], return_counts=True)
             h = cur[3]
             for v, c in zip(vals.tolist(), counts.tolist()):
                 h[v] = h.get(v, 0) + c
-                hist[v] = hist.get(v, 0) + c
         zw = z[warm]
         tw = t[warm]
         st.last_z = float(zw[-1])

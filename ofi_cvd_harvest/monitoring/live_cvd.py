@@ -17,8 +17,9 @@ memory is a constant (the 200-value MAD window, ~30 buckets, a bounded stage):
 * the reported window is the last ``report_sec`` of the symbol's engine clock, in
   ``bucket_sec`` buckets (the current bucket plus the ``report_sec / bucket_sec − 1`` before
   it). Each bucket counts its warm rows (non-null z), the rows where the floor set the scale,
-  and a histogram of log2(scale) at 1/128 octave; running totals over the window are updated
-  when a row is added and when a bucket leaves, so a refresh is O(bins), not O(rows).
+  and a histogram of log2(scale) at 1/128 octave; running totals over the window's closed
+  buckets are updated when a bucket closes and when one leaves (a row counts into its bucket
+  only), so a refresh is O(bins), not O(rows).
 * ``cvd_floor_hit_rate`` = floor rows / warm rows of the window: exactly the cvd table's share
   over the same rows. ``cvd_scale_median`` = the median read from the histogram: within
   0.28 % (half a bin) of the table's median over the same rows.
@@ -131,7 +132,7 @@ class LiveCvd:
     def __init__(self, settings: Settings, *, report_sec: float = 300.0, bucket_sec: float = 10.0,
                  recompute_sec: float = 10.0, clock: Callable[[], float] = time.monotonic,
                  z_symbols: tuple[str, ...] | None = None, stage_rows: int = STAGE_ROWS,
-                 chunk_rows: int = CHUNK_ROWS):
+                 chunk_rows: int = CHUNK_ROWS, quiet_rows: int = 1):
         n = report_sec / bucket_sec if bucket_sec > 0 else 0
         if report_sec <= 0 or bucket_sec <= 0 or n != int(n) or recompute_sec < 0:
             raise ValueError("LiveCvd: report_sec > 0 and a whole number of bucket_sec > 0 "
@@ -143,6 +144,7 @@ class LiveCvd:
         self.recompute_sec = float(recompute_sec)
         self.stage_rows = max(1, int(stage_rows))
         self.chunk_rows = max(2, int(chunk_rows))
+        self.quiet_rows = max(1, int(quiet_rows))
         self.z_symbols = frozenset(settings.live_z_symbols if z_symbols is None else z_symbols)
         self._clock = clock
         self._lock = threading.Lock()
@@ -162,13 +164,21 @@ class LiveCvd:
         return st
 
     def _roll(self, st: _Symbol, key: int) -> None:
-        """A new bucket; buckets that left the window leave the totals. Bucket objects are
-        recycled (long-lived small objects made every 10 s per symbol would pin allocator
-        arenas, see ``signals/zstream.RollingMad``)."""
+        """A new bucket: the current one joins the totals, buckets that left the window leave
+        them (the totals cover the closed buckets of the window, so a row only counts into its
+        bucket). Bucket objects are recycled (long-lived small objects made every 10 s per
+        symbol would pin allocator arenas, see ``signals/zstream.RollingMad``)."""
         st.key = key
         buckets = st.buckets
         oldest = key - self.n_buckets
         hist = st.hist
+        cur = st.cur
+        if cur is not None:
+            st.rows += cur[1]
+            st.hits += cur[2]
+            for b, c in cur[3].items():
+                if c:
+                    hist[b] = hist.get(b, 0) + c
         free = None
         while buckets and buckets[0][0] <= oldest:
             free = buckets.popleft()
@@ -203,7 +213,10 @@ class LiveCvd:
         (docs/monitoring.md "CVD scale metrics and live signal events"). A quiet symbol — a
         new one, or one with fewer than ``chunk_rows`` trades between the last two gauge
         ticks — is not staged (its trades go through at once, row by row) until it has
-        ``chunk_rows`` trades since the last tick. Without ``price`` the
+        ``chunk_rows`` trades since the last tick; with ``quiet_rows`` > 1 (off by default) a
+        quiet symbol's trades are staged too and go through row by row, one symbol at a time,
+        at ``quiet_rows`` staged and at the tick (docs/performance.md §7: ~⅓ less CPU at 300
+        quiet symbols, for a burst at the tick). Without ``price`` the
         divergence machines are not fed. A non-finite or negative quantity or event time is
         skipped (it would poison the symbol's state for good), and nothing raises into the
         capture.
@@ -217,19 +230,26 @@ class LiveCvd:
                 price = _NAN
             st = self._syms.get(symbol) or self._state(symbol)
             if st.direct:
-                with self._lock:
-                    self._row(st, event_ts_ms, qty, is_buyer_maker, price)
-                    if st.trades - st.mark >= self.chunk_rows and st.cvd.engine is not None:
-                        st.direct = False           # busy since the last tick: stage
-                return
+                limit = self.quiet_rows
+                if limit == 1:
+                    with self._lock:
+                        self._row(st, event_ts_ms, qty, is_buyer_maker, price)
+                        if st.trades - st.mark >= self.chunk_rows and st.cvd.engine is not None:
+                            st.direct = False           # busy since the last tick: stage
+                    return
+            else:
+                limit = self.stage_rows
             st.bt.append(event_ts_ms)
             st.bq.append(qty)
             st.bm.append(is_buyer_maker)
             bp = st.bp
             bp.append(price)
-            if len(bp) >= self.stage_rows:
+            if len(bp) >= limit:
                 with self._lock:
                     self._flush(st)
+                    if (st.direct and st.trades - st.mark >= self.chunk_rows
+                            and st.cvd.engine is not None):
+                        st.direct = False               # busy since the last tick
         except Exception:  # a monitoring failure must never reach the capture
             self._failed(symbol)
 
@@ -265,9 +285,10 @@ class LiveCvd:
         self._rows(st, ts[i:], qty[i:], ibm[i:], px[i:])
 
     def _rows(self, st: _Symbol, ts: list, qty: list, ibm: list, px: list) -> None:
+        row = self._row
         for a, b, c, d in zip(ts, qty, ibm, px):
             try:
-                self._row(st, a, b, c, d)
+                row(st, a, b, c, d)
             except Exception:
                 self._failed("(row)")
 
@@ -290,13 +311,9 @@ class LiveCvd:
             cur = st.cur
             b = math.floor(math.log2(scale) * BINS_PER_OCTAVE)    # scale_bin, inlined
             cur[1] += 1
-            st.rows += 1
             if floor_used:
                 cur[2] += 1
-                st.hits += 1
             h = cur[3]
-            h[b] = h.get(b, 0) + 1
-            h = st.hist
             h[b] = h.get(b, 0) + 1
             st.last_z = z
             if st.up.update(t, z):
@@ -328,9 +345,17 @@ class LiveCvd:
                     st.direct = (st.trades - st.mark < self.chunk_rows
                                  or st.cvd.engine is None)
                     st.mark = st.trades
-                if st.rows:
-                    out[sym] = CvdStats(hist_median(st.hist, st.rows), st.hits / st.rows,
-                                        st.rows, st.trades)
+                cur = st.cur
+                rows = st.rows + (cur[1] if cur else 0)
+                if rows:
+                    hist = st.hist
+                    if cur[1]:                  # the current bucket is not in the totals
+                        hist = dict(hist)
+                        for b, c in cur[3].items():
+                            if c:
+                                hist[b] = hist.get(b, 0) + c
+                    out[sym] = CvdStats(hist_median(hist, rows), (st.hits + cur[2]) / rows,
+                                        rows, st.trades)
                 else:
                     out[sym] = CvdStats(math.nan, math.nan, 0, st.trades)
         return out

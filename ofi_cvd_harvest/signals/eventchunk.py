@@ -131,6 +131,9 @@ def _window(q: deque, base_t: np.ndarray, base_v: np.ndarray, t: np.ndarray, win
         keep = np.ones(n_new, dtype=bool)
         keep[:-1] = strict_better(nv[:-1], later[1:])
         nt, nv = nt[keep], nv[keep]
+        first = np.ones(len(nt), dtype=bool)        # one entry per time, as the per-row
+        first[1:] = nt[1:] != nt[:-1]               # machine pushes (the time's extreme)
+        nt, nv = nt[first], nv[first]
         # old entries survive while strictly better than every new row: a prefix (monotone)
         alive = int(np.count_nonzero(strict_better(qv, later[0]))) if m0 else 0
         for _ in range(m0 - alive):
@@ -159,10 +162,11 @@ def divergence_chunk(m: DivergenceMachine, t: np.ndarray, price: np.ndarray,
         m.t0 = int(t[0])
         m.ready_t = m.t0 + m.window_ms
     cum = np.cumsum(np.concatenate(([m.cum], delta)))[1:]       # sequential, as per row
-    np_ = len(m.pending)
-    base_t = np.concatenate((np.full(np_, m.cur_t if np_ else 0, dtype=np.int64), t))
-    base_p = np.concatenate((np.array([p for p, _ in m.pending], dtype=np.float64), price))
-    base_c = np.concatenate((np.array([c for _, c in m.pending], dtype=np.float64), cum))
+    # the rows held at the current time, as two rows carrying their extremes
+    np_ = 0 if m.cur_t is None else 2
+    base_t = np.concatenate((np.full(np_, m.cur_t or 0, dtype=np.int64), t))
+    base_p = np.concatenate((np.array([m.pl, m.ph][:np_], dtype=np.float64), price))
+    base_c = np.concatenate((np.array([m.cl, m.ch][:np_], dtype=np.float64), cum))
     w = m.window_ms
     p_lo = _window(m.p_lo, base_t, base_p, t, w, np.fmin, np.less, cache, "p_lo")
     p_hi = _window(m.p_hi, base_t, base_p, t, w, np.fmax, np.greater, cache, "p_hi")
@@ -188,5 +192,7 @@ def divergence_chunk(m: DivergenceMachine, t: np.ndarray, price: np.ndarray,
     m.cum = float(cum[-1])
     m.cur_t = int(t[-1])
     at_last = base_t == m.cur_t
-    m.pending = list(zip(base_p[at_last].tolist(), base_c[at_last].tolist()))
+    m.pl, m.ph = float(base_p[at_last].min()), float(base_p[at_last].max())
+    m.cl, m.ch = float(base_c[at_last].min()), float(base_c[at_last].max())
+    m.sync()
     return bull_f, bear_f

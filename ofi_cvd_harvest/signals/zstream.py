@@ -24,6 +24,8 @@ from bisect import bisect_left, insort
 from .zparams import MAD_TO_SIGMA, MIN_SCALE, ZParams
 
 LN2 = math.log(2.0)
+_INF = math.inf
+_exp = math.exp
 
 
 def _nearest_window(s, m: float, k: int, g: int = -1) -> int:
@@ -64,16 +66,31 @@ def _nearest_window(s, m: float, k: int, g: int = -1) -> int:
     return lo
 
 
+def _near(s, m: float, k: int, g: int) -> int:
+    """:func:`_nearest_window`, first trying the guess and its two neighbours (one row's insert
+    and removal move the answer by at most a step or two: no call, no loop in most rows)."""
+    top = len(s) - k
+    if 1 < g < top - 1:
+        if m - s[g] > s[g + k] - m:                     # the answer is right of g
+            if not m - s[g + 1] > s[g + 1 + k] - m:
+                return g + 1
+        elif m - s[g - 1] > s[g - 1 + k] - m:
+            return g
+        elif m - s[g - 2] > s[g - 2 + k] - m:
+            return g - 1
+    return _nearest_window(s, m, k, g)
+
+
 def _mad(s, g: int = -1) -> tuple[float, int]:
     """(MAD, start of the nearest run) — see :func:`mad_of_sorted`."""
     n = len(s)
     h = n // 2
     if n % 2:
         m = s[h]
-        lo = _nearest_window(s, m, h + 1, g)
+        lo = _near(s, m, h + 1, g)
         return max(m - s[lo], s[lo + h] - m), lo
     m = (s[h - 1] + s[h]) * 0.5
-    lo = _nearest_window(s, m, h, g)
+    lo = _near(s, m, h, g)
     kth = max(abs(m - s[lo]), abs(s[lo + h - 1] - m))
     nxt = abs(s[lo + h] - m) if lo + h < n else math.inf
     if lo > 0:
@@ -180,13 +197,47 @@ class ZStream:
     def update(self, t: int, x: float) -> tuple[float | None, float | None, float, float | None, bool]:
         """Row at engine time ``t`` (ms, non-decreasing) with value ``x`` (finite).
 
-        The MAD window and the warm-up counters are updated inline (not through their
-        methods): this runs once per trade in the live capture."""
+        The MAD (:func:`_mad`), its window and the warm-up counters are inline (not calls):
+        this runs once per trade of every symbol in the live capture (issue 15)."""
         prev_t = self.prev_t
         rm = self.mad
         srt = rm.srt
-        if srt:
-            mad, rm.guess = _mad(srt, rm.guess)
+        n = len(srt)
+        if n:                                             # _mad, inline (bit for bit)
+            h = n >> 1
+            if n & 1:
+                m = srt[h]
+                k = h + 1
+            else:
+                m = (srt[h - 1] + srt[h]) * 0.5
+                k = h
+            g = rm.guess                                  # _near, inline
+            if 1 < g < n - k - 1:
+                if m - srt[g] > srt[g + k] - m:
+                    lo = g + 1 if m - srt[g + 1] <= srt[g + 1 + k] - m else _nearest_window(srt, m, k, g)
+                elif m - srt[g - 1] > srt[g - 1 + k] - m:
+                    lo = g
+                elif m - srt[g - 2] > srt[g - 2 + k] - m:
+                    lo = g - 1
+                else:
+                    lo = _nearest_window(srt, m, k, g)
+            else:
+                lo = _nearest_window(srt, m, k, g)
+            rm.guess = lo
+            if n & 1:
+                a = m - srt[lo]
+                b = srt[lo + h] - m
+                mad = a if a > b else b
+            else:
+                a = abs(m - srt[lo])
+                b = abs(srt[lo + h - 1] - m)
+                kth = a if a > b else b
+                nxt = abs(srt[lo + h] - m) if lo + h < n else _INF
+                if lo > 0:
+                    a = abs(m - srt[lo - 1])
+                    if a < nxt:
+                        nxt = a
+                mad = (kth + (nxt if nxt > kth else kth)) * 0.5
             floor = self.kc * mad
         else:
             floor = None
@@ -204,8 +255,10 @@ class ZStream:
         elif mix is None:
             scale = floor if floor > MIN_SCALE else MIN_SCALE
             floor_used = True if mode == "mad" else False
-        else:
-            scale = max(mix, floor, MIN_SCALE)
+        else:                                             # max(mix, floor, MIN_SCALE)
+            scale = mix if mix > floor else floor
+            if scale < MIN_SCALE:
+                scale = MIN_SCALE
             floor_used = floor >= mix
         warm = self.warm                                  # WarmUp.step, inline
         if prev_t is not None and t - prev_t > warm.silence_ms:
@@ -228,8 +281,8 @@ class ZStream:
             self.wf = self.ws = 1.0
         elif t != prev_t:
             dt = -LN2 * (t - prev_t)
-            lf = math.exp(dt / self.tau_f)
-            ls = math.exp(dt / self.tau_s)
+            lf = _exp(dt / self.tau_f)
+            ls = _exp(dt / self.tau_s)
             self.sf = ax + lf * self.sf
             self.wf = 1.0 + lf * self.wf
             self.ss = ax + ls * self.ss

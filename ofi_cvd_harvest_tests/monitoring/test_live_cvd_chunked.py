@@ -219,3 +219,51 @@ def test_quiet_symbols_go_direct_busy_ones_stay_staged_and_both_equal_per_row():
         ref.add("REFTICKQUIET", a, b, c, 100.0)
     assert not live._syms["TICKQUIET"].direct
     assert_same_outputs(outputs(ref, "REFTICKQUIET"), outputs(live, "TICKQUIET"))
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["QA", "QB", "QC"]),
+                          st.sampled_from([0, 0, 1, 7, 300, 2500, 6000]),
+                          st.sampled_from([0.0, 0.001, 0.5, 1.0, 3.0, 40.0]), st.booleans(),
+                          st.one_of(st.none(), st.sampled_from([99.0, 99.5, 100.0, 101.0]))),
+                min_size=30, max_size=400),
+       st.integers(2, 40), st.sets(st.integers(0, 400), max_size=5), st.integers(2, 30),
+       st.sampled_from([12, 10_000]))
+def test_staged_quiet_symbols_equal_the_per_row_path(rows, quiet_rows, reads, floor_window,
+                                                     chunk_rows):
+    """``quiet_rows`` > 1: quiet symbols' trades wait in the stage and go through one symbol
+    at a time (at ``quiet_rows``, at reads, at the end); interleaved symbols, reads anywhere:
+    the same statistics, counts, events and last z as the per-row path (with a small
+    ``chunk_rows``, quiet symbols also turn busy and chunk)."""
+    s = event_settings(floor_window=floor_window, warmup_rows=3, divergence_window_sec=3.0,
+                       rearm_sec=0.5, cooldown_sec=1.0, divergence_cooldown_sec=2.0,
+                       extreme_threshold=1.5, extreme_rearm=0.5)
+    tag = next(_ids)
+    ref = LiveCvd(s, report_sec=20, bucket_sec=2, stage_rows=1)
+    live = LiveCvd(s, report_sec=20, bucket_sec=2, quiet_rows=quiet_rows,
+                   chunk_rows=chunk_rows)
+    t = T0 - 30_000 + np.cumsum([r[1] for r in rows])
+    for i, (ti, (sym, _, q, m, p)) in enumerate(zip(t.tolist(), rows)):
+        ref.add(f"R{sym}{tag}", ti, q, m, p)
+        live.add(f"L{sym}{tag}", ti, q, m, p)
+        if i in reads:
+            for name in ("QA", "QB", "QC"):
+                if f"R{name}{tag}" in ref._syms:
+                    assert_same_outputs(outputs(ref, f"R{name}{tag}"), outputs(live, f"L{name}{tag}"))
+    for name in sorted({r[0] for r in rows}):
+        assert_same_outputs(outputs(ref, f"R{name}{tag}"), outputs(live, f"L{name}{tag}"))
+    assert live.errors == ref.errors == 0
+
+
+def test_staged_quiet_symbol_moves_at_quiet_rows_and_at_the_tick():
+    s = event_settings()
+    ts, qty, ibm = synthetic_trades(100, 5, seed=32)
+    now = [0.0]
+    live = LiveCvd(s, quiet_rows=16, clock=lambda: now[0])
+    feed(live, "QUIETUSDT", ts[:15], qty[:15], ibm[:15])
+    st = live._syms["QUIETUSDT"]
+    assert st.trades == 0 and len(st.bp) == 15 and st.direct           # staged, not yet run
+    feed(live, "QUIETUSDT", ts[15:16], qty[15:16], ibm[15:16])
+    assert st.trades == 16 and not st.bp                                # at quiet_rows
+    feed(live, "QUIETUSDT", ts[16:20], qty[16:20], ibm[16:20])
+    assert live.update_gauges()["QUIETUSDT"].trades == 20 and not st.bp and st.direct

@@ -86,6 +86,26 @@ def test_mad_search_from_any_guess_gives_the_same_bits(v, guess):
     assert _mad(v, guess)[0] == mad_of_sorted(v)
 
 
+@hsettings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.integers(-4, 4).map(float), st.floats(-1e3, 1e3, allow_nan=False)),
+                min_size=1, max_size=160), st.integers(7, 41))
+def test_inline_mad_of_the_update_is_numpy_bit_for_bit_on_wide_windows(x, w):
+    """``ZStream.update`` computes the MAD inline, from the previous row's run start (the fast
+    path needs windows wider than the hypothesis engine test's): sigma_floor is
+    k·1.4826·``np.median(|v − np.median(v)|)`` of the previous ``w`` values, bit for bit, odd and
+    even widths, ties included."""
+    p = ZParams(floor_window=w)
+    eng = ZStream(p)
+    kc = p.mad_multiplier * 1.4826
+    for i, xi in enumerate(x):
+        floor = eng.update(1_700_000_000_000 + i, xi)[3]
+        if i == 0:
+            assert floor is None
+        else:
+            v = np.array(x[max(0, i - w):i])
+            assert floor == kc * float(np.median(np.abs(v - np.median(v))))
+
+
 def test_rolling_mad_forgets_the_oldest_value():
     r = RollingMad(3)
     assert r.mad() is None
