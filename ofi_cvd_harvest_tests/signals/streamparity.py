@@ -15,12 +15,15 @@ from ofi_cvd_harvest.signals.eventstream import DivergenceMachine, ThresholdMach
 REL = 1e-9
 
 
-def assert_same(name: str, batch: list, stream: list, rel: float = REL) -> None:
+def assert_same(name: str, batch: list, stream: list, rel: float = REL,
+                abs_tols: list | None = None) -> None:
+    """``abs_tols`` (per row): where a value is a difference of nearly equal operands, 1e-9
+    relative to the *operands* -- relative to a result near 0 no two summation orders agree."""
     assert len(batch) == len(stream), f"{name}: {len(batch)} batch rows vs {len(stream)} streamed"
     for i, (a, b) in enumerate(zip(batch, stream)):
         if a is None or b is None or isinstance(a, bool):
             assert a == b, f"{name} row {i}: batch {a!r} vs stream {b!r}"
-        elif not math.isclose(a, b, rel_tol=rel, abs_tol=0.0):
+        elif not math.isclose(a, b, rel_tol=rel, abs_tol=abs_tols[i] if abs_tols else 0.0):
             raise AssertionError(f"{name} row {i}: batch {a!r} vs stream {b!r}")
 
 
@@ -53,5 +56,13 @@ def stream_cvd(trades: pl.DataFrame, sig: SignalSettings) -> dict[str, list]:
 
 
 def assert_cvd_parity(batch: pl.DataFrame, streamed: dict[str, list]) -> None:
-    for col in ("t", "delta", "cvd", "z_raw", "z_cvd", "scale", "sigma_floor", "floor_used"):
+    # z = (x - mean) / scale: x == mean in one form can be 1 ulp of x apart in the other (the
+    # batch mean is polars' rolling sum, the streaming one math.fsum), so z is held to 1e-9
+    # relative to |x| / scale (x: the level or the delta), what 1e-9 on its operands allows
+    tol = [REL * (abs(a) + abs(b)) / s if a is not None and b is not None and s else 0.0
+           for a, b, s in zip(batch["cvd"].to_list(), batch["delta"].to_list(),
+                              batch["scale"].to_list())]
+    for col in ("t", "delta", "cvd", "scale", "sigma_floor", "floor_used"):
         assert_same(col, batch[col].to_list(), streamed[col])
+    for col in ("z_raw", "z_cvd"):
+        assert_same(col, batch[col].to_list(), streamed[col], abs_tols=tol)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import polars as pl
 from hypothesis import given, settings as hsettings, strategies as st
 
@@ -63,6 +64,25 @@ def test_streaming_cvd_and_events_equal_the_batch(steps, data, z_mode, mode, bef
     got = stream_cvd(df, sig)
     assert_cvd_parity(batch, got)
     assert_fires(df, batch, got, sig)
+
+
+def test_level_equal_to_its_window_mean_is_zero_in_both_forms_within_operand_tolerance():
+    """Found by hypothesis: the level equals its window mean, batch z_raw 0.0, streamed 1.1e-16
+    (polars' rolling mean vs math.fsum, one ulp of the level apart). Both are right to 1e-9 of
+    the operands; a pure relative comparison of a result near 0 is not a parity test."""
+    df = trades_frame(D0 - 1, [0, 1, 0, 0, 0, 0, 0, 0], [0] * 8,
+                      [0.001, 0.001, 1.0, 0.5, 3.0, 1.0, 3.0, 1.0],
+                      [False, True, False, True, False, False, True, False], [99.0] * 8)
+    sig = settings(z_mode="level", scale_mode="hybrid", floor_window=2, level_window=4,
+                   warmup_rows=0, extreme_threshold=1.5, extreme_rearm=0.5, rearm_sec=0.0,
+                   cooldown_sec=0.0, divergence_window_sec=2.0,
+                   divergence_cooldown_sec=0.0).signals
+    batch, got = cvd_frame(df, D0, sig), stream_cvd(df, sig)
+    assert batch["z_raw"][7] == 0.0 and abs(got["z_raw"][7]) < 1e-15
+    assert_cvd_parity(batch, got)
+    got["z_raw"][7] = 1e-6   # a real difference still fails
+    with pytest.raises(AssertionError):
+        assert_cvd_parity(batch, got)
 
 
 def test_level_mode_with_large_levels_and_small_moves():
