@@ -1,7 +1,9 @@
 """The Prometheus exporter of the capture (docs/monitoring.md): its endpoint and the
 once-a-second update of the gauges and counters from the counters the capture keeps anyway.
 
-Split out of ``capture/runner.py``; it only reads the loop-owned state (on the loop).
+Split out of ``capture/runner.py``; it only reads the loop-owned state (on the loop). At 300
+symbols it runs once a second over every symbol, so the per-symbol series are looked up once,
+a gauge is set only when its value changed, and the latencies are binned in one pass.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Exporter:
         self.started_ms = started_ms
         self._msg_reported: dict[str, int] = {}
         self._dedup_seen: dict[str, int] = {}
+        self._kids: dict[str, list] = {}
         self._metrics_server = None
 
     def start_server(self) -> None:
@@ -38,6 +41,17 @@ class Exporter:
             self.log.warning("metrics endpoint on port %d unavailable: %s", port, exc)
             self.ops.emit("metrics_unavailable", {"port": port, "error": str(exc)[:200]})
 
+    def _children(self, sym: str) -> list:
+        """The symbol's series, looked up once (``labels()`` takes a lock and builds a key per
+        call: at 300 symbols, 1,500 lookups a second) and the values last set on its gauges."""
+        kids = self._kids[sym] = [
+            metrics.recv_rate_tps.labels(sym),
+            metrics.last_message_age_seconds.labels(sym, "agg_trade"),
+            metrics.last_message_age_seconds.labels(sym, "book"),
+            metrics.duplicate_rate.labels(sym), metrics.dedup_hits_total.labels(sym),
+            metrics.empty_buckets_total.labels(sym), None, None]   # last rate, last dup rate
+        return kids
+
     def update(self, now_ms: int) -> None:
         for ep, n in self.messages.items():
             d = n - self._msg_reported.get(ep, 0)
@@ -45,37 +59,47 @@ class Exporter:
                 metrics.messages_total.labels(ep).inc(d)
                 self._msg_reported[ep] = n
         sec = now_ms // 1000
+        hists, lats = [], []
+        started = self.started_ms
+        closed = now_ms // 60_000 - 1        # live 1-minute buckets without any trade
         for sym, state in self.states.items():
-            lat, state.lat = state.lat, []
-            metrics.observe_many(state.lat_hist, lat)
+            kids = self._kids.get(sym) or self._children(sym)
+            if state.lat:
+                hists.append(state.lat_hist)
+                lats.append(state.lat)
+                state.lat = []
             total = state.ws_count          # the live feed (REST heals come in bursts)
-            state.rate.append((sec, total))
-            while state.rate and state.rate[0][0] < sec - 10:
-                state.rate.popleft()
-            span = max(1, sec - state.rate[0][0])
-            metrics.recv_rate_tps.labels(sym).set((total - state.rate[0][1]) / span)
+            rate = state.rate
+            rate.append((sec, total))
+            while rate[0][0] < sec - 10:
+                rate.popleft()
+            span = max(1, sec - rate[0][0])
+            tps = (total - rate[0][1]) / span
+            if tps != kids[6]:
+                kids[0].set(tps)
+                kids[6] = tps
             # until the first message: the age of the capture (never connected = stale)
-            started = self.started_ms
-            metrics.last_message_age_seconds.labels(sym, "agg_trade").set(
-                (now_ms - (state.last_trade_recv or started)) / 1000)
-            metrics.last_message_age_seconds.labels(sym, "book").set(
-                (now_ms - (state.last_book_recv or started)) / 1000)
-            closed = now_ms // 60_000 - 1        # live 1-minute buckets without any trade
+            kids[1].set((now_ms - (state.last_trade_recv or started)) / 1000)
+            kids[2].set((now_ms - (state.last_book_recv or started)) / 1000)
             if closed > state.checked_min:
                 empty = sum(1 for m in range(state.checked_min + 1, closed + 1)
                             if m not in state.trade_minutes)
                 if empty:
-                    metrics.empty_buckets_total.labels(sym).inc(empty)
+                    kids[5].inc(empty)
                 state.trade_minutes = {m for m in state.trade_minutes if m > closed}
                 state.checked_min = closed
-            received = state.ws_count + state.dups
-            metrics.duplicate_rate.labels(sym).set(state.dups / received if received else 0.0)
-        for sym, state in self.states.items():
+            dups = state.dups
+            received = state.ws_count + dups
+            dup_rate = dups / received if received else 0.0
+            if dup_rate != kids[7]:
+                kids[3].set(dup_rate)
+                kids[7] = dup_rate
             # dedup_hits_total is a counter: add what is new since the last tick
             prev = self._dedup_seen.get(sym, 0)
-            if state.dups > prev:
-                metrics.dedup_hits_total.labels(sym).inc(state.dups - prev)
-                self._dedup_seen[sym] = state.dups
+            if dups > prev:
+                kids[4].inc(dups - prev)
+                self._dedup_seen[sym] = dups
+        metrics.observe_groups(hists, lats)   # every symbol's latencies in one pass
 
     def stop_server(self) -> None:
         if self._metrics_server is not None:
