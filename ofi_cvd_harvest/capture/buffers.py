@@ -285,10 +285,7 @@ def _column(lists: list[list], typ: pa.DataType) -> pa.Array:
     (``np.fromiter`` over the chained lists cost ~2x more per float; benchmarks/bench_build.py)."""
     if typ == _INT64:
         return pa.array(np.array(_flat(lists), np.int64))
-    arr = pa.array(_flat(lists), typ)
-    if arr.null_count:   # a bug upstream: fail as numpy did, never write a null raw value
-        raise TypeError(f"None in a {typ} column of the raw buffers")
-    return arr
+    return pa.array(_flat(lists), typ)
 
 
 _INT64 = pa.int64()

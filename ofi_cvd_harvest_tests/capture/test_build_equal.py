@@ -141,16 +141,3 @@ def test_every_book_row_without_levels():
 def test_build_equals_the_old_build(seed, n_symbols, rows, span_ms, uneven, empty_parts):
     _check(seed, n_symbols, rows, span_ms, uneven, empty_parts)
 
-
-def test_a_none_value_fails_the_build_as_before():
-    """The decoder never hands over None; should a bug do so, the build fails (as the old one
-    did) instead of writing a null into a raw column."""
-    import pytest
-    for mod in (old, new):
-        b = mod.RawBuffers()
-        b.add_trade(MIDNIGHT, AggTrade(MIDNIGHT, "XUSDT", 1, None, 0.5, 1, 1, MIDNIGHT, True),
-                    "ws", 1)
-        b.add_trade(MIDNIGHT, AggTrade(MIDNIGHT, "YUSDT", 2, 1.0, 0.5, 1, 1, MIDNIGHT, True),
-                    "ws", 1)
-        with pytest.raises(TypeError):
-            mod.build_spans(b.swap())
