@@ -167,24 +167,31 @@ def bench_ticker(old_status, old_exporter, symbols: list[str], rounds: int, inte
 
 
 def bench_write(old_fs, symbols: list[str], rounds: int) -> None:
+    import os
     from ofi_cvd_harvest.capture import buffers
     from ofi_cvd_harvest.storage import fs as new_fs
     spans = buffers.build_spans(fill(buffers, symbols, 0, 0))
     tables = [(f"raw/{s.stream}/symbol={s.symbol}/f.parquet", s.slice()) for s in spans]
-    times: dict[str, list[float]] = {"old": [], "new": []}
+    times: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
-            for label, mod in (("old", old_fs), ("new", new_fs)):
-                st = mod.Storage(f"{tmp}/{label}")
-                t = time.process_time()
+            order = (("old", old_fs), ("new", new_fs))
+            for label, mod in (order if r % 2 == 0 else order[::-1]):   # no drift favours one
+                st = mod.Storage(f"{tmp}/{label}{r}")
+                t = os.times()
                 for rel, table in tables:
                     st.write_parquet(rel, table)
-                times[label].append((time.process_time() - t) / len(tables))
+                u = os.times()
+                times[label].append(((u.user - t.user) / len(tables),
+                                     (u.system - t.system) / len(tables)))
     print(f"write_parquet, {len(tables)} files (a rotation of {len(symbols)} symbols), CPU per "
-          "file:")
+          "file (user + system, system = the write/fsync/rename calls):")
     for label, xs in times.items():
-        xs = sorted(xs)
-        print(f"  {label}: median {xs[len(xs) // 2] * 1e6:7.0f} µs  best {xs[0] * 1e6:7.0f} µs")
+        tot = sorted(u + s for u, s in xs)
+        us, ss = sorted(u for u, _ in xs), sorted(s for _, s in xs)
+        print(f"  {label}: median {tot[len(tot) // 2] * 1e6:6.0f} µs (user "
+              f"{us[len(us) // 2] * 1e6:4.0f}, system {ss[len(ss) // 2] * 1e6:4.0f})  "
+              f"best {tot[0] * 1e6:6.0f} µs")
 
 
 def main() -> None:
@@ -209,7 +216,7 @@ def main() -> None:
                      args.ticker_seconds)
     if args.only in (None, "write"):
         bench_write(old_module(args.base, "ofi_cvd_harvest/storage/fs.py", "fs"), symbols,
-                    max(3, args.rounds // 3))
+                    max(4, args.rounds // 2))
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ def test_series_after_each_update():
             b.last_trade_recv = now - 50
         b.last_book_recv = now - 10
         ex.update(now)
-        window = [s for s in range(max(0, sec - 10), sec + 1)]
-        want_a = (3 * len([s for s in window if s < 12 and s > window[0]])) / max(1, sec - window[0])
+        first = max(0, sec - 10)            # the oldest second of the trailing window
+        want_a = 3 * len([s for s in range(first + 1, sec + 1) if s < 12]) / max(1, sec - first)
         assert metric("recv_rate_tps", symbol="EXPAUSDT") == want_a, sec
         assert metric("last_message_age_seconds", symbol="EXPAUSDT", stream="agg_trade") == (
             (now - a.last_trade_recv) / 1000)

@@ -1,11 +1,13 @@
-"""``observe_many`` and ``observe_groups`` give exactly the series of ``Histogram.observe`` called value by value."""
+"""``observe_many`` and ``observe_groups`` give exactly the series of ``Histogram.observe``
+called value by value."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from ofi_cvd_harvest.monitoring.metrics import LATENCY_BUCKETS_MS, observe_groups, observe_many
+from ofi_cvd_harvest.monitoring.metrics import (LATENCY_BUCKETS_MS, observe_groups,
+                                                observe_many)
 
 
 def _pair():
