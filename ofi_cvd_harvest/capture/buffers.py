@@ -281,14 +281,17 @@ def _flat(lists: list[list]) -> list:
 
 def _column(lists: list[list], typ: pa.DataType) -> pa.Array:
     """The concatenation of ``lists`` as one Arrow array of ``typ``: one C conversion of the
-    joined list -- numpy's for int64 (~25 % cheaper than Arrow's), Arrow's for the rest
-    (``np.fromiter`` over the chained lists cost ~2x more per float; benchmarks/bench_build.py)."""
-    if typ == _INT64:
-        return pa.array(np.array(_flat(lists), np.int64))
-    return pa.array(_flat(lists), typ)
+    joined list (``np.fromiter`` over the chained lists cost ~2x more per level value;
+    benchmarks/bench_build.py). Numbers go through numpy (for int64 ~25 % cheaper than Arrow's
+    conversion), so their buffers stay in glibc's heap, which the capture trims after each
+    rotation, as before (docs/performance.md "Where a minute of staged rows went")."""
+    dtype = _NP.get(typ)
+    if dtype is None:
+        return pa.array(_flat(lists), typ)
+    return pa.array(np.array(_flat(lists), dtype))
 
 
-_INT64 = pa.int64()
+_NP = {pa.int64(): np.int64, pa.float64(): np.float64}
 
 
 def _symbols(parts: list, lengths: list[int]) -> pa.Array:
