@@ -19,7 +19,6 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 TMP_SUFFIX = ".tmp"
-WRITE_BUFFER = 1 << 20   # bytes buffered per local write(2) of a Parquet file
 # a CRC per page, so bit-rot inside a page is detected (storage/verify.py) instead of being
 # read as wrong numbers or an anonymous decompression error (docs/dq.md "Raw files")
 PARQUET_OPTS = dict(compression="zstd", compression_level=3, row_group_size=256_000,
@@ -93,9 +92,7 @@ class Storage:
         self.fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
         tmp = f"{final}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
         try:
-            # buffered: the writer's many small page writes become a few write(2) calls (a
-            # 300-symbol capture writes 600 small files a minute; benchmarks/bench_build.py)
-            with self.fs.open_output_stream(tmp, buffer_size=WRITE_BUFFER) as sink:
+            with self.fs.open_output_stream(tmp) as sink:
                 pq.write_table(table, sink, **parquet_options(table.schema))
             if self.local:
                 fsync_path(tmp)
