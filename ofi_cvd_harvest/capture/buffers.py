@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from itertools import chain
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -69,17 +69,15 @@ _SCALAR_BOOK_COLS = tuple(n for n in schemas.BOOK.names if n not in _LIST_COLS)
 
 
 class BookCols:
-    """Scalar columns as lists; the four level columns flattened (values + offsets), so the
-    buffer holds no per-row list objects (cheap for the GC over a long rotation) and drains
-    straight into Arrow list arrays (``_book_table``)."""
+    """Scalar columns as lists; the four level columns flattened (values + each row's level
+    count), so the buffer holds no per-row list objects (cheap for the GC over a long
+    rotation) and drains straight into Arrow list arrays (``_book_table``)."""
     __slots__ = _SCALAR_BOOK_COLS + tuple(f"{n}_v" for n in _LIST_COLS) + tuple(
-        f"{n}_o" for n in _LIST_COLS)
+        f"{n}_n" for n in _LIST_COLS)
 
     def __init__(self) -> None:
         for s in self.__slots__:
             setattr(self, s, [])
-        for n in _LIST_COLS:
-            getattr(self, f"{n}_o").append(0)
 
     def __len__(self) -> int:
         return len(self.recv_ts_ms)  # type: ignore[attr-defined]
@@ -95,18 +93,18 @@ class BookCols:
         self.prev_final_update_id.append(row["prev_final_update_id"])
         self.gap.append(row["gap"])
         self.conn_id.append(row["conn_id"])
-        v = self.bid_px_v
-        v.extend(row["bid_px"])
-        self.bid_px_o.append(len(v))
-        v = self.bid_qty_v
-        v.extend(row["bid_qty"])
-        self.bid_qty_o.append(len(v))
-        v = self.ask_px_v
-        v.extend(row["ask_px"])
-        self.ask_px_o.append(len(v))
-        v = self.ask_qty_v
-        v.extend(row["ask_qty"])
-        self.ask_qty_o.append(len(v))
+        v = row["bid_px"]
+        self.bid_px_v.extend(v)
+        self.bid_px_n.append(len(v))
+        v = row["bid_qty"]
+        self.bid_qty_v.extend(v)
+        self.bid_qty_n.append(len(v))
+        v = row["ask_px"]
+        self.ask_px_v.extend(v)
+        self.ask_px_n.append(len(v))
+        v = row["ask_qty"]
+        self.ask_qty_v.extend(v)
+        self.ask_qty_n.append(len(v))
 
 
 class OpsCols:
@@ -243,17 +241,17 @@ def build_spans(sw: Swapped) -> list[Span]:
     """Swapped columns -> one Arrow table (exact raw schema) per stream, and each (stream,
     date, symbol) partition's span of rows in it.
 
-    Each stream's partitions become one table built column by column straight from the
-    Python lists (``np.fromiter`` over the chained lists: no merged copy, ~15 ns a value) --
+    Each stream's partitions become one table built column by column from the Python lists
+    (the partitions' lists joined by pointer copies, then one conversion in C per column) --
     a dozen Arrow builds per second whether the universe has 2 symbols or 300. A span is
     sliced only when it is used: kept as a table, each partition's slice costs ~6 KB of Arrow
     metadata (a table, its chunked arrays and array data), at 300 symbols more than the rows
     themselves (docs/performance.md "Where a minute of staged rows went")."""
     out: list[Span] = []
-    trades = [(k, c) for k, c in sw.trades.items() if len(c)]
+    trades = [(k, c) for k, c in sw.trades.items() if c.agg_id]
     if trades:
         out += _spans("agg_trade", trades, _trade_table(trades))
-    books = [(k, c) for k, c in sw.book.items() if len(c)]
+    books = [(k, c) for k, c in sw.book.items() if c.recv_ts_ms]
     if books:
         out += _spans("book", books, _book_table(books))
     for (date, sym), c in sw.ops.items():
@@ -271,17 +269,29 @@ def build(sw: Swapped) -> list[Batch]:
             for s in build_spans(sw)]
 
 
-_NP = {pa.int64(): np.int64, pa.float64(): np.float64, pa.bool_(): np.bool_}
-
-
-def _column(lists: list[list], n: int, typ: pa.DataType) -> pa.Array:
-    """The concatenation of ``lists`` (``n`` values in all) as one Arrow array of ``typ``."""
+def _flat(lists: list[list]) -> list:
+    """The concatenation of ``lists``: pointer copies, no value is converted yet."""
     if len(lists) == 1:
-        return pa.array(lists[0], typ)
+        return lists[0]
+    out: list = []
+    for part in lists:
+        out += part
+    return out
+
+
+def _column(lists: list[list], typ: pa.DataType) -> pa.Array:
+    """The concatenation of ``lists`` as one Arrow array of ``typ``: one C conversion of the
+    joined list (``np.fromiter`` over the chained lists cost ~2x more per level value;
+    benchmarks/bench_build.py). Numbers go through numpy (for int64 ~25 % cheaper than Arrow's
+    conversion), so their buffers stay in glibc's heap, which the capture trims after each
+    rotation, as before (docs/performance.md "Where a minute of staged rows went")."""
     dtype = _NP.get(typ)
     if dtype is None:
-        return pa.array(list(chain.from_iterable(lists)), typ)
-    return pa.array(np.fromiter(chain.from_iterable(lists), dtype, count=n))
+        return pa.array(_flat(lists), typ)
+    return pa.array(np.array(_flat(lists), dtype))
+
+
+_NP = {pa.int64(): np.int64, pa.float64(): np.float64}
 
 
 def _symbols(parts: list, lengths: list[int]) -> pa.Array:
@@ -291,62 +301,63 @@ def _symbols(parts: list, lengths: list[int]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(idx), names).cast(pa.string())
 
 
-def _trade_table(parts: list) -> pa.Table:
-    lengths = [len(c) for _, c in parts]
-    n = sum(lengths)
-    cs = [c for _, c in parts]
+_TRADE_COLS = (("recv_ts_ms", "recv"), ("event_ts_ms", "event"), ("trade_ts_ms", "trade"),
+               ("symbol", None), ("agg_trade_id", "agg_id"), ("price", "price"), ("qty", "qty"),
+               ("first_trade_id", "first"), ("last_trade_id", "last"),
+               ("is_buyer_maker", "maker"), ("source", "source"), ("conn_id", "conn"))
+assert tuple(n for n, _ in _TRADE_COLS) == tuple(schemas.AGG_TRADE.names)
 
-    def col(name: str, typ: pa.DataType) -> pa.Array:
-        return _column([getattr(c, name) for c in cs], n, typ)
-    return pa.table({
-        "recv_ts_ms": col("recv", pa.int64()),
-        "event_ts_ms": col("event", pa.int64()),
-        "trade_ts_ms": col("trade", pa.int64()),
-        "symbol": _symbols(parts, lengths),
-        "agg_trade_id": col("agg_id", pa.int64()),
-        "price": col("price", pa.float64()),
-        "qty": col("qty", pa.float64()),
-        "first_trade_id": col("first", pa.int64()),
-        "last_trade_id": col("last", pa.int64()),
-        "is_buyer_maker": col("maker", pa.bool_()),
-        "source": col("source", pa.string()),
-        "conn_id": col("conn", pa.int64()),
-    }, schema=schemas.AGG_TRADE)
+
+def _trade_table(parts: list) -> pa.Table:
+    cs = [c for _, c in parts]
+    lengths = [len(c.agg_id) for c in cs]
+    cols = []
+    for name, attr in _TRADE_COLS:
+        if attr is None:
+            cols.append(_symbols(parts, lengths))
+        else:
+            cols.append(_column(list(map(attrgetter(attr), cs)),
+                                schemas.AGG_TRADE.field(name).type))
+    return pa.Table.from_arrays(cols, schema=schemas.AGG_TRADE)
+
+
+def _offsets(counts: list[int]) -> pa.Array:
+    """Per-row level counts -> the int32 offsets of a list array (0, then the running sum)."""
+    off = np.zeros(len(counts) + 1, np.int32)
+    np.cumsum(counts, dtype=np.int32, out=off[1:])
+    return pa.array(off)
 
 
 def _book_table(parts: list) -> pa.Table:
-    lengths = [len(c) for _, c in parts]
-    n = sum(lengths)
     cs = [c for _, c in parts]
-    cols: dict[str, pa.Array] = {}
-    for name in schemas.BOOK.names:
+    lengths = [len(c.recv_ts_ms) for c in cs]
+    cols = []
+    seen: list[tuple[list, pa.Array]] = []   # (counts, offsets): bid px/qty share theirs
+    for f in schemas.BOOK:
+        name = f.name
         if name == "symbol":
-            cols[name] = _symbols(parts, lengths)
+            cols.append(_symbols(parts, lengths))
         elif name in _LIST_COLS:
-            vals = [getattr(c, f"{name}_v") for c in cs]
-            nv = [len(v) for v in vals]
-            offs = [getattr(c, f"{name}_o") for c in cs]
-            # per-partition offsets start at 0: shift each by the values before it
-            if len(cs) == 1:
-                off = np.asarray(offs[0], dtype=np.int32)
-            else:
-                rest = np.fromiter(chain.from_iterable(o[1:] for o in offs), np.int32, count=n)
-                bases = np.repeat(np.cumsum([0] + nv[:-1], dtype=np.int64), lengths)
-                off = np.concatenate(([0], rest + bases)).astype(np.int32)
-            cols[name] = pa.ListArray.from_arrays(pa.array(off),
-                                                  _column(vals, sum(nv), pa.float64()))
+            counts = _flat(list(map(attrgetter(f"{name}_n"), cs)))
+            off = next((o for cn, o in seen if cn == counts), None)
+            if off is None:
+                off = _offsets(counts)
+                seen.append((counts, off))
+            vals = _column(list(map(attrgetter(f"{name}_v"), cs)), pa.float64())
+            cols.append(pa.ListArray.from_arrays(off, vals))
         else:
-            cols[name] = _column([getattr(c, name) for c in cs], n, schemas.BOOK.field(name).type)
-    return pa.table(cols, schema=schemas.BOOK)
+            cols.append(_column(list(map(attrgetter(name), cs)), f.type))
+    return pa.Table.from_arrays(cols, schema=schemas.BOOK)
 
 
 def _spans(stream: str, parts: list, table: pa.Table) -> list[Span]:
-    """One span per partition, in ``table``'s row order."""
-    out, off = [], 0
-    for (date, sym), c in parts:
-        n = len(c)
-        recv = c.recv if stream == "agg_trade" else c.recv_ts_ms
-        ids = c.agg_id if stream == "agg_trade" else []
-        out.append(Span(stream, date, sym, table, off, n, min(recv), ids))
-        off += n
-    return out
+    """One span per partition, in ``table``'s row order; each one's first receipt time is the
+    minimum of its rows' ``recv_ts_ms`` (one ``reduceat`` over the built column)."""
+    lengths = [len(c) for _, c in parts]
+    starts = np.zeros(len(parts), np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    recv = table.column("recv_ts_ms").chunk(0).to_numpy()
+    firsts = np.minimum.reduceat(recv, starts).tolist()
+    trades = stream == "agg_trade"
+    return [Span(stream, date, sym, table, off, n, first, c.agg_id if trades else [])
+            for ((date, sym), c), off, n, first in zip(parts, starts.tolist(), lengths, firsts)]

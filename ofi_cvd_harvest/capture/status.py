@@ -23,6 +23,7 @@ import numpy as np
 
 # latency bin lower edges (ms): exact to 200 ms, 10 ms to 2 s, 100 ms to 60 s
 EDGES = np.concatenate([np.arange(0, 200), np.arange(200, 2000, 10), np.arange(2000, 60_001, 100)])
+NBINS = len(EDGES)
 MAX_SYMBOLS_IN_LINE = 20   # a 300-symbol universe: totals plus the first 20 (the rest: Prometheus)
 
 
@@ -35,10 +36,14 @@ def p99(hist: np.ndarray) -> int | None:
     return int(EDGES[int(np.searchsorted(np.cumsum(hist), rank))])
 
 
+def _bin_index(values) -> np.ndarray:
+    """Each latency's bin (below the first edge: the first bin, beyond the last: the last)."""
+    idx = np.searchsorted(EDGES, np.asarray(values, dtype=np.int64), side="right") - 1
+    return np.clip(idx, 0, NBINS - 1)
+
+
 def _bin(values: list[int]) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.int64)
-    idx = np.searchsorted(EDGES, arr, side="right") - 1
-    return np.bincount(np.clip(idx, 0, len(EDGES) - 1), minlength=len(EDGES))
+    return np.bincount(_bin_index(values), minlength=NBINS)
 
 
 @dataclass
@@ -47,7 +52,8 @@ class Window:
 
     start: float
     base: dict[str, dict[str, int]] = field(default_factory=dict)   # symbol -> counters at start
-    lat: dict[str, np.ndarray] = field(default_factory=dict)
+    # one latency histogram per symbol, a row each (StatusReporter._rows); grown on demand
+    lat: np.ndarray = field(default_factory=lambda: np.zeros((0, NBINS), np.int64))
     files: dict[str, int] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
     max_lag_ms: dict[str, float] = field(default_factory=dict)
@@ -71,7 +77,8 @@ class StatusReporter:
         self.next_summary = now + self.summary_every_sec
         self.line = Window(now, self._counters())
         self.hour = Window(now, self._counters())
-        self._lat_seen: dict[str, tuple[int, int]] = {}   # symbol -> (id of state.lat, consumed)
+        self._lat_seen: dict[str, tuple[list, int]] = {}   # symbol -> (state.lat, consumed)
+        self._rows: dict[str, int] = {}   # symbol -> its row of Window.lat
         self._files_seen = self.capture.writer.files_written
         self.last: dict[str, dict[str, Any]] = {}   # the last line's figures per symbol
         self._failed = False
@@ -84,18 +91,34 @@ class StatusReporter:
                 for sym, state in self.capture.states.items()}
 
     def _take_latencies(self) -> None:
-        """New entries of each ``state.lat`` (the runner swaps the list once a second after this
-        runs in the same tick, so nothing is missed or counted twice)."""
+        """New entries of each ``state.lat`` (the exporter swaps the list once a second after this
+        runs in the same tick, so nothing is missed or counted twice), every symbol's binned in
+        one numpy pass (one per symbol cost ~8 µs each: 2.4 ms a second at 300 symbols)."""
+        rows, chunks = [], []
+        seen = self._lat_seen
         for sym, state in self.capture.states.items():
             lat = state.lat
-            ident, seen = self._lat_seen.get(sym, (0, 0))
-            start = seen if ident == id(lat) else 0
-            if len(lat) > start:
-                h = _bin(lat[start:])
-                for w in (self.line, self.hour):
-                    cur = w.lat.get(sym)
-                    w.lat[sym] = h if cur is None else cur + h
-            self._lat_seen[sym] = (id(lat), len(lat))
+            n = len(lat)
+            prev = seen.get(sym)
+            start = prev[1] if prev is not None and prev[0] is lat else 0
+            if n > start:
+                row = self._rows.get(sym)
+                if row is None:
+                    row = self._rows[sym] = len(self._rows)
+                rows.append(row)
+                chunks.append(lat[start:] if start else lat)
+                seen[sym] = (lat, n)
+        if not chunks:
+            return
+        flat: list[int] = []
+        for c in chunks:
+            flat += c
+        where = (np.repeat(np.asarray(rows), [len(c) for c in chunks]), _bin_index(flat))
+        for w in (self.line, self.hour):
+            if len(w.lat) < len(self._rows):
+                w.lat = np.vstack([w.lat, np.zeros((len(self._rows) - len(w.lat), NBINS),
+                                                   np.int64)])
+            np.add.at(w.lat, where, 1)
 
     def _take_files(self) -> None:
         w = self.capture.writer
@@ -139,7 +162,7 @@ class StatusReporter:
             out[sym] = {
                 "trades": d["trades"], "trades_per_sec": d["trades"] / span,
                 "book_rows": d["book"], "book_per_sec": d["book"] / span,
-                "p99_ms": p99(w.lat[sym]) if sym in w.lat else None,
+                "p99_ms": self._p99(w, sym),
                 "gaps_open": self.capture.healer.open_gaps(sym),
                 "gaps_detected": d["gaps_detected"],
                 "healed": d["healed"], "dedup": d["dups"], "book_gaps": d["book_gaps"],
@@ -147,6 +170,10 @@ class StatusReporter:
                 "lag_ms": lag, "max_lag_ms": w.max_lag_ms.get(sym, lag),
             }
         return out
+
+    def _p99(self, w: Window, sym: str) -> int | None:
+        row = self._rows.get(sym)
+        return None if row is None or row >= len(w.lat) else p99(w.lat[row])
 
     @staticmethod
     def _segment(sym: str, f: dict[str, Any]) -> str:

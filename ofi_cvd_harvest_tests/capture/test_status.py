@@ -104,3 +104,50 @@ def test_setting_is_validated():
     with pytest.raises(SettingsError, match="status_interval_sec"):
         load_settings(env={"STATUS_INTERVAL_SEC": "0"})
     assert load_settings(env={}).status_interval_sec == 60.0
+
+
+class _Cap:
+    """What StatusReporter reads of a capture: per-symbol states with their latency lists."""
+
+    def __init__(self, symbols):
+        from types import SimpleNamespace
+        self.states = {s: SimpleNamespace(lat=[], ws_count=0, rest_count=0, book_rows=0, dups=0,
+                                          book_gaps=0, last_event_ms=None) for s in symbols}
+        self.healer = SimpleNamespace(gaps_detected={}, open_gaps=lambda sym=None: 0)
+        self.writer = SimpleNamespace(files_written=0, files=[])
+        self.storage = SimpleNamespace(local=False)
+        self.ops = SimpleNamespace(counts={})
+        self.log = logging.getLogger("test_status_unit")
+
+
+def test_p99_per_symbol_over_ticks_swaps_and_late_symbols():
+    """Latencies taken at every tick, the lists swapped between ticks (as the exporter does), a
+    symbol without any and one that appears late: each line's p99 is the nearest-rank p99 of
+    exactly that symbol's values of the interval (all below 200 ms: exact bins)."""
+    rng = np.random.default_rng(7)
+    cap = _Cap(["A", "B", "C"])
+    rep = st.StatusReporter(cap, 3.0, 0.0)
+    got: dict[str, list[int]] = {"A": [], "B": [], "C": [], "D": []}
+    for sec in range(1, 10):
+        if sec == 4:   # a symbol the capture starts to follow later
+            cap.states["D"] = type(cap.states["A"])(**{**vars(cap.states["A"]), "lat": []})
+        for sym, state in cap.states.items():
+            if sym == "C":
+                continue
+            vals = rng.integers(-3, 199, int(rng.integers(0, 30))).tolist()
+            half = len(vals) // 2
+            state.lat.extend(vals[:half])
+            rep.tick(sec - 0.5)                 # a tick between the second's arrivals
+            state.lat.extend(vals[half:])
+            got[sym] += vals
+        rep.tick(float(sec))
+        if sec % 3 == 0:
+            figs = rep.last
+            for sym in cap.states:
+                want = (None if not got[sym] else
+                        max(0, int(np.percentile(got[sym], 99, method="inverted_cdf"))))
+                assert figs[sym]["p99_ms"] == want, (sec, sym)
+                got[sym] = []
+        for state in cap.states.values():       # the exporter's swap, once a second
+            state.lat = []
+    assert not rep._failed

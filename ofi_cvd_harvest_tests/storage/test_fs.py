@@ -121,3 +121,30 @@ def test_reading_a_bitrotted_page_fails_loudly(tmp_path):
     assert pq.read_metadata(path).num_rows == 50_000
     with pytest.raises(OSError, match="CRC"):
         st.read_parquet([path])
+
+
+@pytest.mark.parametrize("rows", [0, 1, 300_000])   # empty, tiny, several MB
+def test_the_file_is_the_writers_bytes(tmp_path, rows):
+    """The durable local write (temp file, fsync, rename) adds nothing and loses nothing: the
+    file equals pq.write_table's output to memory with the same options (the bytes are the
+    contract; benchmarks/bench_build.py measures the write's cost)."""
+    import numpy as np
+    from ofi_cvd_harvest import schemas
+    rng = np.random.default_rng(rows)
+    cols = {}
+    for f in schemas.AGG_TRADE:
+        if f.type == pa.int64():
+            cols[f.name] = pa.array(rng.integers(0, 2**40, rows))
+        elif f.type == pa.float64():
+            cols[f.name] = pa.array(rng.random(rows))
+        elif f.type == pa.bool_():
+            cols[f.name] = pa.array(rng.random(rows) < 0.5)
+        else:
+            cols[f.name] = pa.array([f"S{i % 7}" for i in range(rows)], pa.string())
+    table = pa.table(cols, schema=schemas.AGG_TRADE)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **parquet_options(table.schema))
+    want = sink.getvalue().to_pybytes()
+    assert rows < 300_000 or len(want) > 2 << 20
+    path = Storage(tmp_path).write_parquet("raw/x/f.parquet", table)
+    assert open(path, "rb").read() == want
