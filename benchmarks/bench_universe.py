@@ -47,8 +47,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 from bench_throughput import _pin  # noqa: E402  (one CPU-pinning helper for both benchmarks)
-from universe_harness import (START_MS, Hist, bare, mem_diag, msg_per_cpu_s,  # noqa: E402
-                              pregen_block, rss_trend, serve, symbols_for)
+from universe_harness import (START_MS, Hist, bare, loop_kind, mem_diag,  # noqa: E402
+                              msg_per_cpu_s, pregen_block, rss_trend, run_loop, serve,
+                              symbols_for)
 
 
 def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmup: float,
@@ -66,6 +67,8 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
     s = load_settings(env={}, symbols=tuple(symbols_for(n)), ws_base_url=ws, rest_base_url=rest,
                       data_dir=tmp / "data", artifacts_dir=tmp / "art", prometheus_port=0,
                       log_level="WARNING",
+                      **({"event_loop": os.environ["BENCH_EVENT_LOOP"]}
+                         if os.environ.get("BENCH_EVENT_LOOP") else {}),
                       **({"dedup_lru": int(os.environ["BENCH_DEDUP_LRU"])}
                          if os.environ.get("BENCH_DEDUP_LRU") else {}))
     cap = Capture(s)
@@ -235,7 +238,7 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
                    book_gaps=sum(x.book_gaps for x in summ.symbols.values()))
         return res
 
-    res = asyncio.run(main())
+    res = run_loop(main(), loop_kind())
     raw = tmp / "data" / "raw"
     res["raw_bytes"] = sum(f.stat().st_size for f in raw.rglob("*.parquet"))
     res["data_dir"] = str(tmp)
@@ -349,6 +352,9 @@ def main() -> int:
     ap.add_argument("--bare-seconds", type=float, default=60.0,
                     help="then run the bare json.loads consumer on the same simulator and "
                          "streams for N wall seconds (0 = not), for the marginal-CPU ratio")
+    ap.add_argument("--event-loop", choices=("uvloop", "asyncio"), default=None,
+                    help="the event loop of the capture and the bare consumer (default: the "
+                         "capture's, capture.event_loop)")
     ap.add_argument("--bare", nargs=5, help=argparse.SUPPRESS)
     ap.add_argument("--serve", nargs=6, help=argparse.SUPPRESS)
     ap.add_argument("--capture", nargs=8, help=argparse.SUPPRESS)
@@ -372,10 +378,12 @@ def main() -> int:
         os.environ["BENCH_LIVE_CVD_IMPL"] = str(Path(args.live_cvd_impl).resolve())
     if args.dedup_lru is not None:
         os.environ["BENCH_DEDUP_LRU"] = str(args.dedup_lru)
+    if args.event_loop:
+        os.environ["BENCH_EVENT_LOOP"] = args.event_loop
     seconds = args.sim_minutes * 60 / args.speed
     print(f"{args.symbols} symbols x (aggTrade + depth10@100ms), speed {args.speed:g}x: "
           f"{args.sim_minutes:g} simulated min = {seconds:.0f} s wall (+{args.warmup:g} s warm-up); "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; event loop {loop_kind()}"
           + ("; live CVD monitor OFF (diagnostic)" if args.no_live_cvd else "")
           + (f"; DEDUP_LRU={args.dedup_lru} (diagnostic)" if args.dedup_lru is not None else "")
           + (f"; live CVD from {args.live_cvd_impl} (diagnostic)" if args.live_cvd_impl else ""))

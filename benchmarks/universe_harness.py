@@ -218,7 +218,31 @@ def bare(n: int, ws: str, seconds: float, warmup: float, pin: int) -> None:
         return {"seconds": el, "messages": n1 - n0, "msg_s": (n1 - n0) / el,
                 "cpu_pct": 100 * ((c1.user + c1.system) - (c0.user + c0.system)) / el}
 
-    print("RESULT " + json.dumps(asyncio.run(main())), flush=True)
+    print("RESULT " + json.dumps(run_loop(main(), loop_kind())), flush=True)
+
+
+def loop_kind() -> str:
+    """The event loop both sides run on: ``--event-loop`` (``BENCH_EVENT_LOOP``), else the
+    capture's default (``capture.event_loop``)."""
+    kind = os.environ.get("BENCH_EVENT_LOOP")
+    if kind:
+        return kind
+    try:
+        from ofi_cvd_harvest.settings import load_settings
+        return load_settings(env={}).event_loop
+    except AttributeError:       # code from before the setting: asyncio's loop
+        return "asyncio"
+
+
+def run_loop(main, kind: str):
+    """``asyncio.run`` on ``kind``'s loop, the product's way (capture/eventloop.py)."""
+    try:
+        from ofi_cvd_harvest.capture.eventloop import run
+    except ImportError:          # code from before the setting
+        if kind != "asyncio":
+            raise SystemExit(f"this checkout has no capture.event_loop; cannot run {kind}")
+        return asyncio.run(main)
+    return run(main, kind)
 
 
 def msg_per_cpu_s(res: dict) -> float:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ..settings import check_value, load_settings
+from . import eventloop
 from ..storage.objectstore import data_root
 
 
@@ -128,4 +129,4 @@ def run(args: argparse.Namespace) -> int:
     # our own process: park start-up objects (modules, settings) outside the cyclic GC so its
     # full collections during a 72 h run only scan what the capture itself allocates
     gc.freeze()
-    return asyncio.run(main())
+    return eventloop.run(main(), settings.event_loop)

@@ -27,6 +27,7 @@ from ..protocol.streams import MARKET, PUBLIC, agg_trade_stream, plan_connection
 from ..protocol.tradegaps import DUPLICATE
 from ..exchange.rest import RestClient
 from ..exchange.ws import WsFeed
+from . import eventloop
 from .book_partial import PartialBook
 from .bookhandler import BookHandler, make_book_handler
 from .buffers import Batch, RawBuffers
@@ -46,8 +47,7 @@ from .status import StatusReporter
 from .summary import CaptureSummary, SymbolSummary, summarise
 from .symstate import SymState, now_ms as _now_ms
 
-__all__ = ["Capture", "CaptureError", "CaptureSummary", "SymbolSummary", "run_capture",
-           "run_capture_sync"]
+__all__ = ["Capture", "CaptureError", "CaptureSummary", "SymbolSummary", "run_capture", "run_capture_sync"]
 
 Settings = settings_mod.Settings
 
@@ -497,4 +497,4 @@ def run_capture_sync(settings: Settings, *, run_seconds: float | None = None,
             if bridge is not None:
                 bridge.cancel()
 
-    return asyncio.run(main())
+    return eventloop.run(main(), settings.event_loop)
