@@ -80,7 +80,8 @@ def bare(n: int, ws: str, warmup: float, seconds: float) -> dict:
         await asyncio.wait(tasks, timeout=5)
         return out
 
-    return asyncio.run(main())
+    from universe_harness import loop_kind, run_loop   # the capture's loop, both sides
+    return run_loop(main(), loop_kind())
 
 
 def capture(n: int, ws: str, warmup: float, seconds: float) -> dict:
@@ -113,7 +114,8 @@ def capture(n: int, ws: str, warmup: float, seconds: float) -> dict:
         return out
 
     try:
-        out = asyncio.run(main())
+        from universe_harness import loop_kind, run_loop
+        out = run_loop(main(), loop_kind())
         import pyarrow.parquet as pq
         rows = {"agg_trade": 0, "book": 0}
         for f in (tmp / "data" / "raw").rglob("*.parquet"):

@@ -283,7 +283,8 @@ def consume(kind: str, ws: str, rest: str, warmup: float, seconds: float, rotate
             tasks = [asyncio.create_task(f.run(stop)) for f in feeds]
             await _window(lambda: n[0], warmup, seconds, out, stop)
             await asyncio.wait(tasks, timeout=5)
-        asyncio.run(main())
+        from universe_harness import loop_kind, run_loop   # the capture's loop, both sides
+        run_loop(main(), loop_kind())
     else:
         from ofi_cvd_harvest.capture.runner import Capture
         from ofi_cvd_harvest.settings import load_settings
@@ -314,7 +315,8 @@ def consume(kind: str, ws: str, rest: str, warmup: float, seconds: float, rotate
             out["book_gaps"] = sum(x.book_gaps for x in summ.symbols.values())
             out["files"] = summ.files_written
             out["errors"] = summ.errors
-        asyncio.run(main())
+        from universe_harness import loop_kind, run_loop   # the capture's loop, both sides
+        run_loop(main(), loop_kind())
         import pyarrow.parquet as pq
         rows = {"agg_trade": 0, "book": 0}
         nbytes = 0

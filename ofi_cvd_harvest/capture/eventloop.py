@@ -24,3 +24,8 @@ def run(main: Coroutine[Any, Any, T], kind: str) -> T:
     if kind != "asyncio":
         raise ValueError(f"capture.event_loop: {kind!r} is not one of {', '.join(LOOPS)}")
     return asyncio.run(main)
+
+
+def running() -> str:
+    """The running loop's family, ``uvloop`` or ``asyncio`` (recorded in ``capture_start``)."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]

@@ -352,9 +352,9 @@ class Capture:
                           ",".join(cfg.symbols), run_seconds, cfg.ws_base_url, cfg.rest_base_url,
                           cfg.data_dir)
             stale = clean_stale_tmp(self.storage, cfg.artifacts_dir, self.log)
-            self.ops.emit("capture_start", {"symbols": [*cfg.symbols], "run_seconds": run_seconds,
-                                            "book_source": cfg.book_source,
-                                            "stale_tmp_removed": sum(stale.values())})
+            self.ops.emit("capture_start", {
+                "symbols": [*cfg.symbols], "run_seconds": run_seconds, "book_source": cfg.book_source,
+                "event_loop": eventloop.running(), "stale_tmp_removed": sum(stale.values())})
             # every series from the first second, before recovery can count anything
             metrics.init_capture(cfg.symbols, (MARKET, PUBLIC), FRAME_ERROR_KINDS)
             self.exporter.start_server()
