@@ -93,7 +93,7 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=20.0)
     ap.add_argument("--bare-seconds", type=float, default=30.0)
     for side in "ab":
-        ap.add_argument(f"--{side}-loop", choices=("uvloop", "asyncio"), default="uvloop")
+        ap.add_argument(f"--{side}-loop", choices=("asyncio", "uvloop"), default="asyncio")
         ap.add_argument(f"--{side}-path", help="another checkout, first on PYTHONPATH")
     args = ap.parse_args()
     label = {k: f"{getattr(args, k.lower() + '_loop')}"

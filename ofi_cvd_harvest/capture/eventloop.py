@@ -1,10 +1,10 @@
-"""The capture's event loop: uvloop (the default) or the standard library's asyncio loop.
+"""The capture's event loop: the standard library's asyncio loop (the default) or uvloop.
 
-Why: at 300 symbols the loop's own work — epoll, socket transports, a future per received
-frame — is about a fifth of the capture's CPU. uvloop does that work in C on libuv; measured
-side by side at 300 symbols it cut the capture's CPU by about a tenth (docs/performance.md
-§12). The choice is the ``capture.event_loop`` setting, so a platform without uvloop (or a
-suspected loop bug) can go back to asyncio's own loop without a code change.
+Why a choice: at 300 symbols the loop's own work (epoll, socket transports, a future per
+received frame) is a visible part of the capture's CPU, and uvloop does it in C on libuv. Measured
+with both loops side by side on one simulator (``benchmarks/bench_pair.py``), uvloop saved only
+~2 % of the capture's CPU (docs/performance.md §12), too little to make it the default or a
+required package: it is the ``uvloop`` extra, chosen with ``capture.event_loop = uvloop``.
 """
 
 from __future__ import annotations
@@ -12,17 +12,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Coroutine, TypeVar
 
+from ..settings.kinds import SettingsError
+from ..settings.table import LOOPS
+
 T = TypeVar("T")
-LOOPS = ("uvloop", "asyncio")    # the setting's choices (settings/table.py)
+MISSING = "capture.event_loop = uvloop needs uvloop: pip install -e '.[uvloop]'"
 
 
 def run(main: Coroutine[Any, Any, T], kind: str) -> T:
     """``asyncio.run(main)`` on the loop ``kind`` names."""
     if kind == "uvloop":
-        import uvloop   # only the capture's process needs it
+        try:
+            import uvloop
+        except ImportError:
+            main.close()
+            raise SettingsError(MISSING) from None
         return uvloop.run(main)
     if kind != "asyncio":
-        raise ValueError(f"capture.event_loop: {kind!r} is not one of {', '.join(LOOPS)}")
+        main.close()
+        raise SettingsError(f"capture.event_loop: {kind!r} is not one of {', '.join(LOOPS)}")
     return asyncio.run(main)
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..capture.eventloop import LOOPS
 from ..protocol.vocabulary import PARTIAL_LEVELS
 from .kinds import (Choice, DataRootKind, Day, Flag, Float, Groups, Int, Kind, LeaseUrl, Name,
                     Names, Numbers, PathKind, Symbols, Text)
@@ -26,6 +25,7 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 
 SECONDS = Float(gt=0)          # an interval, back-off or time-out: zero or negative is a typo
+LOOPS = ("asyncio", "uvloop")   # capture.event_loop (capture/eventloop.py)
 DEDUP_MAX = 1 << 20            # 8 B per remembered id per symbol: 8 MiB each (capture/dedup.py)
 
 
@@ -81,7 +81,7 @@ TABLE: tuple[Setting, ...] = (
     S("reliability.segment_flush_sec", Float(gt=0, le=60), 1.0, "crash-safe on-disk segment flush interval (s)"),
     S("reliability.spool_max_mb", Int(ge=1, le=1 << 24), 4096, "lake on s3://: raw files waiting on local disk for the store (MB); beyond this new files are refused like on a full disk", "SPOOL_MAX_MB"),
     S("capture.universe", Choice(("symbols", "shards")), "symbols", "what capture_sensor keeps captured: `symbols` (SYMBOLS, or capture.symbol_groups) or `shards` (every TRADING perpetual, cut into capture.shards; docs/deploy.md)", "CAPTURE_UNIVERSE", attr="capture_universe"),
-    S("capture.event_loop", Choice(LOOPS), "uvloop", "the capture's event loop: `uvloop` (libuv, in C: about a tenth less CPU at 300 symbols; docs/performance.md §12) or `asyncio` (the standard library's)", "CAPTURE_EVENT_LOOP", attr="event_loop"),
+    S("capture.event_loop", Choice(LOOPS), "asyncio", "the capture's event loop: `asyncio` (the standard library's) or `uvloop` (libuv; the `uvloop` extra; measured ~2 % less capture CPU at 300 symbols, docs/performance.md §12)", "CAPTURE_EVENT_LOOP", attr="event_loop"),
     S("capture.symbol_groups", Groups(), (), "symbols mode: one capture run per group, e.g. `BTCUSDT,ETHUSDT;SOLUSDT` (empty: one group of every symbol)", "CAPTURE_SYMBOL_GROUPS", attr="symbol_groups"),
     S("capture.shards", Int(ge=1, le=1000), 1, "shards mode: shards balanced by 24 h quote volume (more when the universe needs them to stay within max_streams_per_connection)", "CAPTURE_SHARDS", attr="capture_shards"),
     S("capture.host_queues", Names(), (), "shards mode: Celery queues (`dagster-celery/queue` tag) the shards go to, round-robin (empty: no queue tag)", "CAPTURE_HOST_QUEUES", attr="host_queues"),

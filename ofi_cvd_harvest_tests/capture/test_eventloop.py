@@ -26,16 +26,22 @@ async def _loop_class() -> str:
 def test_run_uses_the_named_loop():
     assert eventloop.run(_loop_class(), "uvloop").startswith("uvloop")
     assert eventloop.run(_loop_class(), "asyncio").startswith("asyncio.")
-    coro = _loop_class()
-    with pytest.raises(ValueError, match="uvlop"):
-        eventloop.run(coro, "uvlop")
-    coro.close()
+    with pytest.raises(SettingsError, match="uvlop"):
+        eventloop.run(_loop_class(), "uvlop")
 
 
 def test_a_misspelt_loop_is_refused_by_name():
     with pytest.raises(SettingsError, match="CAPTURE_EVENT_LOOP.*uvlop"):
         load_settings(env={"CAPTURE_EVENT_LOOP": "uvlop"})
-    assert load_settings(env={}).event_loop == "uvloop"
+    assert load_settings(env={}).event_loop == "asyncio"
+    assert load_settings(env={"CAPTURE_EVENT_LOOP": "uvloop"}).event_loop == "uvloop"
+
+
+def test_uvloop_missing_is_one_clear_line(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "uvloop", None)   # as if not installed
+    with pytest.raises(SettingsError, match=r"pip install -e '\.\[uvloop\]'"):
+        eventloop.run(_loop_class(), "uvloop")
 
 
 @pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
