@@ -123,7 +123,7 @@ def _gathered(parts: dict[Key, _Staged], group: list[Key]) -> Iterator[Batch]:
     gathered = (chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)).take(idx)
     del chunks, tables
     at = 0
-    for key in group:
+    for key in group:   # popped one at a time: freed in small pieces, the loop keeps the GIL
         st = parts.pop(key)
         stream, date, sym = key
         n = sum(r for _, _, r in st.spans)
