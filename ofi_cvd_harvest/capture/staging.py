@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .buffers import Batch, Span
 
@@ -71,7 +72,8 @@ class StagingArea:
         return _batches(parts)
 
 
-GROUP_ROWS = 1 << 16   # rows gathered per take at rotation: bounds the copy held at once
+GROUP_ROWS = 1 << 14   # rows gathered at once at rotation: bounds the copies held (~7 MB of book)
+_POOL = pa.system_memory_pool()   # glibc's heap, which trim_heap returns after each rotation
 
 
 def _batches(parts: dict[Key, _Staged]) -> Iterator[Batch]:
@@ -81,9 +83,11 @@ def _batches(parts: dict[Key, _Staged]) -> Iterator[Batch]:
     Why gathered: slicing every hand-over table per partition and concatenating the slices
     (36,000 ``Table.slice`` calls a minute at 300 symbols, ~10 µs each) made 60-chunk tables,
     and Parquet writes a 60-chunk table ~1.6x slower than one chunk. Now a run of consecutive
-    partitions of one stream (up to ``GROUP_ROWS`` rows) is one ``take`` over its hand-over
-    tables, and each partition is a zero-copy slice of that (docs/performance.md §12). The rows
-    and their order are unchanged; only the chunking (and so the Parquet pages) differ."""
+    partitions of one stream (up to ``GROUP_ROWS`` rows) is gathered with one ``take`` per
+    hand-over table and one to put the rows in order, and each partition is a zero-copy slice
+    of that (docs/performance.md §12). The rows and their order are unchanged; only the
+    chunking (and so the Parquet pages) differ. Nothing takes from the concatenated minute:
+    Arrow would first concatenate whole columns (+90 MB at 300 symbols, measured)."""
     keys = list(parts)
     i = 0
     while i < len(keys):
@@ -104,24 +108,36 @@ def _group(parts: dict[Key, _Staged], keys: list[Key], i: int) -> list[Key]:
     return group
 
 
+def _ranges(starts: list[int], lens: list[int]) -> np.ndarray:
+    """The indices of every range [start, start + len), in order, as one array."""
+    s = np.asarray(starts, np.int64)
+    n = np.asarray(lens, np.int64)
+    first = np.cumsum(n) - n          # where each range starts in the output
+    return np.repeat(s - first, n) + np.arange(int(n.sum()), dtype=np.int64)
+
+
 def _gathered(parts: dict[Key, _Staged], group: list[Key]) -> Iterator[Batch]:
-    tables: dict[int, int] = {}       # id(hand-over table) -> its first row in ``chunks``
-    chunks: list[pa.Table] = []
-    base = 0
+    # per hand-over table, the ranges this group needs: (where they go, offset, rows)
+    need: dict[int, tuple[pa.Table, list[int], list[int], list[int]]] = {}
+    total = 0
     for key in group:
-        for t, _, _ in parts[key].spans:
-            if id(t) not in tables:
-                tables[id(t)] = base
-                chunks.append(t)
-                base += t.num_rows
-    ranges = [(tables[id(t)] + off, n) for key in group for t, off, n in parts[key].spans]
-    starts = np.fromiter((a for a, _ in ranges), np.int64, len(ranges))
-    lens = np.fromiter((n for _, n in ranges), np.int64, len(ranges))
-    # row indices of every range, in order: output row p of range k is starts[k] + p - first[k]
-    first = np.cumsum(lens) - lens
-    idx = np.repeat(starts - first, lens) + np.arange(int(lens.sum()), dtype=np.int64)
-    gathered = (chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)).take(idx)
-    del chunks, tables
+        for t, off, n in parts[key].spans:
+            e = need.get(id(t))
+            if e is None:
+                e = need[id(t)] = (t, [], [], [])
+            e[1].append(total)
+            e[2].append(off)
+            e[3].append(n)
+            total += n
+    pieces, dest = [], []
+    for t, outs, offs, lens in need.values():
+        pieces.append(pc.take(t, _ranges(offs, lens), memory_pool=_POOL))
+        dest.append(_ranges(outs, lens))
+    del need
+    order = np.empty(total, np.int64)
+    order[np.concatenate(dest)] = np.arange(total, dtype=np.int64)
+    gathered = pc.take(pa.concat_tables(pieces), order, memory_pool=_POOL)
+    del pieces, dest, order
     at = 0
     for key in group:   # popped one at a time: freed in small pieces, the loop keeps the GIL
         st = parts.pop(key)
