@@ -7,8 +7,9 @@ Processes: the simulator (seeded synthetic market: BTCUSDT, ETHUSDT + 298 synthe
 ``Capture.run`` runs in this benchmark's child process with these harness hooks (no product
 code changed):
 
-* receipt -> buffered (about 400 messages a second are timed -- the first trade and the first
-  book frame after each 5 ms lag probe -- and the others run with no harness code at all, so the harness costs the
+* receipt -> buffered (about 160 messages a second are timed -- the first trade after each 5 ms
+  lag probe, ~150/s, and the first book frame after one, ~10/s as book frames come in 100 ms
+  bursts -- and the others run with no harness code at all, so the harness costs the
   capture's CPU figure nothing measurable): time from entering the capture's message handler (right after the
   WebSocket ``recv`` returned, which is where ``recv_ts_ms`` is stamped) until the row is in
   the columnar buffer -- for trades the synchronous hot path, for book rows including the
@@ -99,7 +100,7 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
 
     # Sampling without a per-message cost: the timing wrappers are installed for one message
     # at a time. A timed message takes them out again; the 5 ms lag probe puts them back, so
-    # about 400 messages a second are timed and nearly every other one runs the product's own
+    # about 160 messages a second are timed and nearly every other one runs the product's own
     # callbacks with no harness frame at all (wrapping every message cost the capture ~6 us
     # each, timing 1 in 8 still ~2 us: charged to its CPU figure).
     sampled = [False]   # the message being handled is a timed one
