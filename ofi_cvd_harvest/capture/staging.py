@@ -26,10 +26,11 @@ Key = tuple[str, str, str]   # (stream, date, symbol)
 
 class _Staged:
     """One partition's staged rows: spans of hand-over tables, in arrival order."""
-    __slots__ = ("spans", "first_recv_ms", "trade_ids", "segment_paths")
+    __slots__ = ("spans", "rows", "first_recv_ms", "trade_ids", "segment_paths")
 
     def __init__(self, first_recv_ms: int) -> None:
         self.spans: list[tuple[pa.Table, int, int]] = []
+        self.rows = 0                 # the spans' rows, summed as they arrive
         self.first_recv_ms = first_recv_ms
         self.trade_ids: list[int] = []
         self.segment_paths: list[str] = []
@@ -47,6 +48,7 @@ class StagingArea:
         elif span.first_recv_ms < st.first_recv_ms:
             st.first_recv_ms = span.first_recv_ms
         st.spans.append((span.table, span.offset, span.rows))
+        st.rows += span.rows
         st.trade_ids.extend(span.trade_ids)
         if segment_path is not None and segment_path not in st.segment_paths:
             st.segment_paths.append(segment_path)
@@ -55,7 +57,7 @@ class StagingArea:
         return len(self._parts)
 
     def rows(self) -> int:
-        return sum(n for st in self._parts.values() for _, _, n in st.spans)
+        return sum(st.rows for st in self._parts.values())
 
     def trade_ids(self) -> Iterator[tuple[str, list[int]]]:
         """(symbol, staged trade ids) per trade partition (for the checkpoint)."""
@@ -100,7 +102,7 @@ def _group(parts: dict[Key, _Staged], keys: list[Key], i: int) -> list[Key]:
     """Consecutive keys of one stream (so one schema) from ``i``, up to GROUP_ROWS rows."""
     stream, rows, group = keys[i][0], 0, []
     for key in keys[i:]:
-        n = sum(r for _, _, r in parts[key].spans)
+        n = parts[key].rows
         if group and (key[0] != stream or rows + n > GROUP_ROWS):
             break
         group.append(key)
@@ -142,7 +144,7 @@ def _gathered(parts: dict[Key, _Staged], group: list[Key]) -> Iterator[Batch]:
     for key in group:   # popped one at a time: freed in small pieces, the loop keeps the GIL
         st = parts.pop(key)
         stream, date, sym = key
-        n = sum(r for _, _, r in st.spans)
+        n = st.rows
         batch = Batch(stream, date, sym, gathered.slice(at, n), st.first_recv_ms, st.trade_ids,
                       segment_paths=sorted(st.segment_paths))
         at += n
