@@ -23,10 +23,11 @@ import random
 import time
 from typing import Callable
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..monitoring import metrics
+from .direct import DirectConnection
 
 _conn_ids = itertools.count(1)
 
@@ -86,7 +87,7 @@ class WsFeed:
             t += ((opened - t) // period + 1) * period
         return t
 
-    async def _open(self, stop: asyncio.Event, first_attempt: int = 0) -> ClientConnection | None:
+    async def _open(self, stop: asyncio.Event, first_attempt: int = 0) -> DirectConnection | None:
         attempt = first_attempt
         while not stop.is_set():
             try:
@@ -94,7 +95,7 @@ class WsFeed:
                                      ping_timeout=self.heartbeat_timeout,
                                      open_timeout=self.open_timeout, close_timeout=2,
                                      max_size=2 ** 22, max_queue=4096, compression=None,
-                                     proxy=None)
+                                     proxy=None, create_connection=DirectConnection)
             except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI,
                     ConnectionClosed) as exc:
                 self.connect_failures += 1
@@ -109,32 +110,34 @@ class WsFeed:
                     pass
         return None
 
-    async def _read(self, ws: ClientConnection, conn_id: int, first: asyncio.Event) -> str:
-        """Deliver messages until the connection ends; returns the reason."""
-        last = [time.monotonic()]
-
+    async def _read(self, ws: DirectConnection, conn_id: int, first: asyncio.Event) -> str:
+        """Deliver messages until the connection ends; returns the reason. The connection
+        calls the handler itself, as each frame is parsed (:mod:`.direct`)."""
         async def watchdog() -> None:
             while True:
                 await asyncio.sleep(min(1.0, self.heartbeat_timeout / 4))
-                if time.monotonic() - last[0] > self.heartbeat_timeout:
+                if time.monotonic() - ws.last_message > self.heartbeat_timeout:
                     self.log.warning("ws %s conn %d: no data for %.1fs, closing", self.endpoint,
                                      conn_id, self.heartbeat_timeout)
                     ws.transport.abort()
                     return
 
-        dog = asyncio.create_task(watchdog())
         on_message = self.on_message
+
+        def on_first(raw: bytes, recv_ms: int, cid: int) -> None:
+            first.set()
+            ws.deliver = on_message
+            on_message(raw, recv_ms, cid)
+
+        dog = asyncio.create_task(watchdog())
         try:
-            while True:
-                raw = await ws.recv(decode=False)
-                now_ns = time.time_ns()
-                last[0] = time.monotonic()
-                if not first.is_set():
-                    first.set()
-                on_message(raw if isinstance(raw, bytes) else raw.encode(), now_ns // 1_000_000,
-                           conn_id)
+            ws.start(on_first, conn_id)
+            while True:                # recv() returns no message: it waits for the end
+                await ws.recv(decode=False)
         except ConnectionClosed as exc:
-            if time.monotonic() - last[0] > self.heartbeat_timeout:
+            if ws.handler_error is not None:
+                raise ws.handler_error from None
+            if time.monotonic() - ws.last_message > self.heartbeat_timeout:
                 return "stall"
             return f"closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
         finally:
@@ -209,7 +212,7 @@ class WsFeed:
                 ws, conn_id, reader, first = new_ws, new_id, new_reader, new_first
                 opened = time.monotonic()
 
-    async def _close(self, ws: ClientConnection, reader: asyncio.Task) -> None:
+    async def _close(self, ws: DirectConnection, reader: asyncio.Task) -> None:
         try:
             await asyncio.wait_for(ws.close(), 3)
         except (asyncio.TimeoutError, OSError):
