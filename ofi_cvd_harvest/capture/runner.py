@@ -325,7 +325,7 @@ class Capture:
             if self.live_cvd is not None and now >= next_cvd:
                 next_cvd = now + 5.0
                 try:
-                    self.live_cvd.update_gauges()
+                    await self.live_cvd.tick()     # staged trades in slices, then gauges
                 except Exception as exc:
                     self.log.warning("live CVD update failed: %s", exc)
 

@@ -39,13 +39,14 @@ from other threads consistent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..settings import Settings
 from ..signals.cvdstream import DAY_MS, CvdStream  # noqa: F401 (DAY_MS re-exported)
@@ -61,6 +62,7 @@ _MAX_TS = 1 << 62       # an event time the chunk form's int64 arrays hold
 STAGE_ROWS = 4096       # a symbol's staged trades go through the engine at this many ...
 CHUNK_ROWS = 256        # ... in numpy from this many (fewer: row by row; the measured crossover
 MAX_CHUNK = 4096        # is ~220) in chunks of at most this many; docs/performance.md §7
+FLUSH_SLICE_ROWS = 256  # the gauge tick's flush pauses for the loop after about this many
 SIGNAL_TYPES = ("cvd_extreme", "divergence_bullish", "divergence_bearish")
 
 
@@ -132,7 +134,7 @@ class LiveCvd:
     def __init__(self, settings: Settings, *, report_sec: float = 300.0, bucket_sec: float = 10.0,
                  recompute_sec: float = 10.0, clock: Callable[[], float] = time.monotonic,
                  z_symbols: tuple[str, ...] | None = None, stage_rows: int = STAGE_ROWS,
-                 chunk_rows: int = CHUNK_ROWS, quiet_rows: int = 1):
+                 chunk_rows: int = CHUNK_ROWS, quiet_rows: int | None = None):
         n = report_sec / bucket_sec if bucket_sec > 0 else 0
         if report_sec <= 0 or bucket_sec <= 0 or n != int(n) or recompute_sec < 0:
             raise ValueError("LiveCvd: report_sec > 0 and a whole number of bucket_sec > 0 "
@@ -144,7 +146,8 @@ class LiveCvd:
         self.recompute_sec = float(recompute_sec)
         self.stage_rows = max(1, int(stage_rows))
         self.chunk_rows = max(2, int(chunk_rows))
-        self.quiet_rows = max(1, int(quiet_rows))
+        self.quiet_rows = max(1, int(settings.live_quiet_rows if quiet_rows is None
+                                     else quiet_rows))
         self.z_symbols = frozenset(settings.live_z_symbols if z_symbols is None else z_symbols)
         self._clock = clock
         self._lock = threading.Lock()
@@ -213,7 +216,8 @@ class LiveCvd:
         (docs/monitoring.md "CVD scale metrics and live signal events"). A quiet symbol — a
         new one, or one with fewer than ``chunk_rows`` trades between the last two gauge
         ticks — is not staged (its trades go through at once, row by row) until it has
-        ``chunk_rows`` trades since the last tick; with ``quiet_rows`` > 1 (off by default) a
+        ``chunk_rows`` trades since the last tick; with ``quiet_rows`` > 1 (the setting
+        ``monitoring.live_quiet_rows``, 16 by default; 1 = off) a
         quiet symbol's trades are staged too and go through row by row, one symbol at a time,
         at ``quiet_rows`` staged and at the tick (docs/performance.md §7: ~⅓ less CPU at 300
         quiet symbols, for a burst at the tick). Without ``price`` the
@@ -360,11 +364,40 @@ class LiveCvd:
                     out[sym] = CvdStats(math.nan, math.nan, 0, st.trades)
         return out
 
+    def _due(self, now: float) -> bool:
+        return self._last_compute is None or now - self._last_compute >= self.recompute_sec
+
+    def flush_steps(self, budget_rows: int = FLUSH_SLICE_ROWS) -> Iterator[None]:
+        """Run every symbol's staged trades through the engine, a symbol at a time, pausing
+        (``yield``) after each ~``budget_rows`` trades. Why: with ``quiet_rows`` staging, the
+        gauge tick held up to ``quiet_rows - 1`` trades of every quiet symbol -- at 300
+        symbols ~2,000 trades, 13-21 ms run at once, a stall of the capture's loop every
+        10 s (docs/performance.md §7); in slices the loop reads frames in between."""
+        done = 0
+        for st in list(self._syms.values()):
+            n = len(st.bp)
+            if n:
+                with self._lock:
+                    self._flush(st)
+                done += n
+                if done >= budget_rows:
+                    done = 0
+                    yield
+
+    async def tick(self) -> None:
+        """The capture's gauge tick: the staged trades in slices between the loop's other
+        work (:meth:`flush_steps`), then :meth:`update_gauges` (which flushes what arrived
+        meanwhile)."""
+        if self._due(self._clock()):
+            for _ in self.flush_steps():
+                await asyncio.sleep(0)
+        self.update_gauges()
+
     def update_gauges(self, force: bool = False) -> dict[str, CvdStats]:
         """Set the gauges of every symbol if ``recompute_sec`` has passed since the last time
         (or ``force``); returns the latest stats."""
         now = self._clock()
-        if not (force or self._last_compute is None or now - self._last_compute >= self.recompute_sec):
+        if not (force or self._due(now)):
             return self.stats
         self._last_compute = now
         stats = self.compute(_tick=True)

@@ -158,7 +158,7 @@ def test_staged_trades_count_at_the_flush_not_before():
     docs/monitoring.md states."""
     s = event_settings()
     ts, qty, ibm = synthetic_trades(300, 10, seed=27)
-    live = LiveCvd(s, stage_rows=500, recompute_sec=0)
+    live = LiveCvd(s, stage_rows=500, recompute_sec=0, quiet_rows=1)   # direct mode on
     feed(live, "STAGEUSDT", ts[:255], qty[:255], ibm[:255])
     st = live._syms["STAGEUSDT"]
     assert st.trades == 255 and st.direct and not st.bp                  # direct: at once
@@ -194,7 +194,7 @@ def test_quiet_symbols_go_direct_busy_ones_stay_staged_and_both_equal_per_row():
     s = event_settings()
     now = [0.0]
     ref = LiveCvd(s, stage_rows=1)
-    live = LiveCvd(s, clock=lambda: now[0], recompute_sec=10)
+    live = LiveCvd(s, clock=lambda: now[0], recompute_sec=10, quiet_rows=1)   # direct mode on
     busy = synthetic_trades(120, 60, seed=29)
     quiet = synthetic_trades(120, 1, seed=30)
     rows = sorted([("TICKBUSY", *r) for r in zip(*(a.tolist() for a in busy))]
