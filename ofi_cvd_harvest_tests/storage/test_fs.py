@@ -53,6 +53,10 @@ def test_files_carry_the_write_options(tmp_path):
     opts = parquet_options(SCHEMA, compression="lz4")
     assert opts["compression"] == "lz4" and opts["write_page_checksum"] is True
     assert opts["use_dictionary"] == ["qty", "side"]
+    opts["use_dictionary"].append("ts")                     # a caller's copy, not the cache's
+    opts["column_encoding"]["qty"] = "PLAIN"
+    again = parquet_options(SCHEMA)
+    assert again["use_dictionary"] == ["qty", "side"] and "qty" not in again["column_encoding"]
 
 
 def test_a_failed_rename_leaves_neither_temp_nor_final(tmp_path):
