@@ -1,11 +1,11 @@
 """A websockets client connection that hands each data message to a callback as it is parsed.
 
 Why: websockets' asyncio connection queues every parsed message (its ``Assembler``), wakes
-the reader task, and the reader takes it out again with ``await recv()`` -- a future, a task
-step and an extra event-loop iteration per batch of frames, for a consumer that does nothing
-but call a synchronous handler. At 300 symbols (5,400 messages a second) that hand-off cost
-more than the whole trade path of the capture (docs/performance.md §13). Here the frame
-parsed inside ``data_received`` goes straight to ``deliver(raw, recv_ms, conn_id)``: same bytes, same
+the reader task, and the reader takes it out again with ``await recv()`` -- per message a
+queue round trip, a future and a task step, and one more event-loop iteration per TCP read,
+for a consumer that only calls a synchronous handler. At 300 symbols that hand-off was ~5 %
+of the capture's CPU (docs/performance.md §13). Here a frame parsed inside
+``data_received`` goes straight to ``deliver(raw, recv_ms, conn_id)``: same bytes, same
 order, one receipt time per TCP read (all its frames arrived together).
 
 Everything else stays websockets': the handshake, pings and pongs, keep-alive, the closing
@@ -13,10 +13,10 @@ handshake, ``max_size`` (also over the fragments of one message). A fragmented m
 joined here and delivered when its last fragment arrives, so order is kept without the
 queue; what arrives between the handshake and :meth:`DirectConnection.start` (before the
 reader knows the connection's id) is held and delivered first. ``recv()`` then never
-returns a message; the reader only awaits it to learn that the connection ended (:class:`~websockets.exceptions.ConnectionClosed`). Should ``deliver``
-raise (a bug: the capture's handler guards every frame), the connection is aborted and the
-error kept in ``handler_error`` for the reader to re-raise, as it did when it called the
-handler itself.
+returns a message; the reader only awaits it to learn that the connection ended
+(:class:`~websockets.exceptions.ConnectionClosed`). Should ``deliver`` raise (a bug: the
+capture's handler guards every frame), the connection is aborted and the error kept in
+``handler_error`` for the reader to re-raise, as it did when it called the handler itself.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class DirectConnection(ClientConnection):
             return
         self.last_message = self._now
         deliver = self.deliver
-        if deliver is not None:
+        if deliver is not None:          # (inline, not _call: once per message)
             try:
                 deliver(raw, self._recv_ms, self.conn_id)
             except Exception as exc:
