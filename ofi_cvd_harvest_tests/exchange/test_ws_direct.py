@@ -108,3 +108,27 @@ def test_a_stalled_stream_is_closed_although_pings_and_pongs_keep_flowing():
     closes = [reason for kind, _, reason in events if kind == "close"]
     assert closes and closes[0] == "stall", events
     assert got[:2] == [b"only", b"only"]             # reopened: the server sends again
+
+
+def test_a_fragmented_message_over_max_size_is_refused_whole_and_the_feed_reconnects():
+    """5 MiB in five fragments (the feed's max_size is 4 MiB): websockets fails the
+    connection (it sends 1009); no part of the message reaches the handler, and the next
+    connection's messages do."""
+    got: list[bytes] = []
+    served = 0
+
+    async def handler(ws):
+        nonlocal served
+        served += 1
+        if served == 1:
+            await ws.send("before")
+            await ws.send(["x" * 2**20] * 5)
+        else:
+            await ws.send("after")
+        await ws.wait_closed()
+
+    events = asyncio.run(_run(handler, lambda raw, ms, cid: got.append(raw),
+                              until=lambda: b"after" in got))
+    assert got == [b"before", b"after"]
+    closes = [reason for kind, _, reason in events if kind == "close"]
+    assert closes[0].startswith("closed"), events
