@@ -10,8 +10,9 @@ code changed):
 * receipt -> buffered (about 160 messages a second are timed -- the first trade after each 5 ms
   lag probe, ~150/s, and the first book frame after one, ~10/s as book frames come in 100 ms
   bursts -- and the others run with no harness code at all, so the harness costs the
-  capture's CPU figure nothing measurable): time from entering the capture's message handler (right after the
-  WebSocket ``recv`` returned, which is where ``recv_ts_ms`` is stamped) until the row is in
+  capture's CPU figure nothing measurable): time from entering the capture's message handler
+  (right after websockets parsed the frame, inside the TCP read: exchange/direct.py) until
+  the row is in
   the columnar buffer -- for trades the synchronous hot path, for book rows including the
   wait in the book queue and the BookHandler;
 * event-loop lag: a 5 ms ticker's overshoot, i.e. how long any frame can wait in the socket

@@ -215,12 +215,11 @@ class LiveCvd:
         when the symbol has ``stage_rows`` staged, or at the next ``compute``/``update_gauges``
         (docs/monitoring.md "CVD scale metrics and live signal events"). A quiet symbol — a
         new one, or one with fewer than ``chunk_rows`` trades between the last two gauge
-        ticks — is not staged (its trades go through at once, row by row) until it has
-        ``chunk_rows`` trades since the last tick; with ``quiet_rows`` > 1 (the setting
-        ``monitoring.live_quiet_rows``, 16 by default; 1 = off) a
-        quiet symbol's trades are staged too and go through row by row, one symbol at a time,
-        at ``quiet_rows`` staged and at the tick (docs/performance.md §7: ~⅓ less CPU at 300
-        quiet symbols, for a burst at the tick). Without ``price`` the
+        ticks — goes row by row, one symbol at a time, at ``quiet_rows`` staged (the setting
+        ``monitoring.live_quiet_rows``, 16 by default) and at the tick (:meth:`tick`, in
+        slices), until it has ``chunk_rows`` trades since the last tick; with ``quiet_rows``
+        = 1 its trades go through at once (docs/performance.md §7 and §13: staged ~⅓ less CPU at 300
+        quiet symbols). Without ``price`` the
         divergence machines are not fed. A non-finite or negative quantity or event time is
         skipped (it would poison the symbol's state for good), and nothing raises into the
         capture.
