@@ -114,15 +114,16 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
         if not want:
             disarm()
         sampled[0] = True
+        wrap_adds()
         t = cur[0] = pc()
         orig_on_message(raw, recv_ms, conn_id, endpoint, symbols, *rest)
+        v = (pc() - t) / 1000
         sampled[0] = False
+        unwrap_adds()
         if endpoint == "market":
-            v = (pc() - t) / 1000
             H["trade"].add(v)
             I["trade"].add(v)
         elif book_sync:   # partial depth buffered inside the handler (no book queue)
-            v = (pc() - t) / 1000
             H["book"].add(v)
             I["book"].add(v)
 
@@ -159,14 +160,21 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
     def arm():
         want.update(("market", "public"))
         cap._on_message = on_message
+
+    def disarm():   # back to the product's own bound method (instance attribute removed)
+        cap.__dict__.pop("_on_message", None)
+
+    # the buffer wrappers only around the timed message itself: while armed, every other
+    # message passes the on_message wrapper only (add_trade wrapped for all of them was one
+    # more harness call per trade, charged to the capture's CPU figure)
+    def wrap_adds():
         cap.buffers.add_trade = add_trade
         if orig_add_rows is not None:
             cap._add_book_rows = add_book_rows
 
-    def disarm():   # back to the product's own bound methods (instance attributes removed)
-        for obj, name in ((cap, "_on_message"), (cap.buffers, "add_trade"),
-                          (cap, "_add_book_rows")):
-            obj.__dict__.pop(name, None)
+    def unwrap_adds():
+        cap.buffers.__dict__.pop("add_trade", None)
+        cap.__dict__.pop("_add_book_rows", None)
 
     cap._book_q.put_nowait = put_nowait   # the book queue (diff depth) only: not per message
     cap.book.on_depth = on_depth
