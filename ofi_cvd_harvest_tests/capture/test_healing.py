@@ -149,3 +149,30 @@ def test_ids_the_exchange_never_had_are_recorded_not_owed(ex):
     events = dict(rig.events())
     assert events["gap_ids_absent"] == {"start": first - 50, "end": first - 1, "ids": 50}
     assert events["gap_detected"]["reason"] == "checkpoint"
+
+
+def _gauge(name: str) -> float:
+    from ofi_cvd_harvest.monitoring import metrics
+    return metrics.REGISTRY.get_sample_value(name, {"symbol": SYM})
+
+
+def test_the_owed_gauges_follow_the_debt_each_time_it_changes(ex):
+    """The gauges are set only when a symbol's figures change (healing.update_gauges): they
+    must still show every change -- a gap opened, healed, opened again -- and a fresh healer
+    must set them although the process's gauges still hold a previous healer's values."""
+    truth = ex.ground_truth_ids(SYM)[:100]
+    rig = Rig(ex)
+    rig.healer.update_gauges()
+    assert _gauge("heal_owed_trades") == 0 and _gauge("trade_gaps_open") == 0
+    rig.see(truth[:10] + truth[30:40] + truth[45:50])        # two gaps, 25 ids owed
+    rig.healer.update_gauges()
+    assert _gauge("heal_owed_trades") == 25 and _gauge("trade_gaps_open") == 2
+    rig.heal(force=True)
+    rig.healer.update_gauges()
+    assert _gauge("heal_owed_trades") == 0 and _gauge("trade_gaps_open") == 0
+    rig.see(truth[60:70])                                      # 10 more owed
+    rig.healer.update_gauges()
+    assert _gauge("heal_owed_trades") == 10 and _gauge("trade_gaps_open") == 1
+    other = Rig(ex)                                            # owes nothing: says so at once
+    other.healer.update_gauges()
+    assert _gauge("heal_owed_trades") == 0 and _gauge("trade_gaps_open") == 0
