@@ -98,7 +98,8 @@ class Healer:
     def update_gauges(self) -> None:
         """Once a second. A symbol's two gauges are set only when its figures changed, their
         series looked up once: at 300 symbols, 600 ``labels()`` calls (a lock and a key
-        each) a second were ~1 % of the capture's CPU, for values that are 0 nearly always."""
+        each) a second were ~2 % of the capture's profile samples, for values that are 0 nearly
+        always."""
         per, requests, eta = self.debt.figures(self.rest.budget)
         last = self._gauges
         for s, n in per.items():
