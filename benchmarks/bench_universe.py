@@ -100,10 +100,11 @@ def capture(n: int, speed: float, ws: str, wall0_src: str, seconds: float, warmu
     speed_ms = speed
 
     # Sampling without a per-message cost: the timing wrappers are installed for one message
-    # at a time. A timed message takes them out again; the 5 ms lag probe puts them back, so
-    # about 160 messages a second are timed and nearly every other one runs the product's own
-    # callbacks with no harness frame at all (wrapping every message cost the capture ~6 us
-    # each, timing 1 in 8 still ~2 us: charged to its CPU figure).
+    # at a time. The 5 ms lag probe arms the on_message wrapper, which times the next trade and
+    # the next book frame and then takes itself out; until the book frame comes (they arrive in
+    # 100 ms bursts) other messages only pass through it. The buffer wrappers are installed
+    # around a timed message alone (wrapping every message cost the capture ~6 us each, timing
+    # 1 in 8 still ~2 us: charged to its CPU figure).
     sampled = [False]   # the message being handled is a timed one
     want: set = set()   # endpoints still to time since the probe armed the wrappers
 

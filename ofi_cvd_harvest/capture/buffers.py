@@ -2,8 +2,8 @@
 
 The hot path appends scalars to per-column lists and packs the book's level values into a
 byte buffer per column (no per-row objects, no Arrow per message); :func:`build` turns them
-into Arrow tables of the exact schema of :mod:`..schemas` (one
-per partition, ready for one atomic Parquet file).
+into Arrow tables of the exact schema of :mod:`..schemas` (one per partition, ready for one
+atomic Parquet file).
 """
 
 from __future__ import annotations
@@ -305,8 +305,9 @@ def _flat(lists: list[list]) -> list:
 def _column(lists: list[list], typ: pa.DataType) -> pa.Array:
     """The concatenation of ``lists`` as one Arrow array of ``typ``: one C conversion of the
     joined list (``np.fromiter`` over the chained lists cost ~2x more per value;
-    benchmarks/bench_build.py; the book's level values are packed instead, :func:`_packed`). Numbers go through numpy (for int64 ~25 % cheaper than Arrow's
-    conversion), so their buffers stay in glibc's heap, which the capture trims after each
+    benchmarks/bench_build.py; the book's level values are packed instead, :func:`_packed`).
+    Numbers go through numpy (for int64 ~25 % cheaper than Arrow's conversion),
+    so their buffers stay in glibc's heap, which the capture trims after each
     rotation, as before (docs/performance.md "Where a minute of staged rows went")."""
     dtype = _NP.get(typ)
     if dtype is None:

@@ -18,7 +18,8 @@ a boundary again afterwards; an incomplete frame waits for the next read; a mask
 oversize frame and everything after a close go to websockets unsplit, for good. Why:
 websockets' parser runs a generator step, a ``bytearray`` copy and delete, an ``Opcode``
 lookup, a dataclass and its checks for each frame: ~8 % of the capture's samples at 300
-symbols, and the capture used 11-12 % less CPU with this framing (docs/performance.md §14). Should websockets not be idle after the handshake (an extension
+symbols, and the capture used 11-12 % less CPU with this framing (docs/performance.md §14).
+Should websockets not be idle after the handshake (an extension
 negotiated, another release), the connection leaves the framing to websockets, as before.
 
 Everything else stays websockets': the handshake, pings and pongs, keep-alive, the closing
@@ -145,7 +146,7 @@ class DirectConnection(ClientConnection):
                 deliver = self.deliver
                 self.last_message = self._now
                 self.framed_here += 1
-                if deliver is not None:
+                if deliver is not None:          # (inline, not _message: once per message)
                     try:
                         deliver(data[pos + head:end], self._recv_ms, self.conn_id)
                     except Exception as exc:

@@ -218,9 +218,9 @@ class LiveCvd:
         ticks — goes row by row, one symbol at a time, at ``quiet_rows`` staged (the setting
         ``monitoring.live_quiet_rows``, 16 by default) and at the tick (:meth:`tick`, in
         slices), until it has ``chunk_rows`` trades since the last tick; with ``quiet_rows``
-        = 1 its trades go through at once (docs/performance.md §7 and §13: staged ~⅓ less CPU at 300
-        quiet symbols). Without ``price`` the
-        divergence machines are not fed. A non-finite or negative quantity or event time is
+        = 1 its trades go through at once (docs/performance.md §7 and §13: staged ~⅓ less
+        CPU at 300 quiet symbols). Without ``price`` the divergence machines are not fed.
+        A non-finite or negative quantity or event time is
         skipped (it would poison the symbol's state for good), and nothing raises into the
         capture.
 
@@ -386,11 +386,12 @@ class LiveCvd:
     async def tick(self) -> None:
         """The capture's gauge tick: the staged trades in slices between the loop's other
         work (:meth:`flush_steps`), then :meth:`update_gauges` (which flushes what arrived
-        meanwhile)."""
-        if self._due(self._clock()):
-            for _ in self.flush_steps():
-                await asyncio.sleep(0)
-        self.update_gauges()
+        meanwhile). Not due: nothing (``update_gauges`` would return at once)."""
+        if not self._due(self._clock()):
+            return
+        for _ in self.flush_steps():
+            await asyncio.sleep(0)
+        self.update_gauges(force=True)      # still due: the clock only moved on
 
     def update_gauges(self, force: bool = False) -> dict[str, CvdStats]:
         """Set the gauges of every symbol if ``recompute_sec`` has passed since the last time
