@@ -99,7 +99,8 @@ class _Symbol:
     """One symbol's engine, event machines and window counts."""
 
     __slots__ = ("cvd", "up", "down", "div", "key", "buckets", "cur", "rows", "hits", "hist",
-                 "trades", "last_z", "fires", "bt", "bq", "bm", "bp", "cache", "direct", "mark")
+                 "trades", "last_z", "fires", "gauges", "bt", "bq", "bm", "bp", "cache", "direct",
+                 "mark")
 
     def __init__(self, s: Settings, counters: list):
         sig = s.signals
@@ -118,6 +119,7 @@ class _Symbol:
         self.trades = 0
         self.last_z: float | None = None
         self.fires = counters                       # counter children, SIGNAL_TYPES order
+        self.gauges: tuple | None = None            # scale median, floor hit rate, z or None
         # staged trades, not yet through the engine (``add`` appends, ``_flush`` drains)
         self.bt: list[int] = []
         self.bq: list[float] = []
@@ -165,6 +167,17 @@ class LiveCvd:
             counters = [metrics.signal_events_total.labels(symbol=symbol, type=t) for t in SIGNAL_TYPES]
             st = self._syms[symbol] = _Symbol(self.settings, counters)
         return st
+
+    def _gauges(self, symbol: str) -> tuple:
+        """``symbol``'s gauge series, made at its first figures (no series reads 0 before)."""
+        st = self._state(symbol)
+        if st.gauges is None:
+            st.gauges = (metrics.GaugeSeries(metrics.cvd_scale_median, symbol),
+                         metrics.GaugeSeries(metrics.cvd_floor_hit_rate, symbol),
+                         # a z series only for the configured symbols: mind the cardinality
+                         metrics.GaugeSeries(metrics.signal_z, symbol, "cvd")
+                         if symbol in self.z_symbols else None)
+        return st.gauges
 
     def _roll(self, st: _Symbol, key: int) -> None:
         """A new bucket: the current one joins the totals, buckets that left the window leave
@@ -402,12 +415,13 @@ class LiveCvd:
         self._last_compute = now
         stats = self.compute(_tick=True)
         for sym, s in stats.items():
-            metrics.cvd_scale_median.labels(symbol=sym).set(s.scale_median)
-            metrics.cvd_floor_hit_rate.labels(symbol=sym).set(s.floor_hit_rate)
+            gauges = self._gauges(sym)
+            gauges[0].set(s.scale_median)
+            gauges[1].set(s.floor_hit_rate)
         for sym in self.z_symbols:
             st = self._syms.get(sym)
             if st is not None and st.last_z is not None:
-                metrics.signal_z.labels(symbol=sym, signal="cvd").set(st.last_z)
+                self._gauges(sym)[2].set(st.last_z)
         self.stats = stats
         return stats
 

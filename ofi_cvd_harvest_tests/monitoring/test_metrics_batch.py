@@ -1,12 +1,12 @@
 """``observe_many`` and ``observe_groups`` give exactly the series of ``Histogram.observe``
-called value by value."""
+called value by value; ``GaugeSeries`` reads like ``labels(...).set`` called every time."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 
-from ofi_cvd_harvest.monitoring.metrics import (LATENCY_BUCKETS_MS, observe_groups,
+from ofi_cvd_harvest.monitoring.metrics import (LATENCY_BUCKETS_MS, GaugeSeries, observe_groups,
                                                 observe_many)
 
 
@@ -86,3 +86,17 @@ def test_groups_boundaries_and_empty_groups():
     observe_groups([], [])
     assert _series(reg_a) == _series(reg_b)
     assert 'lat_bucket{le="5.0",symbol="A"} 2.0' in _series(reg_b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1.0, 2.5, -3.0]), max_size=12))
+def test_gauge_series_reads_like_setting_every_time(values):
+    """Whatever an earlier writer left in the gauge, a new GaugeSeries's first value lands, and
+    after every later value the gauge reads as if ``labels().set`` had run each time."""
+    reg = CollectorRegistry()
+    g = Gauge("owed", "x", ["symbol", "side"], registry=reg)
+    g.labels("BTCUSDT", "bid").set(7.0)               # an older instance's figure
+    ser = GaugeSeries(g, "BTCUSDT", "bid")
+    for v in [0.0] + values:
+        ser.set(v)
+        assert reg.get_sample_value("owed", {"symbol": "BTCUSDT", "side": "bid"}) == v
