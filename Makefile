@@ -31,5 +31,6 @@ ui: install
 bench: install
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
-clean:
-	rm -rf data/raw data/ofi_cvd artifacts
+clean:   # everything the demo and captures wrote; data/.gitkeep stays
+	find data -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf artifacts

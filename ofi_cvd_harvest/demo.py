@@ -1,7 +1,8 @@
 """Quick start (``make demo``): embedded simulator → short capture → derivation → summary.
 
 Shows a new user the whole product on one machine with no internet: where the data landed,
-rows per table, and that every trade the simulator generated in the window was captured.
+rows per table, and that every trade the simulator generated in the window was captured. Each
+run starts from empty directories (:mod:`.demo_dirs`): its simulator is a new exchange.
 Derivation goes through the DQ gate like every writer of ``data/ofi_cvd/`` (docs/dq.md,
 "The publish rule"): a partition that fails a blocking check is quarantined, and the DQ report
 (the precheck's, :func:`ofi_cvd_harvest.precheck.gated_report`) still shows its figures.
@@ -10,6 +11,7 @@ Derivation goes through the DQ gate like every writer of ``data/ofi_cvd/`` (docs
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +57,23 @@ def _report(settings, outcomes) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     check_value("--run-seconds", args.run_seconds, "run_hours")   # finite and > 0, exit 2
+    from . import demo_dirs
+
+    data_dir, artifacts_dir = Path(args.data_dir), Path(args.artifacts_dir)
+    try:
+        removed = demo_dirs.claim(data_dir, artifacts_dir)
+    except demo_dirs.DirsInUse as exc:
+        print(f"ofi-cvd-harvest demo: {exc}", file=sys.stderr)
+        return 2
+    if removed:
+        print(removed)
+    try:
+        return _run(args, data_dir, artifacts_dir)
+    finally:
+        demo_dirs.mark(data_dir, artifacts_dir)   # the next run may remove all of this
+
+
+def _run(args: argparse.Namespace, data_dir: Path, artifacts_dir: Path) -> int:
     from .capture.runner import run_capture_sync
     from .sim.server import SimulatorThread
     from .precheck import gate_captured
@@ -62,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     with SimulatorThread(list(symbols), seed=args.seed) as sim:
         settings = load_settings(
-            symbols=symbols, data_dir=Path(args.data_dir), artifacts_dir=Path(args.artifacts_dir),
+            symbols=symbols, data_dir=data_dir, artifacts_dir=artifacts_dir,
             ws_base_url=sim.ws_url, rest_base_url=sim.rest_url, prometheus_port=0,
         )
         print(f"simulator: {sim.ws_url} (WebSocket) / {sim.rest_url} (REST)")

@@ -3,7 +3,11 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
 
 
 def test_demo_captures_every_trade_and_derives(tmp_path: Path):
@@ -40,3 +44,35 @@ def test_demo_captures_every_trade_and_derives(tmp_path: Path):
     if "quarantined" in status.values():
         assert "DQ gate: FAIL" in proc.stdout
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_second_demo_starts_afresh_and_a_changed_output_is_kept(tmp_path: Path):
+    """Run twice into the same directories: the second run removes the first's output (its
+    simulator is a new exchange, whose ids start again) and reports on its own capture alone.
+    Once a file changed after a run, the next one refuses and touches nothing."""
+    def demo():
+        return subprocess.run(
+            [sys.executable, "-m", "ofi_cvd_harvest.cli", "demo", "--run-seconds", "12",
+             "--data-dir", str(tmp_path / "data"), "--artifacts-dir", str(tmp_path / "artifacts")],
+            capture_output=True, text=True, timeout=240)
+
+    first = demo()
+    assert first.returncode == 0 and "removed the previous demo" not in first.stdout
+    second = demo()
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "removed the previous demo run's output" in second.stdout
+    assert "DEMO OK: no trade missing" in second.stdout
+    assert len(list((tmp_path / "artifacts" / "dq_reports").glob("dq_*.json"))) == 1
+    assert len(list((tmp_path / "artifacts" / "run_logs").glob("*.log"))) == 1
+    trades = sorted((tmp_path / "data" / "raw").rglob("stream=agg_trade/*.parquet"))
+    ids = [i for f in trades for i in pq.read_table(f, columns=["agg_trade_id"])
+           .column(0).to_pylist()]
+    assert ids and len(ids) == len(set(ids))   # one capture's trades, none twice
+
+    keep = trades[0]
+    time.sleep(0.05)
+    keep.write_bytes(keep.read_bytes())        # changed after the run: e.g. a UI capture since
+    third = demo()
+    assert third.returncode == 2 and "Nothing was removed" in third.stderr, third.stderr
+    assert keep.exists() and len(list((tmp_path / "artifacts" / "dq_reports").glob("*"))) == 1
