@@ -4,11 +4,12 @@ did not write.
 Why: the demo's simulator is a new exchange each run, whose trade ids start again where the
 previous one's did. A second run into the same directories resumed from the first run's
 checkpoint (ids of another exchange) and put two captures minutes apart into one date ×
-symbol partition, which the DQ gate rightly failed (``empty_bucket_rate``). So a run marks
-its directories when it ends (``MARKER`` in the data directory: the artifacts directory and
-the time it finished), and the next run removes that output — only if every file in both is
-one the marked run left untouched. Anything else (a capture through the UI since, files from
-elsewhere, a damaged marker) is left alone and the demo stops with a clear message.
+symbol partition, which the DQ gate rightly failed (``empty_bucket_rate``). So a run starts
+only in empty directories, and marks them when it ends (``MARKER`` in the data directory: the
+artifacts directory, every file it left with its size and modification time). The next run
+removes that output only if every file in both is one of those, unchanged. Anything else (a
+capture through the UI since, files moved in, a damaged marker) is left alone and the demo
+stops with a clear message.
 """
 
 from __future__ import annotations
@@ -43,29 +44,38 @@ def _files(d: Path) -> list[Path]:
     return out
 
 
-def _marked(data_dir: Path, artifacts_dir: Path) -> float | None:
-    """When the marked run finished, if the marker is whole and names ``artifacts_dir``."""
+def _stat(p: Path) -> list[int]:
+    st = p.lstat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _marked(data_dir: Path, artifacts_dir: Path) -> dict | None:
+    """The marker, if it is whole and names ``artifacts_dir``."""
     try:
         doc = json.loads((data_dir / MARKER).read_text())
-        finished = float(doc["finished"])
+        float(doc["finished"]), dict(doc["files"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return finished if doc.get("artifacts_dir") == str(artifacts_dir.resolve()) else None
+    return doc if doc.get("artifacts_dir") == str(artifacts_dir.resolve()) else None
 
 
 def claim(data_dir: Path, artifacts_dir: Path) -> str | None:
     """Make both directories empty for a demo run: None when they already are, a line saying
-    what was removed when they held only the previous demo run's output; else
-    :class:`DirsInUse` and nothing is touched."""
+    what was removed when they held only files the previous demo run wrote, each with the size
+    and modification time it left (a file moved in keeps an old time, so the time alone would
+    not do); else :class:`DirsInUse` and nothing is touched."""
+    data_dir, artifacts_dir = data_dir.resolve(), artifacts_dir.resolve()
     marker = data_dir / MARKER
     files = [p for p in _files(data_dir) + _files(artifacts_dir) if p != marker]
     if not files and not marker.exists():
         return None
-    finished = _marked(data_dir, artifacts_dir)
-    changed = [p for p in files if finished is None or p.lstat().st_mtime > finished]
-    if finished is None or changed:
-        why = (f"{changed[0]} changed after the previous demo run" if changed and finished
-               else "they hold files, and no whole marker of a finished demo run")
+    doc = _marked(data_dir, artifacts_dir)
+    if doc is None:
+        why = "they hold files, and no whole marker of a finished demo run"
+    else:
+        other = [p for p in files if doc["files"].get(str(p)) != _stat(p)]
+        why = f"{other[0]} is not as the previous demo run left it" if other else None
+    if why:
         raise DirsInUse(
             f"the demo starts from empty directories, and {data_dir} / {artifacts_dir} are not: "
             f"{why}. Nothing was removed. Run it with --data-dir and --artifacts-dir pointing "
@@ -76,15 +86,19 @@ def claim(data_dir: Path, artifacts_dir: Path) -> str | None:
                 shutil.rmtree(p)
             else:
                 p.unlink()
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(finished))
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(doc["finished"])))
     return (f"removed the previous demo run's output ({len(files)} files, finished {when}) "
             f"from {data_dir} and {artifacts_dir}")
 
 
 def mark(data_dir: Path, artifacts_dir: Path) -> None:
-    """Record that a demo run wrote both directories and finished now (written last)."""
+    """Record that a demo run wrote both directories, which files it left there, and when it
+    finished (written last)."""
+    data_dir, artifacts_dir = data_dir.resolve(), artifacts_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    marker = data_dir / MARKER
+    files = {str(p): _stat(p) for p in _files(data_dir) + _files(artifacts_dir) if p != marker}
     tmp = data_dir / (MARKER + ".tmp")
-    tmp.write_text(json.dumps({"artifacts_dir": str(artifacts_dir.resolve()),
-                               "finished": time.time()}))
-    os.replace(tmp, data_dir / MARKER)
+    tmp.write_text(json.dumps({"artifacts_dir": str(artifacts_dir), "finished": time.time(),
+                               "files": files}))
+    os.replace(tmp, marker)

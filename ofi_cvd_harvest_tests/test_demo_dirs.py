@@ -59,8 +59,9 @@ def test_the_previous_runs_untouched_output_is_removed(dirs):
     assert demo_dirs.claim(data, art) is None       # and again: nothing left to remove
 
 
-@pytest.mark.parametrize("case", ["touched", "added", "no marker", "damaged marker",
-                                  "other artifacts dir", "foreign artifacts"])
+@pytest.mark.parametrize("case", ["touched", "same size rewritten", "added", "moved in, old time",
+                                  "no marker", "damaged marker", "other artifacts dir",
+                                  "foreign artifacts"])
 def test_anything_else_is_refused_and_nothing_removed(dirs, tmp_path, case):
     data, art = dirs
     files = _demo_output(data, art)
@@ -69,10 +70,15 @@ def test_anything_else_is_refused_and_nothing_removed(dirs, tmp_path, case):
     if case == "touched":                           # e.g. a capture from the UI since
         time.sleep(0.05)                            # past the clock tick of the marker
         files[0].write_bytes(b"real data")
-    elif case == "added":
+    elif case == "same size rewritten":
+        time.sleep(0.05)                            # past the clock tick of the marker
+        files[0].write_bytes(b"y")
+    elif case in ("added", "moved in, old time"):
         new = data / "raw" / "date=2026-12-03" / "part-9.parquet"
         new.parent.mkdir(parents=True)
         new.write_bytes(b"real data")
+        if case == "moved in, old time":            # mv keeps the time it had elsewhere
+            _past([new], 3600)
         files.append(new)
     elif case == "no marker":
         (data / demo_dirs.MARKER).unlink()
