@@ -5,6 +5,8 @@ PY      := $(VENV)/bin/python
 BIN     := $(VENV)/bin
 PYTHON3 ?= python3
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# the default suite runs on this many pytest-xdist workers (0: one by one, in this process)
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-slow ui lint-monitoring bench clean
 
@@ -20,7 +22,7 @@ demo: install
 	$(BIN)/ofi-cvd-harvest demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
